@@ -1,0 +1,273 @@
+//! The one error type of the HTTP layer: the contract's JSON error body and status, mapped from
+//! the domain's errors. Internal causes are logged with an id and never shown.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use poem::http::{HeaderValue, StatusCode, header};
+use poem::{IntoResponse, Response};
+use poem_openapi::registry::{MetaHeader, MetaMediaType, MetaResponse, MetaResponses, Registry};
+use poem_openapi::types::{ToJSON, Type};
+use poem_openapi::{ApiResponse, Object};
+
+use crate::token::TokenError;
+use crate::token::service::AuthError;
+
+/// `{"detail", "code"}`, plus `fields` on a 400 and `id` on a 500.
+#[derive(Debug, Clone, PartialEq, Object)]
+pub struct ErrorBody {
+    /// What went wrong, for people.
+    pub detail: String,
+    /// What went wrong, for programs: `invalid`, `token_not_valid`, `no_active_account`, …
+    pub code: String,
+    /// For `invalid`: the messages about each offending field.
+    #[oai(skip_serializing_if_is_none)]
+    pub fields: Option<BTreeMap<String, Vec<String>>>,
+    /// For `internal`: the id under which the cause was logged.
+    #[oai(skip_serializing_if_is_none)]
+    pub id: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    status: StatusCode,
+    body: ErrorBody,
+    retry_after_secs: Option<u64>,
+}
+
+pub const NO_ACTIVE_ACCOUNT: &str = "No active account found with the given credentials";
+const BEARER_CHALLENGE: &str = r#"Bearer realm="api""#;
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &str, detail: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            body: ErrorBody {
+                detail: detail.into(),
+                code: code.into(),
+                fields: None,
+                id: None,
+            },
+            retry_after_secs: None,
+        }
+    }
+
+    /// 400 `invalid` with per-field messages.
+    pub fn invalid_fields(fields: BTreeMap<String, Vec<String>>) -> ApiError {
+        let detail = fields
+            .iter()
+            .map(|(name, messages)| format!("{name}: {}", messages.join(" ")))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let mut error = ApiError::new(StatusCode::BAD_REQUEST, "invalid", detail);
+        error.body.fields = Some(fields);
+        error
+    }
+
+    /// 400 `invalid` about the body as a whole (unparsable JSON, not an object…).
+    pub fn invalid(detail: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid", detail)
+    }
+
+    pub fn unauthorized(code: &str, detail: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNAUTHORIZED, code, detail)
+    }
+
+    pub fn too_large(limit: usize) -> ApiError {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("Request body is larger than {limit} bytes."),
+        )
+    }
+
+    pub fn unsupported_media_type(content_type: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!("Unsupported media type \"{content_type}\" in request."),
+        )
+    }
+
+    /// 503: a store could not be reached. The cause is logged, not shown.
+    pub fn unavailable(cause: &dyn fmt::Display) -> ApiError {
+        tracing::warn!(error = %cause, "store unavailable");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "Service temporarily unavailable, try again later.",
+        )
+    }
+
+    /// 500 with a fresh id; the cause goes to the log under that id only.
+    pub fn internal(cause: &dyn fmt::Display) -> ApiError {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        tracing::error!(error_id = %id, error = %cause, "internal error");
+        let mut error = ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Internal error",
+        );
+        error.body.id = Some(id);
+        error
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    pub fn body(&self) -> &ErrorBody {
+        &self.body
+    }
+
+    /// The contract's answer for any error poem or poem-openapi produced before our handlers ran.
+    pub fn from_poem(err: &poem::Error) -> ApiError {
+        if let Some(api) = err.downcast_ref::<ApiError>() {
+            return api.clone();
+        }
+        let status = err.status();
+        match status {
+            StatusCode::NOT_FOUND => ApiError::new(status, "not_found", "Not found."),
+            StatusCode::METHOD_NOT_ALLOWED => {
+                ApiError::new(status, "method_not_allowed", "Method not allowed.")
+            }
+            StatusCode::PAYLOAD_TOO_LARGE => {
+                ApiError::new(status, "too_large", "Request body is too large.")
+            }
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+                ApiError::new(status, "unsupported_media_type", "Unsupported media type.")
+            }
+            StatusCode::BAD_REQUEST => ApiError::invalid(err.to_string()),
+            StatusCode::UNAUTHORIZED => ApiError::unauthorized(
+                "not_authenticated",
+                "Authentication credentials were not provided.",
+            ),
+            s if s.is_server_error() => ApiError::internal(err),
+            s => ApiError::new(s, "error", s.canonical_reason().unwrap_or("Error")),
+        }
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {}: {}",
+            self.status.as_u16(),
+            self.body.code,
+            self.body.detail
+        )
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+impl poem::error::ResponseError for ApiError {
+    fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    fn as_response(&self) -> Response {
+        let mut response = poem::web::Json(self.body.to_json()).into_response();
+        response.set_status(self.status);
+        let headers = response.headers_mut();
+        if self.status == StatusCode::UNAUTHORIZED {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(BEARER_CHALLENGE),
+            );
+        }
+        if let Some(secs) = self.retry_after_secs {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        poem::error::ResponseError::as_response(&self)
+    }
+}
+
+/// Documents the error statuses every operation may answer, all with [`ErrorBody`].
+impl ApiResponse for ApiError {
+    fn meta() -> MetaResponses {
+        let response =
+            |status: u16, description: &'static str, headers: Vec<MetaHeader>| MetaResponse {
+                description,
+                status: Some(status),
+                status_range: None,
+                content: vec![MetaMediaType {
+                    content_type: "application/json; charset=utf-8",
+                    schema: ErrorBody::schema_ref(),
+                }],
+                headers,
+            };
+        let header = |name: &str, description: &str, schema| MetaHeader {
+            name: name.into(),
+            description: Some(description.into()),
+            required: true,
+            deprecated: false,
+            schema,
+        };
+        MetaResponses {
+            responses: vec![
+                response(
+                    400,
+                    "`invalid`: a field is missing, blank or of the wrong type, or the body is not JSON / form data.",
+                    vec![],
+                ),
+                response(
+                    401,
+                    "`no_active_account` or `token_not_valid` (invalid, expired, wrong type, blacklisted).",
+                    vec![header(
+                        "WWW-Authenticate",
+                        r#"Bearer realm="api""#,
+                        String::schema_ref(),
+                    )],
+                ),
+                response(413, "`too_large`: the body is over the limit.", vec![]),
+                response(
+                    415,
+                    "`unsupported_media_type`: neither JSON nor form data.",
+                    vec![],
+                ),
+                response(
+                    429,
+                    "`throttled`: too many attempts.",
+                    vec![header("Retry-After", "Seconds to wait.", u64::schema_ref())],
+                ),
+                response(500, "`internal`: logged under `id`.", vec![]),
+                response(
+                    503,
+                    "`unavailable`: a store cannot be reached; nothing was accepted.",
+                    vec![],
+                ),
+            ],
+        }
+    }
+
+    fn register(registry: &mut Registry) {
+        ErrorBody::register(registry);
+    }
+}
+
+impl From<TokenError> for ApiError {
+    fn from(err: TokenError) -> ApiError {
+        ApiError::unauthorized("token_not_valid", err.to_string())
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(err: AuthError) -> ApiError {
+        match err {
+            AuthError::InvalidCredentials | AuthError::TokenUserInactive => {
+                ApiError::unauthorized("no_active_account", err.to_string())
+            }
+            AuthError::Token(token) => token.into(),
+            AuthError::Unavailable(cause) => ApiError::unavailable(&cause),
+            AuthError::Internal(cause) => ApiError::internal(&cause),
+        }
+    }
+}

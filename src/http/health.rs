@@ -1,0 +1,81 @@
+//! Liveness and readiness for orchestrators and load balancers.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use poem::web::Data;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+
+use super::ApiTags;
+use crate::state::AppState;
+use crate::store::StoreError;
+
+/// `status` is `ok` or `unavailable`; `checks` names each dependency's state.
+#[derive(Debug, Object)]
+pub struct HealthBody {
+    pub status: String,
+    pub checks: BTreeMap<String, String>,
+}
+
+#[derive(ApiResponse)]
+pub enum ReadyResponse {
+    /// Every dependency answers.
+    #[oai(status = 200)]
+    Ready(Json<HealthBody>),
+    /// A dependency does not answer; see `checks`.
+    #[oai(status = 503)]
+    NotReady(Json<HealthBody>),
+}
+
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub struct HealthApi;
+
+#[OpenApi(tag = "ApiTags::Health")]
+impl HealthApi {
+    /// Liveness: the process is up and serving HTTP.
+    #[oai(path = "/health/live", method = "get", operation_id = "health_live")]
+    async fn live(&self) -> Json<HealthBody> {
+        Json(HealthBody {
+            status: "ok".into(),
+            checks: BTreeMap::new(),
+        })
+    }
+
+    /// Readiness: the database and the revocation store both answer.
+    #[oai(path = "/health/ready", method = "get", operation_id = "health_ready")]
+    async fn ready(&self, state: Data<&Arc<AppState>>) -> ReadyResponse {
+        let (database, revocation) = tokio::join!(
+            checked(async { state.db.ping().await.map_err(StoreError::from) }),
+            checked(state.tokens.store().ping()),
+        );
+        let checks = BTreeMap::from([
+            ("database".to_owned(), database.to_owned()),
+            ("revocation_store".to_owned(), revocation.to_owned()),
+        ]);
+        if checks.values().all(|state| state == "ok") {
+            ReadyResponse::Ready(Json(HealthBody {
+                status: "ok".into(),
+                checks,
+            }))
+        } else {
+            ReadyResponse::NotReady(Json(HealthBody {
+                status: "unavailable".into(),
+                checks,
+            }))
+        }
+    }
+}
+
+async fn checked(ping: impl Future<Output = Result<(), StoreError>>) -> &'static str {
+    match tokio::time::timeout(CHECK_TIMEOUT, ping).await {
+        Ok(Ok(())) => "ok",
+        Ok(Err(err)) => {
+            tracing::warn!(error = %err, "readiness check failed");
+            "unavailable"
+        }
+        Err(_) => "unavailable",
+    }
+}

@@ -1,0 +1,78 @@
+//! The HTTP layer: one `#[OpenApi]` struct per tag, the routes around them, and the rules every
+//! request shares (trailing slashes, body limit, JSON errors, panics).
+
+pub mod body;
+pub mod health;
+pub mod token;
+
+use std::sync::Arc;
+
+use poem::http::Uri;
+use poem::middleware::CatchPanic;
+use poem::{Endpoint, EndpointExt, IntoResponse, Request, Route};
+use poem_openapi::{OpenApiService, Tags};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use body::BodyLimit;
+
+#[derive(Tags)]
+pub enum ApiTags {
+    /// SimpleJWT-compatible token endpoints.
+    Token,
+    /// Liveness and readiness.
+    Health,
+}
+
+pub type Apis = (token::TokenApi, health::HealthApi);
+
+/// The OpenAPI description of every operation; also what `jwtd openapi` prints.
+pub fn openapi() -> OpenApiService<Apis, ()> {
+    OpenApiService::new(
+        (token::TokenApi, health::HealthApi),
+        "jwtd",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .description(
+        "A standalone token service: SimpleJWT's obtain / refresh / verify / blacklist, with \
+             atomic refresh rotation, reuse detection and revocation that reaches access tokens.",
+    )
+}
+
+/// The whole HTTP application.
+pub fn routes(state: Arc<AppState>) -> impl Endpoint {
+    let api = openapi();
+    let spec = api.spec_endpoint();
+    let docs = api.swagger_ui();
+    let body_limit = BodyLimit(state.settings.server.max_body_bytes);
+    Route::new()
+        .nest("/", api)
+        .at("/openapi.json", spec)
+        .nest("/docs", docs)
+        .before(|request| async move { Ok(without_api_trailing_slash(request)) })
+        .data(state)
+        .data(body_limit)
+        .catch_all_error(|err| async move { ApiError::from_poem(&err).into_response() })
+        .with(
+            CatchPanic::new().with_handler(|_| {
+                ApiError::internal(&"a request handler panicked").into_response()
+            }),
+        )
+}
+
+/// SimpleJWT's paths end in a slash, which poem-openapi routes without: `/api/token/` and
+/// `/api/token` reach the same operation.
+fn without_api_trailing_slash(mut request: Request) -> Request {
+    let path = request.uri().path();
+    if path.starts_with("/api/") && path.len() > "/api/".len() && path.ends_with('/') {
+        let trimmed = path.trim_end_matches('/');
+        let path_and_query = match request.uri().query() {
+            Some(query) => format!("{trimmed}?{query}"),
+            None => trimmed.to_owned(),
+        };
+        if let Ok(uri) = Uri::builder().path_and_query(path_and_query).build() {
+            *request.uri_mut() = uri;
+        }
+    }
+    request
+}

@@ -1,0 +1,202 @@
+//! `/api/token/…`: SimpleJWT's obtain, refresh, verify and blacklist, wire-compatible.
+
+use std::sync::Arc;
+
+use poem::web::Data;
+use poem_openapi::payload::Json;
+use poem_openapi::types::Example;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+
+use super::ApiTags;
+use super::body::{Fields, FromFields, JsonOrForm};
+use crate::error::ApiError;
+use crate::password::MAX_PASSWORD_CHARS;
+use crate::state::AppState;
+
+const NO_STORE: &str = "no-store";
+/// Django's username length limit.
+pub const MAX_USERNAME_CHARS: usize = 150;
+
+/// Credentials for a new token pair.
+#[derive(Debug, Object)]
+#[oai(example)]
+pub struct ObtainRequest {
+    pub username: String,
+    #[oai(write_only)]
+    pub password: String,
+}
+
+impl Example for ObtainRequest {
+    fn example() -> Self {
+        ObtainRequest {
+            username: "alice".into(),
+            password: "correct horse battery staple".into(),
+        }
+    }
+}
+
+impl FromFields for ObtainRequest {
+    fn from_fields(fields: &mut Fields) -> Option<Self> {
+        let username = fields.string("username", true, MAX_USERNAME_CHARS);
+        let password = fields.string("password", false, MAX_PASSWORD_CHARS);
+        Some(ObtainRequest {
+            username: username?,
+            password: password?,
+        })
+    }
+}
+
+/// A refresh token (refresh and blacklist).
+#[derive(Debug, Object)]
+#[oai(example)]
+pub struct RefreshRequest {
+    pub refresh: String,
+}
+
+impl Example for RefreshRequest {
+    fn example() -> Self {
+        RefreshRequest { refresh: "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCIsImtpZCI6Ii4uLiJ9.eyJ0b2tlbl90eXBlIjoicmVmcmVzaCJ9.c2ln".into() }
+    }
+}
+
+impl FromFields for RefreshRequest {
+    fn from_fields(fields: &mut Fields) -> Option<Self> {
+        // No length limit here: an over-long token is refused as invalid by the codec.
+        Some(RefreshRequest {
+            refresh: fields.string("refresh", true, usize::MAX)?,
+        })
+    }
+}
+
+/// Any token of ours, access or refresh.
+#[derive(Debug, Object)]
+#[oai(example)]
+pub struct VerifyRequest {
+    pub token: String,
+}
+
+impl Example for VerifyRequest {
+    fn example() -> Self {
+        VerifyRequest {
+            token: RefreshRequest::example().refresh,
+        }
+    }
+}
+
+impl FromFields for VerifyRequest {
+    fn from_fields(fields: &mut Fields) -> Option<Self> {
+        Some(VerifyRequest {
+            token: fields.string("token", true, usize::MAX)?,
+        })
+    }
+}
+
+/// A new session's tokens.
+#[derive(Debug, Object)]
+pub struct TokenPairBody {
+    pub access: String,
+    pub refresh: String,
+}
+
+/// A fresh access token; with rotation on, also the refresh token that replaces the one sent.
+#[derive(Debug, Object)]
+pub struct RefreshBody {
+    pub access: String,
+    #[oai(skip_serializing_if_is_none)]
+    pub refresh: Option<String>,
+}
+
+/// An empty object, SimpleJWT's answer to verify and blacklist.
+#[derive(Debug, Object)]
+pub struct EmptyBody {}
+
+#[derive(ApiResponse)]
+pub enum TokenPairResponse {
+    /// The token pair.
+    #[oai(status = 200)]
+    Ok(Json<TokenPairBody>, #[oai(header = "Cache-Control")] String),
+}
+
+#[derive(ApiResponse)]
+pub enum RefreshResponse {
+    /// The new token(s).
+    #[oai(status = 200)]
+    Ok(Json<RefreshBody>, #[oai(header = "Cache-Control")] String),
+}
+
+#[derive(ApiResponse)]
+pub enum EmptyResponse {
+    /// Done.
+    #[oai(status = 200)]
+    Ok(Json<EmptyBody>),
+}
+
+pub struct TokenApi;
+
+#[OpenApi(tag = "ApiTags::Token")]
+impl TokenApi {
+    /// Obtain an access and refresh token pair with a username and password.
+    #[oai(path = "/api/token/", method = "post", operation_id = "token_obtain")]
+    async fn obtain(
+        &self,
+        state: Data<&Arc<AppState>>,
+        body: JsonOrForm<ObtainRequest>,
+    ) -> Result<TokenPairResponse, ApiError> {
+        let ObtainRequest { username, password } = body.0;
+        let pair = state.tokens.obtain(&username, password).await?;
+        let body = TokenPairBody {
+            access: pair.access,
+            refresh: pair.refresh,
+        };
+        Ok(TokenPairResponse::Ok(Json(body), NO_STORE.into()))
+    }
+
+    /// Exchange a refresh token for a new access token (and, with rotation, a new refresh token).
+    #[oai(
+        path = "/api/token/refresh/",
+        method = "post",
+        operation_id = "token_refresh"
+    )]
+    async fn refresh(
+        &self,
+        state: Data<&Arc<AppState>>,
+        body: JsonOrForm<RefreshRequest>,
+    ) -> Result<RefreshResponse, ApiError> {
+        let refreshed = state.tokens.refresh(&body.0.refresh).await?;
+        let body = RefreshBody {
+            access: refreshed.access,
+            refresh: refreshed.refresh,
+        };
+        Ok(RefreshResponse::Ok(Json(body), NO_STORE.into()))
+    }
+
+    /// Check that a token (access or refresh) is genuine, unexpired and not revoked.
+    #[oai(
+        path = "/api/token/verify/",
+        method = "post",
+        operation_id = "token_verify"
+    )]
+    async fn verify(
+        &self,
+        state: Data<&Arc<AppState>>,
+        body: JsonOrForm<VerifyRequest>,
+    ) -> Result<EmptyResponse, ApiError> {
+        state.tokens.verify(&body.0.token).await?;
+        Ok(EmptyResponse::Ok(Json(EmptyBody {})))
+    }
+
+    /// Log out: revoke a refresh token's session, so its refresh and access tokens stop working.
+    #[oai(
+        path = "/api/token/blacklist/",
+        method = "post",
+        operation_id = "token_blacklist"
+    )]
+    async fn blacklist(
+        &self,
+        state: Data<&Arc<AppState>>,
+        body: JsonOrForm<RefreshRequest>,
+    ) -> Result<EmptyResponse, ApiError> {
+        state.tokens.blacklist(&body.0.refresh).await?;
+        Ok(EmptyResponse::Ok(Json(EmptyBody {})))
+    }
+}

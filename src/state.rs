@@ -1,0 +1,92 @@
+//! Everything a request needs, built once from the settings.
+
+use std::sync::Arc;
+
+use sea_orm::DatabaseConnection;
+
+use crate::clock::SharedClock;
+use crate::config::{RevocationBackend, Settings};
+use crate::password::{PasswordError, Passwords};
+use crate::store::redis::RedisRevocationStore;
+use crate::store::sql::SqlRevocationStore;
+use crate::store::users::UserRepository;
+use crate::store::{RevocationStore, StoreError, db};
+use crate::token::keys::KeyError;
+use crate::token::{KeySet, TokenCodec, TokenService};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("database: {0}")]
+    Database(#[from] sea_orm::DbErr),
+    #[error("signing keys: {0}")]
+    Keys(#[from] KeyError),
+    #[error("revocation store: {0}")]
+    Store(#[from] StoreError),
+    #[error("passwords: {0}")]
+    Password(#[from] PasswordError),
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        address: String,
+        source: std::io::Error,
+    },
+}
+
+pub struct AppState {
+    pub settings: Settings,
+    pub db: DatabaseConnection,
+    pub users: UserRepository,
+    pub passwords: Passwords,
+    pub tokens: TokenService,
+    pub clock: SharedClock,
+}
+
+impl AppState {
+    /// Connects to the database (running the migrations) and the revocation store.
+    pub async fn build(settings: Settings, clock: SharedClock) -> Result<AppState, StartupError> {
+        settings.validate()?;
+        let keys = KeySet::from_settings(&settings.jwt)?;
+        let db = db::connect(&settings.database).await?;
+        db::migrate(&db).await?;
+        let store = revocation_store(&settings, &db, &clock)?;
+        let users = UserRepository::new(db.clone());
+        let passwords = Passwords::new(&settings.password)?;
+        let codec = TokenCodec::new(keys, &settings.jwt, clock.clone());
+        let tokens = TokenService::new(
+            codec,
+            store,
+            users.clone(),
+            passwords.clone(),
+            clock.clone(),
+            &settings.jwt,
+        );
+        Ok(AppState {
+            settings,
+            db,
+            users,
+            passwords,
+            tokens,
+            clock,
+        })
+    }
+}
+
+fn revocation_store(
+    settings: &Settings,
+    db: &DatabaseConnection,
+    clock: &SharedClock,
+) -> Result<Arc<dyn RevocationStore>, StoreError> {
+    Ok(match settings.revocation.store {
+        RevocationBackend::Database => {
+            let store = SqlRevocationStore::new(db.clone(), clock.clone());
+            store
+                .clone()
+                .spawn_purger(settings.revocation.purge_interval);
+            Arc::new(store)
+        }
+        RevocationBackend::Redis => {
+            Arc::new(RedisRevocationStore::new(&settings.redis, clock.clone())?)
+        }
+    })
+}

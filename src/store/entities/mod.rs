@@ -1,0 +1,4 @@
+//! SeaORM entities; the schema itself is owned by the `migration` crate.
+
+pub mod revocation;
+pub mod user;

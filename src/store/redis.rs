@@ -1,0 +1,170 @@
+//! The Redis revocation store: for production and for many instances sharing one Redis.
+//! Entries expire by themselves (`EX`); a spend is one `SET NX GET` (Redis 7.0 or newer).
+
+use async_trait::async_trait;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tokio::sync::OnceCell;
+
+use super::StoreError;
+use super::revocation::{
+    JtiState, REVOKED, RevocationEntries, RevocationStore, SpendOutcome, SpendRecord, TokenKeys,
+    jti_key, parse_jti_state, parse_user_before, session_key, user_key,
+};
+use crate::clock::SharedClock;
+use crate::config::RedisSettings;
+
+pub struct RedisRevocationStore {
+    client: redis::Client,
+    config: ConnectionManagerConfig,
+    /// Connected on first use, so jwtd starts (and answers 503) while Redis is down; the manager
+    /// reconnects by itself afterwards.
+    connection: OnceCell<ConnectionManager>,
+    prefix: String,
+    clock: SharedClock,
+}
+
+impl RedisRevocationStore {
+    pub fn new(settings: &RedisSettings, clock: SharedClock) -> Result<Self, StoreError> {
+        if settings.cluster {
+            return Err(StoreError::Internal(
+                "redis.cluster = true is not supported by this build yet".into(),
+            ));
+        }
+        let client = redis::Client::open(settings.url.as_str())
+            .map_err(|e| StoreError::Internal(format!("redis.url: {e}")))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(settings.connect_timeout))
+            .set_response_timeout(Some(settings.response_timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(settings.connect_timeout);
+        Ok(RedisRevocationStore {
+            client,
+            config,
+            connection: OnceCell::new(),
+            prefix: format!("{}:", settings.key_prefix),
+            clock,
+        })
+    }
+
+    async fn connection(&self) -> Result<ConnectionManager, StoreError> {
+        let manager = self
+            .connection
+            .get_or_try_init(|| {
+                ConnectionManager::new_with_config(self.client.clone(), self.config.clone())
+            })
+            .await?;
+        Ok(manager.clone())
+    }
+
+    fn key(&self, key: String) -> String {
+        format!("{}{key}", self.prefix)
+    }
+
+    fn ttl(&self, until: i64) -> i64 {
+        (until - self.clock.now_secs()).max(1)
+    }
+
+    /// Runs an idempotent command, once more if the connection had dropped: the manager's
+    /// first command after a reconnect fails with a broken pipe and is not retried by it.
+    async fn idempotent<T: redis::FromRedisValue>(
+        &self,
+        cmd: &redis::Cmd,
+    ) -> Result<T, StoreError> {
+        let mut connection = self.connection().await?;
+        match cmd.query_async(&mut connection).await {
+            Err(err) if err.is_io_error() || err.is_connection_dropped() => {
+                Ok(cmd.query_async(&mut connection).await?)
+            }
+            result => Ok(result?),
+        }
+    }
+
+    async fn set_with_ttl(&self, key: String, value: &str, until: i64) -> Result<(), StoreError> {
+        let cmd = redis::cmd("SET")
+            .arg(self.key(key))
+            .arg(value)
+            .arg("EX")
+            .arg(self.ttl(until))
+            .to_owned();
+        self.idempotent::<()>(&cmd).await
+    }
+}
+
+#[async_trait]
+impl RevocationStore for RedisRevocationStore {
+    async fn entries(&self, token: TokenKeys<'_>) -> Result<RevocationEntries, StoreError> {
+        let cmd = redis::cmd("MGET")
+            .arg(self.key(jti_key(token.user_id, token.jti)))
+            .arg(self.key(session_key(token.user_id, token.sid)))
+            .arg(self.key(user_key(token.user_id)))
+            .to_owned();
+        let values: Vec<Option<String>> = self.idempotent(&cmd).await?;
+        let [jti, session, user] = <[Option<String>; 3]>::try_from(values).map_err(|v| {
+            StoreError::Internal(format!("MGET of 3 keys answered {} values", v.len()))
+        })?;
+        Ok(RevocationEntries {
+            jti: jti.as_deref().map(parse_jti_state),
+            session_revoked: session.is_some(),
+            user_revoked_before_ms: user.as_deref().map(parse_user_before),
+        })
+    }
+
+    async fn jti_state(&self, user_id: &str, jti: &str) -> Result<Option<JtiState>, StoreError> {
+        let cmd = redis::cmd("GET")
+            .arg(self.key(jti_key(user_id, jti)))
+            .to_owned();
+        let value: Option<String> = self.idempotent(&cmd).await?;
+        Ok(value.as_deref().map(parse_jti_state))
+    }
+
+    async fn revoke_token(&self, user_id: &str, jti: &str, until: i64) -> Result<(), StoreError> {
+        self.set_with_ttl(jti_key(user_id, jti), REVOKED, until)
+            .await
+    }
+
+    async fn revoke_session(&self, user_id: &str, sid: &str, until: i64) -> Result<(), StoreError> {
+        self.set_with_ttl(session_key(user_id, sid), REVOKED, until)
+            .await
+    }
+
+    async fn revoke_user(
+        &self,
+        user_id: &str,
+        before_ms: i64,
+        until: i64,
+    ) -> Result<(), StoreError> {
+        self.set_with_ttl(user_key(user_id), &before_ms.to_string(), until)
+            .await
+    }
+
+    async fn spend(
+        &self,
+        user_id: &str,
+        jti: &str,
+        record: &SpendRecord,
+        until: i64,
+    ) -> Result<SpendOutcome, StoreError> {
+        // Not retried: if a first attempt reached Redis, a retry would see our own spend and
+        // call it reuse. A lost answer fails closed with 503 instead.
+        let mut connection = self.connection().await?;
+        let previous: Option<String> = redis::cmd("SET")
+            .arg(self.key(jti_key(user_id, jti)))
+            .arg(record.encode())
+            .arg("NX")
+            .arg("GET")
+            .arg("EX")
+            .arg(self.ttl(until))
+            .query_async(&mut connection)
+            .await?;
+        Ok(match previous {
+            None => SpendOutcome::Spent,
+            Some(value) => SpendOutcome::AlreadyUsed(parse_jti_state(&value)),
+        })
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.idempotent::<String>(&redis::cmd("PING"))
+            .await
+            .map(drop)
+    }
+}

@@ -1,0 +1,156 @@
+//! What a revocation store keeps, and the one trait both stores implement.
+//!
+//! Three kinds of entry, all keyed under the user so one round trip (one Redis slot) reads
+//! everything that can revoke a token:
+//! - `{user}:j:<jti>`: the token itself, `r` (blacklisted) or a spend record (a rotated refresh
+//!   token, with its successor, for reuse detection and the grace period);
+//! - `{user}:s:<sid>`: `r` when the login session is revoked;
+//! - `{user}:u`: unix milliseconds; every session that started at or before it is revoked.
+//!
+//! Each entry lives until `until` (unix seconds): the expiry of the last token it concerns.
+
+use async_trait::async_trait;
+
+use super::StoreError;
+
+/// The identifiers of a token that revocation can reach.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenKeys<'a> {
+    pub user_id: &'a str,
+    pub jti: &'a str,
+    pub sid: &'a str,
+}
+
+/// A refresh token spent by rotation, and the successor it was exchanged for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpendRecord {
+    pub spent_at_ms: i64,
+    pub successor_jti: String,
+    pub successor_iat: i64,
+    pub successor_exp: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JtiState {
+    Revoked,
+    Spent(SpendRecord),
+}
+
+/// Everything the store holds about one token.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RevocationEntries {
+    pub jti: Option<JtiState>,
+    pub session_revoked: bool,
+    pub user_revoked_before_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SpendOutcome {
+    /// This call spent the token: the caller may issue the successor.
+    Spent,
+    /// Somebody spent (or revoked) it first.
+    AlreadyUsed(JtiState),
+}
+
+#[async_trait]
+pub trait RevocationStore: Send + Sync + 'static {
+    /// Reads the token's, its session's and its user's entries in one round trip.
+    async fn entries(&self, token: TokenKeys<'_>) -> Result<RevocationEntries, StoreError>;
+
+    async fn jti_state(&self, user_id: &str, jti: &str) -> Result<Option<JtiState>, StoreError>;
+
+    async fn revoke_token(&self, user_id: &str, jti: &str, until: i64) -> Result<(), StoreError>;
+
+    async fn revoke_session(&self, user_id: &str, sid: &str, until: i64) -> Result<(), StoreError>;
+
+    /// Revokes every session of the user that started at or before `before_ms`.
+    async fn revoke_user(
+        &self,
+        user_id: &str,
+        before_ms: i64,
+        until: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Atomically marks a refresh token spent: of any number of concurrent calls for one `jti`,
+    /// exactly one gets `Spent`.
+    async fn spend(
+        &self,
+        user_id: &str,
+        jti: &str,
+        record: &SpendRecord,
+        until: i64,
+    ) -> Result<SpendOutcome, StoreError>;
+
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+pub(crate) const REVOKED: &str = "r";
+
+pub(crate) fn jti_key(user_id: &str, jti: &str) -> String {
+    format!("{{{user_id}}}:j:{jti}")
+}
+
+pub(crate) fn session_key(user_id: &str, sid: &str) -> String {
+    format!("{{{user_id}}}:s:{sid}")
+}
+
+pub(crate) fn user_key(user_id: &str) -> String {
+    format!("{{{user_id}}}:u")
+}
+
+impl SpendRecord {
+    pub(crate) fn encode(&self) -> String {
+        format!(
+            "s:{}:{}:{}:{}",
+            self.spent_at_ms, self.successor_jti, self.successor_iat, self.successor_exp
+        )
+    }
+
+    fn decode(text: &str) -> Option<SpendRecord> {
+        let mut parts = text.strip_prefix("s:")?.split(':');
+        let record = SpendRecord {
+            spent_at_ms: parts.next()?.parse().ok()?,
+            successor_jti: parts.next()?.to_owned(),
+            successor_iat: parts.next()?.parse().ok()?,
+            successor_exp: parts.next()?.parse().ok()?,
+        };
+        parts.next().is_none().then_some(record)
+    }
+}
+
+/// Parses a stored `j:` value. Anything unrecognised counts as revoked: fail closed.
+pub(crate) fn parse_jti_state(value: &str) -> JtiState {
+    if value == REVOKED {
+        JtiState::Revoked
+    } else {
+        SpendRecord::decode(value).map_or(JtiState::Revoked, JtiState::Spent)
+    }
+}
+
+/// Parses a stored `u` value; an unreadable one revokes everything (fail closed).
+pub(crate) fn parse_user_before(value: &str) -> i64 {
+    value.parse().unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spend_records_round_trip() {
+        let record = SpendRecord {
+            spent_at_ms: 1_700_000_000_123,
+            successor_jti: "ab".repeat(16),
+            successor_iat: 1_700_000_000,
+            successor_exp: 1_700_086_400,
+        };
+        assert_eq!(parse_jti_state(&record.encode()), JtiState::Spent(record));
+    }
+
+    #[test]
+    fn unreadable_entries_fail_closed() {
+        assert_eq!(parse_jti_state("garbage"), JtiState::Revoked);
+        assert_eq!(parse_jti_state("s:1:2"), JtiState::Revoked);
+        assert_eq!(parse_user_before("x"), i64::MAX);
+    }
+}

@@ -1,0 +1,159 @@
+//! The SQL revocation store (SQLite or PostgreSQL through SeaORM): the embedded default.
+//! A spend is a unique insert; expired rows are purged periodically.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, TryInsertResult,
+};
+
+use super::StoreError;
+use super::entities::revocation::{ActiveModel, Column, Entity};
+use super::revocation::{
+    JtiState, REVOKED, RevocationEntries, RevocationStore, SpendOutcome, SpendRecord, TokenKeys,
+    jti_key, parse_jti_state, parse_user_before, session_key, user_key,
+};
+use crate::clock::SharedClock;
+
+#[derive(Clone)]
+pub struct SqlRevocationStore {
+    db: DatabaseConnection,
+    clock: SharedClock,
+}
+
+impl SqlRevocationStore {
+    pub fn new(db: DatabaseConnection, clock: SharedClock) -> SqlRevocationStore {
+        SqlRevocationStore { db, clock }
+    }
+
+    /// Deletes entries whose tokens have all expired; returns how many.
+    pub async fn purge_expired(&self) -> Result<u64, StoreError> {
+        let result = Entity::delete_many()
+            .filter(Column::ExpiresAt.lt(self.clock.now_secs()))
+            .exec(&self.db)
+            .await?;
+        Ok(result.rows_affected)
+    }
+
+    /// Purges every `interval` for as long as the process runs.
+    pub fn spawn_purger(self, interval: Duration) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(interval);
+            loop {
+                ticker.tick().await;
+                match self.purge_expired().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(purged = n, "expired revocations purged"),
+                    Err(err) => tracing::warn!(error = %err, "purging expired revocations failed"),
+                }
+            }
+        })
+    }
+
+    async fn upsert(&self, key: String, value: String, until: i64) -> Result<(), StoreError> {
+        Entity::insert(entry(key, value, until))
+            .on_conflict(
+                OnConflict::column(Column::Key)
+                    .update_columns([Column::Value, Column::ExpiresAt])
+                    .to_owned(),
+            )
+            .exec_without_returning(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    async fn live_value(&self, key: String) -> Result<Option<String>, StoreError> {
+        let row = Entity::find_by_id(key)
+            .filter(Column::ExpiresAt.gte(self.clock.now_secs()))
+            .one(&self.db)
+            .await?;
+        Ok(row.map(|row| row.value))
+    }
+}
+
+fn entry(key: String, value: String, until: i64) -> ActiveModel {
+    ActiveModel {
+        key: Set(key),
+        value: Set(value),
+        expires_at: Set(until),
+    }
+}
+
+#[async_trait]
+impl RevocationStore for SqlRevocationStore {
+    async fn entries(&self, token: TokenKeys<'_>) -> Result<RevocationEntries, StoreError> {
+        let jti = jti_key(token.user_id, token.jti);
+        let session = session_key(token.user_id, token.sid);
+        let user = user_key(token.user_id);
+        let rows = Entity::find()
+            .filter(Column::Key.is_in([jti.as_str(), session.as_str(), user.as_str()]))
+            .filter(Column::ExpiresAt.gte(self.clock.now_secs()))
+            .all(&self.db)
+            .await?;
+        let mut entries = RevocationEntries::default();
+        for row in rows {
+            if row.key == jti {
+                entries.jti = Some(parse_jti_state(&row.value));
+            } else if row.key == session {
+                entries.session_revoked = true;
+            } else {
+                entries.user_revoked_before_ms = Some(parse_user_before(&row.value));
+            }
+        }
+        Ok(entries)
+    }
+
+    async fn jti_state(&self, user_id: &str, jti: &str) -> Result<Option<JtiState>, StoreError> {
+        let value = self.live_value(jti_key(user_id, jti)).await?;
+        Ok(value.as_deref().map(parse_jti_state))
+    }
+
+    async fn revoke_token(&self, user_id: &str, jti: &str, until: i64) -> Result<(), StoreError> {
+        self.upsert(jti_key(user_id, jti), REVOKED.into(), until)
+            .await
+    }
+
+    async fn revoke_session(&self, user_id: &str, sid: &str, until: i64) -> Result<(), StoreError> {
+        self.upsert(session_key(user_id, sid), REVOKED.into(), until)
+            .await
+    }
+
+    async fn revoke_user(
+        &self,
+        user_id: &str,
+        before_ms: i64,
+        until: i64,
+    ) -> Result<(), StoreError> {
+        self.upsert(user_key(user_id), before_ms.to_string(), until)
+            .await
+    }
+
+    async fn spend(
+        &self,
+        user_id: &str,
+        jti: &str,
+        record: &SpendRecord,
+        until: i64,
+    ) -> Result<SpendOutcome, StoreError> {
+        let key = jti_key(user_id, jti);
+        let inserted = Entity::insert(entry(key.clone(), record.encode(), until))
+            .on_conflict_do_nothing_on([Column::Key])
+            .exec_without_returning(&self.db)
+            .await?;
+        if matches!(inserted, TryInsertResult::Inserted(n) if n > 0) {
+            return Ok(SpendOutcome::Spent);
+        }
+        // Lost the race (or the token was blacklisted): report what is there. A row that has
+        // vanished since (purged) still means the token was used: fail closed as revoked.
+        let state = self.live_value(key).await?;
+        Ok(SpendOutcome::AlreadyUsed(
+            state.as_deref().map_or(JtiState::Revoked, parse_jti_state),
+        ))
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(self.db.ping().await?)
+    }
+}

@@ -1,0 +1,200 @@
+//! The claim set of jwtd's tokens, with the configurable `user_id` / `token_type` claim names.
+
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use super::TokenError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TokenType {
+    Access,
+    Refresh,
+}
+
+impl TokenType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenType::Access => "access",
+            TokenType::Refresh => "refresh",
+        }
+    }
+
+    fn parse(text: &str) -> Option<TokenType> {
+        match text {
+            "access" => Some(TokenType::Access),
+            "refresh" => Some(TokenType::Refresh),
+            _ => None,
+        }
+    }
+}
+
+/// A login session (refresh-token family). A UUIDv7: its timestamp is the login time, which
+/// bounds the session (`jwt.session_lifetime`) and orders it against a user's "revoke all".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SessionId(Uuid);
+
+impl SessionId {
+    /// A new session started at `now_ms`.
+    pub fn start(now_ms: i64) -> SessionId {
+        let ms = u64::try_from(now_ms).expect("the clock is after 1970");
+        let ts =
+            uuid::Timestamp::from_unix(uuid::NoContext, ms / 1000, (ms % 1000) as u32 * 1_000_000);
+        SessionId(Uuid::new_v7(ts))
+    }
+
+    pub fn parse(text: &str) -> Option<SessionId> {
+        let uuid = Uuid::try_parse(text).ok()?;
+        (uuid.get_version_num() == 7).then_some(SessionId(uuid))
+    }
+
+    /// When the session began (login), in unix milliseconds.
+    pub fn started_ms(self) -> i64 {
+        let (secs, nanos) = self
+            .0
+            .get_timestamp()
+            .expect("a SessionId is always a UUIDv7")
+            .to_unix();
+        secs as i64 * 1000 + i64::from(nanos / 1_000_000)
+    }
+
+    pub fn uuid(self) -> Uuid {
+        self.0
+    }
+}
+
+impl std::fmt::Display for SessionId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.hyphenated().fmt(f)
+    }
+}
+
+/// A fresh random token id: 32 hex characters, as the contract promises.
+pub fn new_jti() -> String {
+    Uuid::new_v4().simple().to_string()
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claims {
+    pub token_type: TokenType,
+    pub exp: i64,
+    pub iat: i64,
+    pub jti: String,
+    /// The user's id (a UUID string); also written as `sub`.
+    pub user_id: String,
+    pub sid: SessionId,
+    pub iss: Option<String>,
+    pub aud: Option<String>,
+}
+
+/// Where the configurable claims live in the JSON payload.
+#[derive(Debug, Clone)]
+pub struct ClaimNames {
+    pub user_id: String,
+    pub token_type: String,
+}
+
+impl ClaimNames {
+    /// Serializes `claims` under these names.
+    pub fn wire<'a>(&'a self, claims: &'a Claims) -> WireClaims<'a> {
+        WireClaims {
+            claims,
+            names: self,
+        }
+    }
+
+    /// Reads a verified payload. Every contract claim must be present with its JSON type;
+    /// anything else is an invalid token, never a panic.
+    pub fn read(&self, mut payload: Map<String, Value>) -> Result<Claims, TokenError> {
+        let mut take = |name: &str| payload.remove(name).ok_or(TokenError::Invalid);
+        let token_type =
+            TokenType::parse(as_str(&take(&self.token_type)?)?).ok_or(TokenError::Invalid)?;
+        let exp = as_int(&take("exp")?)?;
+        let iat = as_int(&take("iat")?)?;
+        let jti = into_string(take("jti")?)?;
+        let user_id = into_string(take(&self.user_id)?)?;
+        let sub = into_string(take("sub")?)?;
+        let sid = SessionId::parse(as_str(&take("sid")?)?).ok_or(TokenError::Invalid)?;
+        if sub != user_id || jti.is_empty() || user_id.is_empty() {
+            return Err(TokenError::Invalid);
+        }
+        let iss = payload.remove("iss").map(into_string).transpose()?;
+        Ok(Claims {
+            token_type,
+            exp,
+            iat,
+            jti,
+            user_id,
+            sid,
+            iss,
+            // `aud` may be a string or a list (RFC 7519 §4.1.3): the codec checks it.
+            aud: None,
+        })
+    }
+}
+
+fn as_str(value: &Value) -> Result<&str, TokenError> {
+    value.as_str().ok_or(TokenError::Invalid)
+}
+
+fn into_string(value: Value) -> Result<String, TokenError> {
+    match value {
+        Value::String(text) => Ok(text),
+        _ => Err(TokenError::Invalid),
+    }
+}
+
+fn as_int(value: &Value) -> Result<i64, TokenError> {
+    value.as_i64().ok_or(TokenError::Invalid)
+}
+
+pub struct WireClaims<'a> {
+    claims: &'a Claims,
+    names: &'a ClaimNames,
+}
+
+impl Serialize for WireClaims<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let c = self.claims;
+        let optional = usize::from(c.iss.is_some()) + usize::from(c.aud.is_some());
+        let mut map = serializer.serialize_map(Some(7 + optional))?;
+        map.serialize_entry(&self.names.token_type, c.token_type.as_str())?;
+        map.serialize_entry("exp", &c.exp)?;
+        map.serialize_entry("iat", &c.iat)?;
+        map.serialize_entry("jti", &c.jti)?;
+        map.serialize_entry(&self.names.user_id, &c.user_id)?;
+        map.serialize_entry("sub", &c.user_id)?;
+        map.serialize_entry("sid", &c.sid.to_string())?;
+        if let Some(iss) = &c.iss {
+            map.serialize_entry("iss", iss)?;
+        }
+        if let Some(aud) = &c.aud {
+            map.serialize_entry("aud", aud)?;
+        }
+        map.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_id_carries_its_start_time() {
+        let sid = SessionId::start(1_700_000_123_456);
+        assert_eq!(sid.started_ms(), 1_700_000_123_456);
+        assert_eq!(SessionId::parse(&sid.to_string()), Some(sid));
+    }
+
+    #[test]
+    fn a_non_v7_uuid_is_not_a_session() {
+        assert_eq!(SessionId::parse(&Uuid::new_v4().to_string()), None);
+    }
+
+    #[test]
+    fn jti_is_32_hex_characters() {
+        let jti = new_jti();
+        assert_eq!(jti.len(), 32);
+        assert!(jti.chars().all(|c| c.is_ascii_hexdigit()));
+    }
+}

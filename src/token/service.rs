@@ -1,0 +1,387 @@
+//! The SimpleJWT flows: obtain, refresh (with atomic rotation and reuse detection), verify and
+//! blacklist. Everything that touches time reads the injected clock.
+
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use super::TokenError;
+use super::claims::{Claims, SessionId, TokenType, new_jti};
+use super::codec::{SignError, TokenCodec};
+use crate::clock::SharedClock;
+use crate::config::JwtSettings;
+use crate::password::{PasswordError, Passwords, Verified};
+use crate::store::revocation::{JtiState, RevocationEntries, SpendOutcome, SpendRecord, TokenKeys};
+use crate::store::users::{User, UserRepository};
+use crate::store::{RevocationStore, StoreError};
+
+/// Why an obtain / refresh / verify / blacklist did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("No active account found with the given credentials")]
+    InvalidCredentials,
+    #[error("No active account found for the given token.")]
+    TokenUserInactive,
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for AuthError {
+    fn from(err: StoreError) -> AuthError {
+        match err {
+            StoreError::Unavailable(e) => AuthError::Unavailable(e),
+            StoreError::Internal(e) => AuthError::Internal(e),
+        }
+    }
+}
+
+impl From<PasswordError> for AuthError {
+    fn from(err: PasswordError) -> AuthError {
+        match err {
+            PasswordError::Busy(_) => AuthError::Unavailable(err.to_string()),
+            PasswordError::Hashing(e) => AuthError::Internal(e),
+        }
+    }
+}
+
+impl From<SignError> for AuthError {
+    fn from(err: SignError) -> AuthError {
+        AuthError::Internal(err.to_string())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TokenPair {
+    pub access: String,
+    pub refresh: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Refreshed {
+    pub access: String,
+    /// Present when rotation is on.
+    pub refresh: Option<String>,
+}
+
+/// The lifetimes and switches of `[jwt]`, in the units the flows use.
+#[derive(Debug, Clone)]
+struct Policy {
+    access_secs: i64,
+    refresh_secs: i64,
+    session_secs: i64,
+    leeway_secs: i64,
+    rotate: bool,
+    spend_on_rotation: bool,
+    reuse_grace_ms: i64,
+    update_last_login: bool,
+}
+
+impl Policy {
+    fn from_settings(jwt: &JwtSettings) -> Policy {
+        let secs = |d: std::time::Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 4);
+        Policy {
+            access_secs: secs(jwt.access_token_lifetime),
+            refresh_secs: secs(jwt.refresh_token_lifetime),
+            session_secs: secs(jwt.session_lifetime),
+            leeway_secs: secs(jwt.leeway),
+            rotate: jwt.rotate_refresh_tokens,
+            spend_on_rotation: jwt.blacklist_after_rotation,
+            reuse_grace_ms: i64::try_from(jwt.refresh_reuse_grace.as_millis()).unwrap_or(i64::MAX),
+            update_last_login: jwt.update_last_login,
+        }
+    }
+}
+
+pub struct TokenService {
+    codec: TokenCodec,
+    store: Arc<dyn RevocationStore>,
+    users: UserRepository,
+    passwords: Passwords,
+    clock: SharedClock,
+    policy: Policy,
+}
+
+impl TokenService {
+    pub fn new(
+        codec: TokenCodec,
+        store: Arc<dyn RevocationStore>,
+        users: UserRepository,
+        passwords: Passwords,
+        clock: SharedClock,
+        jwt: &JwtSettings,
+    ) -> TokenService {
+        TokenService {
+            codec,
+            store,
+            users,
+            passwords,
+            clock,
+            policy: Policy::from_settings(jwt),
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn RevocationStore> {
+        &self.store
+    }
+
+    /// Username and password → a new session's token pair.
+    pub async fn obtain(&self, username: &str, password: String) -> Result<TokenPair, AuthError> {
+        let user = self.users.find_by_username(username).await?;
+        let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
+        let verified = self.passwords.verify(password, stored_hash).await?;
+        let user = match (user, &verified) {
+            (Some(user), Verified::Correct | Verified::CorrectRehashed(_)) if user.is_active => {
+                user
+            }
+            _ => return Err(AuthError::InvalidCredentials),
+        };
+        self.after_login(&user, verified).await?;
+        let now_ms = self.clock.now_ms();
+        let sid = SessionId::start(now_ms);
+        let user_id = user.id.to_string();
+        let now = now_ms.div_euclid(1000);
+        Ok(TokenPair {
+            access: self.sign(&self.claims_for(TokenType::Access, &user_id, sid, now))?,
+            refresh: self.sign(&self.claims_for(TokenType::Refresh, &user_id, sid, now))?,
+        })
+    }
+
+    async fn after_login(&self, user: &User, verified: Verified) -> Result<(), AuthError> {
+        if let Verified::CorrectRehashed(hash) = verified {
+            // Best effort: the login stands even if the upgrade has to wait for the next one.
+            if let Err(err) = self.users.set_password_hash(user.id, hash).await {
+                tracing::warn!(user_id = %user.id, error = %err, "password hash upgrade failed");
+            }
+        }
+        if self.policy.update_last_login {
+            self.users
+                .set_last_login(
+                    user.id,
+                    chrono::DateTime::from_timestamp_millis(self.clock.now_ms())
+                        .unwrap_or_default(),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// A refresh token → a new access token, and with rotation a new refresh token.
+    pub async fn refresh(&self, token: &str) -> Result<Refreshed, AuthError> {
+        let presented = self.decode_as(token, TokenType::Refresh)?;
+        let sid = presented.sid.to_string();
+        let keys = TokenKeys {
+            user_id: &presented.user_id,
+            jti: &presented.jti,
+            sid: &sid,
+        };
+        let (user, entries) =
+            tokio::join!(self.active_user_of(&presented), self.store.entries(keys));
+        let entries = entries?;
+        self.ensure_session_live(&presented, &entries)?;
+        user?;
+        let now = self.clock.now_secs();
+        if !self.policy.rotate {
+            return Ok(Refreshed {
+                access: self.access_for(&presented, now)?,
+                refresh: None,
+            });
+        }
+        if !self.policy.spend_on_rotation {
+            let successor =
+                self.claims_for(TokenType::Refresh, &presented.user_id, presented.sid, now);
+            return self.refreshed_with(&presented, &successor, now);
+        }
+        match entries.jti {
+            Some(JtiState::Revoked) => Err(TokenError::Blacklisted.into()),
+            Some(JtiState::Spent(record)) => self.spent_again(&presented, record).await,
+            None => self.rotate(&presented).await,
+        }
+    }
+
+    /// Any live token of ours (access or refresh), checked against revocation.
+    pub async fn verify(&self, token: &str) -> Result<Claims, AuthError> {
+        let claims = self.codec.decode(token)?;
+        let sid = claims.sid.to_string();
+        let keys = TokenKeys {
+            user_id: &claims.user_id,
+            jti: &claims.jti,
+            sid: &sid,
+        };
+        let entries = self.store.entries(keys).await?;
+        self.ensure_session_live(&claims, &entries)?;
+        if entries.jti.is_some() {
+            return Err(TokenError::Blacklisted.into());
+        }
+        Ok(claims)
+    }
+
+    /// Logs out the refresh token's session: its refresh and access tokens are refused at once.
+    pub async fn blacklist(&self, token: &str) -> Result<(), AuthError> {
+        let claims = self.decode_as(token, TokenType::Refresh)?;
+        let sid = claims.sid.to_string();
+        let keys = TokenKeys {
+            user_id: &claims.user_id,
+            jti: &claims.jti,
+            sid: &sid,
+        };
+        let entries = self.store.entries(keys).await?;
+        self.ensure_session_live(&claims, &entries)?;
+        if entries.jti.is_some() {
+            return Err(TokenError::Blacklisted.into());
+        }
+        self.revoke_session(&claims).await
+    }
+
+    fn decode_as(&self, token: &str, expected: TokenType) -> Result<Claims, TokenError> {
+        let claims = self.codec.decode(token)?;
+        if claims.token_type != expected {
+            return Err(TokenError::WrongType);
+        }
+        Ok(claims)
+    }
+
+    async fn active_user_of(&self, claims: &Claims) -> Result<User, AuthError> {
+        let id = Uuid::try_parse(&claims.user_id).map_err(|_| AuthError::TokenUserInactive)?;
+        match self.users.find_by_id(id).await? {
+            Some(user) if user.is_active => Ok(user),
+            _ => Err(AuthError::TokenUserInactive),
+        }
+    }
+
+    /// The session is neither revoked itself nor covered by a "revoke all" of its user.
+    fn ensure_session_live(
+        &self,
+        claims: &Claims,
+        entries: &RevocationEntries,
+    ) -> Result<(), TokenError> {
+        let revoked_with_user = entries
+            .user_revoked_before_ms
+            .is_some_and(|before| claims.sid.started_ms() <= before);
+        if entries.session_revoked || revoked_with_user {
+            return Err(TokenError::Blacklisted);
+        }
+        Ok(())
+    }
+
+    /// Spends the presented token (atomically: one winner) and issues its successor.
+    async fn rotate(&self, presented: &Claims) -> Result<Refreshed, AuthError> {
+        let now_ms = self.clock.now_ms();
+        let now = now_ms.div_euclid(1000);
+        let successor = self.claims_for(TokenType::Refresh, &presented.user_id, presented.sid, now);
+        let record = SpendRecord {
+            spent_at_ms: now_ms,
+            successor_jti: successor.jti.clone(),
+            successor_iat: successor.iat,
+            successor_exp: successor.exp,
+        };
+        let until = presented.exp + self.policy.leeway_secs;
+        match self
+            .store
+            .spend(&presented.user_id, &presented.jti, &record, until)
+            .await?
+        {
+            SpendOutcome::Spent => self.refreshed_with(presented, &successor, now),
+            SpendOutcome::AlreadyUsed(JtiState::Spent(record)) => {
+                self.spent_again(presented, record).await
+            }
+            SpendOutcome::AlreadyUsed(JtiState::Revoked) => Err(TokenError::Blacklisted.into()),
+        }
+    }
+
+    /// A spent refresh token came back. Within the grace period, and while its successor is
+    /// still unused, it gets that same successor again; otherwise this is reuse: the whole
+    /// session is revoked.
+    async fn spent_again(
+        &self,
+        presented: &Claims,
+        record: SpendRecord,
+    ) -> Result<Refreshed, AuthError> {
+        let now_ms = self.clock.now_ms();
+        let within_grace = now_ms - record.spent_at_ms <= self.policy.reuse_grace_ms;
+        if within_grace
+            && self
+                .store
+                .jti_state(&presented.user_id, &record.successor_jti)
+                .await?
+                .is_none()
+        {
+            let successor = Claims {
+                jti: record.successor_jti,
+                iat: record.successor_iat,
+                exp: record.successor_exp,
+                ..presented.clone()
+            };
+            return self.refreshed_with(presented, &successor, now_ms.div_euclid(1000));
+        }
+        tracing::warn!(user_id = %presented.user_id, sid = %presented.sid, "refresh token reuse detected: session revoked");
+        self.revoke_session(presented).await?;
+        Err(TokenError::Blacklisted.into())
+    }
+
+    fn refreshed_with(
+        &self,
+        presented: &Claims,
+        successor: &Claims,
+        now: i64,
+    ) -> Result<Refreshed, AuthError> {
+        Ok(Refreshed {
+            access: self.access_for(presented, now)?,
+            refresh: Some(self.sign(successor)?),
+        })
+    }
+
+    async fn revoke_session(&self, claims: &Claims) -> Result<(), AuthError> {
+        let until = self.session_end(claims.sid).max(claims.exp) + self.policy.leeway_secs;
+        let sid = claims.sid.to_string();
+        Ok(self
+            .store
+            .revoke_session(&claims.user_id, &sid, until)
+            .await?)
+    }
+
+    /// Revokes every session of the user that exists now (password change, deactivation).
+    pub async fn revoke_all_of_user(&self, user_id: Uuid) -> Result<(), AuthError> {
+        let now_ms = self.clock.now_ms();
+        let until = now_ms.div_euclid(1000) + self.policy.session_secs + self.policy.leeway_secs;
+        Ok(self
+            .store
+            .revoke_user(&user_id.to_string(), now_ms, until)
+            .await?)
+    }
+
+    fn access_for(&self, presented: &Claims, now: i64) -> Result<String, SignError> {
+        self.sign(&self.claims_for(TokenType::Access, &presented.user_id, presented.sid, now))
+    }
+
+    /// No token outlives its session: `exp` is capped at login + `session_lifetime`.
+    fn claims_for(&self, token_type: TokenType, user_id: &str, sid: SessionId, now: i64) -> Claims {
+        let lifetime = match token_type {
+            TokenType::Access => self.policy.access_secs,
+            TokenType::Refresh => self.policy.refresh_secs,
+        };
+        Claims {
+            token_type,
+            exp: now.saturating_add(lifetime).min(self.session_end(sid)),
+            iat: now,
+            jti: new_jti(),
+            user_id: user_id.to_owned(),
+            sid,
+            iss: self.codec.issuer().map(str::to_owned),
+            aud: self.codec.audience().map(str::to_owned),
+        }
+    }
+
+    fn session_end(&self, sid: SessionId) -> i64 {
+        sid.started_ms()
+            .div_euclid(1000)
+            .saturating_add(self.policy.session_secs)
+    }
+
+    fn sign(&self, claims: &Claims) -> Result<String, SignError> {
+        self.codec.sign(claims)
+    }
+}
