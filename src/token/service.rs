@@ -301,7 +301,8 @@ impl TokenService {
         record: SpendRecord,
     ) -> Result<Refreshed, AuthError> {
         let now_ms = self.clock.now_ms();
-        let within_grace = now_ms - record.spent_at_ms <= self.policy.reuse_grace_ms;
+        // Strictly inside the window: a grace of 0s means none, even within the same millisecond.
+        let within_grace = now_ms - record.spent_at_ms < self.policy.reuse_grace_ms;
         if within_grace
             && self
                 .store

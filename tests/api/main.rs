@@ -1,0 +1,10 @@
+//! jwtd over real HTTP, on real SQLite, PostgreSQL and Redis.
+
+mod helpers;
+
+mod errors;
+mod forged;
+mod migrations;
+mod rotation;
+mod store_down;
+mod token_endpoints;
