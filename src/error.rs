@@ -31,7 +31,8 @@ pub struct ErrorBody {
 #[derive(Debug, Clone)]
 pub struct ApiError {
     status: StatusCode,
-    body: ErrorBody,
+    /// Boxed: errors travel through many `Result`s and should stay small.
+    body: Box<ErrorBody>,
     retry_after_secs: Option<u64>,
 }
 
@@ -42,12 +43,12 @@ impl ApiError {
     pub fn new(status: StatusCode, code: &str, detail: impl Into<String>) -> ApiError {
         ApiError {
             status,
-            body: ErrorBody {
+            body: Box::new(ErrorBody {
                 detail: detail.into(),
                 code: code.into(),
                 fields: None,
                 id: None,
-            },
+            }),
             retry_after_secs: None,
         }
     }

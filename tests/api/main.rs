@@ -6,5 +6,6 @@ mod errors;
 mod forged;
 mod migrations;
 mod rotation;
+mod store_contract;
 mod store_down;
 mod token_endpoints;

@@ -1,0 +1,159 @@
+//! The revocation store contract, run against the SQL store (SQLite, PostgreSQL) and Redis.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jwtd::clock::Clock;
+use jwtd::store::RevocationStore;
+use jwtd::store::revocation::{JtiState, RevocationEntries, SpendOutcome, SpendRecord, TokenKeys};
+
+use crate::helpers::{Backend, TestApp};
+use crate::on_every_store;
+
+on_every_store!(
+    spend_is_atomic_under_real_concurrency,
+    revocations_are_read_back_in_one_call,
+    entries_live_as_long_as_their_tokens
+);
+
+fn record(successor: &str) -> SpendRecord {
+    SpendRecord {
+        spent_at_ms: 1,
+        successor_jti: successor.into(),
+        successor_iat: 2,
+        successor_exp: 3,
+    }
+}
+
+fn ids() -> (String, String, String) {
+    let id = || uuid::Uuid::new_v4().simple().to_string();
+    (id(), id(), id())
+}
+
+async fn spend_is_atomic_under_real_concurrency(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let store: Arc<dyn RevocationStore> = app.state.tokens.store().clone();
+    let (user, jti, _) = ids();
+    let until = app.clock.now_secs() + 60;
+    let racers = (0..32).map(|i| {
+        let (store, user, jti) = (store.clone(), user.clone(), jti.clone());
+        tokio::spawn(async move {
+            store
+                .spend(&user, &jti, &record(&format!("successor-{i}")), until)
+                .await
+                .unwrap()
+        })
+    });
+    let outcomes: Vec<SpendOutcome> = futures::future::join_all(racers)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        outcomes
+            .iter()
+            .filter(|o| **o == SpendOutcome::Spent)
+            .count(),
+        1
+    );
+    // Every loser sees the winner's record, and it is the one stored.
+    let stored = store.jti_state(&user, &jti).await.unwrap().unwrap();
+    for outcome in outcomes.iter().filter(|o| **o != SpendOutcome::Spent) {
+        assert_eq!(*outcome, SpendOutcome::AlreadyUsed(stored.clone()));
+    }
+    assert!(matches!(stored, JtiState::Spent(_)));
+}
+
+async fn revocations_are_read_back_in_one_call(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let store = app.state.tokens.store();
+    let (user, jti, sid) = ids();
+    let keys = TokenKeys {
+        user_id: &user,
+        jti: &jti,
+        sid: &sid,
+    };
+    let until = app.clock.now_secs() + 60;
+    assert_eq!(
+        store.entries(keys).await.unwrap(),
+        RevocationEntries::default()
+    );
+
+    store.revoke_token(&user, &jti, until).await.unwrap();
+    store.revoke_session(&user, &sid, until).await.unwrap();
+    store.revoke_user(&user, 1_234, until).await.unwrap();
+    let entries = store.entries(keys).await.unwrap();
+    assert_eq!(
+        entries,
+        RevocationEntries {
+            jti: Some(JtiState::Revoked),
+            session_revoked: true,
+            user_revoked_before_ms: Some(1_234)
+        }
+    );
+    // Revoking a spent token replaces its spend record; a later spend cannot undo it.
+    let (_, other_jti, _) = ids();
+    assert_eq!(
+        store
+            .spend(&user, &other_jti, &record("s"), until)
+            .await
+            .unwrap(),
+        SpendOutcome::Spent
+    );
+    store.revoke_token(&user, &other_jti, until).await.unwrap();
+    assert_eq!(
+        store
+            .spend(&user, &other_jti, &record("t"), until)
+            .await
+            .unwrap(),
+        SpendOutcome::AlreadyUsed(JtiState::Revoked)
+    );
+    // Another user's keys are separate.
+    let (stranger, _, _) = ids();
+    let theirs = TokenKeys {
+        user_id: &stranger,
+        jti: &jti,
+        sid: &sid,
+    };
+    assert_eq!(
+        store.entries(theirs).await.unwrap(),
+        RevocationEntries::default()
+    );
+}
+
+async fn entries_live_as_long_as_their_tokens(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let store = app.state.tokens.store();
+    let (user, jti, sid) = ids();
+    let keys = TokenKeys {
+        user_id: &user,
+        jti: &jti,
+        sid: &sid,
+    };
+    let until = app.clock.now_secs() + 120;
+    store.revoke_session(&user, &sid, until).await.unwrap();
+    assert!(store.entries(keys).await.unwrap().session_revoked);
+
+    if backend == Backend::Redis {
+        // Redis expires entries itself: the TTL is the token's remaining life.
+        let settings = &app.state.settings.redis;
+        let client = redis::Client::open(settings.url.as_str()).unwrap();
+        let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+        let key = format!("{}:{{{user}}}:s:{sid}", settings.key_prefix);
+        let ttl: i64 = redis::cmd("TTL")
+            .arg(key)
+            .query_async(&mut connection)
+            .await
+            .unwrap();
+        assert!((118..=120).contains(&ttl), "ttl {ttl}");
+    } else {
+        app.clock.advance(Duration::from_secs(121));
+        assert!(
+            !store.entries(keys).await.unwrap().session_revoked,
+            "expired entries no longer count"
+        );
+        let store =
+            jwtd::store::sql::SqlRevocationStore::new(app.state.db.clone(), app.clock.clone());
+        assert!(store.purge_expired().await.unwrap() >= 1);
+    }
+}

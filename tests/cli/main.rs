@@ -1,0 +1,195 @@
+//! The `jwtd` binary itself: configuration layers end to end, commands, the committed spec.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+const PASSWORD: &str = "a long enough password";
+
+fn jwtd(dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_jwtd"));
+    command
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("JWTD_ENV")
+        .env(
+            "JWTD__DATABASE__URL",
+            format!("sqlite://{}?mode=rwc", dir.join("cli.db").display()),
+        )
+        .env("RUST_LOG", "warn");
+    command
+}
+
+fn create_user(dir: &Path, username: &str, password: &str) -> Output {
+    let mut child = jwtd(dir)
+        .args(["users", "create", "--username", username])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn the_committed_spec_is_what_the_code_generates() {
+    let output = Command::new(env!("CARGO_BIN_EXE_jwtd"))
+        .arg("openapi")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let committed =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("openapi/openapi.json"))
+            .unwrap();
+    assert!(
+        String::from_utf8(output.stdout).unwrap() == committed,
+        "openapi/openapi.json is stale: run `cargo run -q -- openapi > openapi/openapi.json`"
+    );
+}
+
+#[tokio::test]
+async fn an_environment_override_reaches_the_served_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let created = create_user(dir.path(), "carol", PASSWORD);
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let user: serde_json::Value = serde_json::from_slice(&created.stdout).unwrap();
+    assert_eq!(user["username"], "carol");
+    assert!(user.get("password_hash").is_none());
+
+    let port = free_port();
+    let mut server = jwtd(dir.path())
+        .arg("serve")
+        .env("JWTD__SERVER__BIND", format!("127.0.0.1:{port}"))
+        .env("JWTD__JWT__ACCESS_TOKEN_LIFETIME", "10m")
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}/api/token/");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let body: serde_json::Value = loop {
+        let attempt = client
+            .post(&url)
+            .json(&serde_json::json!({"username": "carol", "password": PASSWORD}))
+            .send()
+            .await;
+        if let Ok(response) = attempt {
+            assert_eq!(response.status(), 200);
+            break response.json().await.unwrap();
+        }
+        assert!(Instant::now() < deadline, "jwtd did not start listening");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let payload = body["access"].as_str().unwrap().split('.').nth(1).unwrap();
+    let claims: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        600
+    );
+
+    // SIGTERM: a graceful stop with a successful exit.
+    Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(server.wait().unwrap().success());
+}
+
+#[test]
+fn production_refuses_the_development_key_and_says_how_to_fix_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = jwtd(dir.path())
+        .arg("serve")
+        .env("JWTD_ENV", "production")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("development signing key") && stderr.contains("JWTD__JWT__SIGNING_KEY"),
+        "{stderr}"
+    );
+
+    let short = jwtd(dir.path())
+        .arg("serve")
+        .env("JWTD_ENV", "production")
+        .env("JWTD__JWT__SIGNING_KEY", "too-short")
+        .output()
+        .unwrap();
+    assert!(!short.status.success());
+    assert!(String::from_utf8_lossy(&short.stderr).contains("9-byte signing key for HS256"));
+}
+
+#[test]
+fn users_create_refuses_bad_passwords_and_taken_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let short = create_user(dir.path(), "dave", "short");
+    assert!(!short.status.success());
+    assert!(String::from_utf8_lossy(&short.stderr).contains("8 to 128 characters"));
+
+    assert!(create_user(dir.path(), "Dave", PASSWORD).status.success());
+    let again = create_user(dir.path(), "DAVE", PASSWORD);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+
+    let flag = jwtd(dir.path())
+        .args([
+            "users",
+            "create",
+            "--username",
+            "erin",
+            "--staff",
+            "--password",
+            PASSWORD,
+        ])
+        .output()
+        .unwrap();
+    let user: serde_json::Value = serde_json::from_slice(&flag.stdout).unwrap();
+    assert_eq!(user["is_staff"], true);
+}
+
+#[test]
+fn migrate_creates_the_database_and_every_command_has_help() {
+    let dir = tempfile::tempdir().unwrap();
+    let migrated = jwtd(dir.path()).arg("migrate").output().unwrap();
+    assert!(
+        migrated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrated.stderr)
+    );
+    assert!(dir.path().join("cli.db").exists());
+
+    for args in [
+        &["--help"][..],
+        &["serve", "--help"],
+        &["migrate", "--help"],
+        &["users", "--help"],
+        &["users", "create", "--help"],
+        &["openapi", "--help"],
+    ] {
+        let output = jwtd(dir.path()).args(args).output().unwrap();
+        assert!(output.status.success(), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&output.stdout).contains("Usage: jwtd"),
+            "{args:?}"
+        );
+    }
+    let unknown = jwtd(dir.path()).arg("frobnicate").output().unwrap();
+    assert_eq!(unknown.status.code(), Some(2));
+}
