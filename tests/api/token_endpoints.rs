@@ -303,3 +303,39 @@ async fn health_docs_and_spec_are_served() {
     assert_eq!(docs.status(), StatusCode::OK);
     assert!(docs.text().await.unwrap().contains("swagger"));
 }
+
+#[tokio::test]
+async fn hs384_and_hs512_sign_and_verify_with_their_own_kid() {
+    let mut kids = Vec::new();
+    for algorithm in ["HS384", "HS512"] {
+        let app = TestApp::spawn_with(Backend::Sqlite, |s| {
+            s.jwt.algorithm = algorithm.into();
+            s.jwt.signing_key = "k".repeat(64);
+        })
+        .await;
+        let (access, refresh) = app.login(&app.create_user().await).await;
+        assert_eq!(header_of(&access)["alg"], algorithm);
+        expect_status(app.verify(&access).await, StatusCode::OK).await;
+        expect_status(app.refresh(&refresh).await, StatusCode::OK).await;
+        kids.push(header_of(&access)["kid"].clone());
+    }
+    assert_ne!(
+        kids[0], kids[1],
+        "one secret under two algorithms is two keys"
+    );
+}
+
+#[tokio::test]
+async fn an_unsupported_algorithm_is_refused_at_startup() {
+    let mut settings = jwtd::Settings::defaults();
+    settings.server.bind = "127.0.0.1:0".into();
+    settings.jwt.algorithm = "none".into();
+    let error = jwtd::App::build(settings)
+        .await
+        .err()
+        .expect("startup fails");
+    assert!(
+        error.to_string().contains("\"none\" is not supported"),
+        "{error}"
+    );
+}
