@@ -7,9 +7,9 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::accounts::{validate_email, validate_password, validate_username};
 use crate::config::Settings;
-use crate::http::token::MAX_USERNAME_CHARS;
-use crate::password::{MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS, Passwords};
+use crate::password::Passwords;
 use crate::store::db;
 use crate::store::users::{NewUser, UserRepository};
 use crate::{App, telemetry};
@@ -107,19 +107,18 @@ async fn migrate(settings: Settings) -> CliResult {
 
 async fn create_user(settings: Settings, args: CreateUser) -> CliResult {
     let username = args.username.trim().to_owned();
-    if username.is_empty() || username.chars().count() > MAX_USERNAME_CHARS {
-        return Err(format!("--username must be 1 to {MAX_USERNAME_CHARS} characters").into());
-    }
     let password = match args.password {
         Some(password) => password,
         None => read_password()?,
     };
-    let length = password.chars().count();
-    if !(MIN_PASSWORD_CHARS..=MAX_PASSWORD_CHARS).contains(&length) {
-        return Err(format!(
-            "the password must be {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters long"
-        )
-        .into());
+    let problems = [
+        validate_username(&username),
+        validate_email(&args.email),
+        validate_password(&password, &username, &args.email),
+    ]
+    .concat();
+    if !problems.is_empty() {
+        return Err(problems.join(" ").into());
     }
     let db = db::connect(&settings.database).await?;
     db::migrate(&db).await?;

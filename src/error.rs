@@ -10,6 +10,7 @@ use poem_openapi::registry::{MetaHeader, MetaMediaType, MetaResponse, MetaRespon
 use poem_openapi::types::{ToJSON, Type};
 use poem_openapi::{ApiResponse, Object};
 
+use crate::accounts::AccountError;
 use crate::token::TokenError;
 use crate::token::service::AuthError;
 
@@ -254,6 +255,20 @@ impl ApiResponse for ApiError {
     }
 }
 
+impl From<AccountError> for ApiError {
+    fn from(err: AccountError) -> ApiError {
+        match err {
+            AccountError::Invalid(fields) => ApiError::invalid_fields(fields),
+            AccountError::RegistrationClosed => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "registration_closed",
+                err.to_string(),
+            ),
+            AccountError::Auth(auth) => auth.into(),
+        }
+    }
+}
+
 impl From<TokenError> for ApiError {
     fn from(err: TokenError) -> ApiError {
         ApiError::unauthorized("token_not_valid", err.to_string())
@@ -266,6 +281,8 @@ impl From<AuthError> for ApiError {
             AuthError::InvalidCredentials | AuthError::TokenUserInactive => {
                 ApiError::unauthorized("no_active_account", err.to_string())
             }
+            AuthError::UserNotFound => ApiError::unauthorized("user_not_found", err.to_string()),
+            AuthError::UserInactive => ApiError::unauthorized("user_inactive", err.to_string()),
             AuthError::Token(token) => token.into(),
             AuthError::Unavailable(cause) => ApiError::unavailable(&cause),
             AuthError::Internal(cause) => ApiError::internal(&cause),

@@ -5,6 +5,7 @@
 //! - [`store`]: users (SeaORM) and the revocation store (Redis or SQL behind one trait);
 //! - [`config`], [`error`], [`password`], [`clock`]; [`cli`] for the `jwtd` command line.
 
+pub mod accounts;
 pub mod app;
 pub mod cli;
 pub mod clock;

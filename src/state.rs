@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use sea_orm::DatabaseConnection;
 
+use crate::accounts::AccountService;
 use crate::clock::SharedClock;
 use crate::config::{RevocationBackend, Settings};
 use crate::password::{PasswordError, Passwords};
@@ -38,7 +39,8 @@ pub struct AppState {
     pub db: DatabaseConnection,
     pub users: UserRepository,
     pub passwords: Passwords,
-    pub tokens: TokenService,
+    pub tokens: Arc<TokenService>,
+    pub accounts: AccountService,
     pub clock: SharedClock,
 }
 
@@ -53,13 +55,20 @@ impl AppState {
         let users = UserRepository::new(db.clone());
         let passwords = Passwords::new(&settings.password)?;
         let codec = TokenCodec::new(keys, &settings.jwt, clock.clone());
-        let tokens = TokenService::new(
+        let tokens = Arc::new(TokenService::new(
             codec,
             store,
             users.clone(),
             passwords.clone(),
             clock.clone(),
             &settings.jwt,
+        ));
+        let accounts = AccountService::new(
+            users.clone(),
+            passwords.clone(),
+            tokens.clone(),
+            clock.clone(),
+            settings.users.allow_registration,
         );
         Ok(AppState {
             settings,
@@ -67,6 +76,7 @@ impl AppState {
             users,
             passwords,
             tokens,
+            accounts,
             clock,
         })
     }

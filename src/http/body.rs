@@ -154,25 +154,45 @@ impl Fields {
     /// A required, non-blank string of at most `max_chars` characters. Passwords keep their
     /// whitespace; other fields are trimmed, as DRF's `CharField` does.
     pub fn string(&mut self, name: &str, trim: bool, max_chars: usize) -> Option<String> {
+        if !self.map.contains_key(name) {
+            self.error(name, "This field is required.".into());
+            return None;
+        }
+        self.optional_string(name, trim, max_chars, false)?
+    }
+
+    /// `Some(None)` when absent; otherwise as [`Fields::string`], blank allowed if `allow_blank`.
+    /// `None` means the field was present but wrong, and an error was recorded.
+    pub fn optional_string(
+        &mut self,
+        name: &str,
+        trim: bool,
+        max_chars: usize,
+        allow_blank: bool,
+    ) -> Option<Option<String>> {
         let problem = match self.map.remove(name) {
-            None => "This field is required.".to_owned(),
+            None => return Some(None),
             Some(Value::Null) => "This field may not be null.".to_owned(),
             Some(Value::String(text)) => {
                 let text = if trim { text.trim().to_owned() } else { text };
-                if text.is_empty() {
+                if text.is_empty() && !allow_blank {
                     "This field may not be blank.".to_owned()
                 } else if text.chars().count() > max_chars {
                     format!("Ensure this field has no more than {max_chars} characters.")
                 } else {
-                    return Some(text);
+                    return Some(Some(text));
                 }
             }
             Some(_) => "Not a valid string.".to_owned(),
         };
+        self.error(name, problem);
+        None
+    }
+
+    fn error(&mut self, name: &str, problem: String) {
         self.errors
             .entry(name.to_owned())
             .or_default()
             .push(problem);
-        None
     }
 }

@@ -1,9 +1,11 @@
 //! The HTTP layer: one `#[OpenApi]` struct per tag, the routes around them, and the rules every
 //! request shares (trailing slashes, body limit, JSON errors, panics).
 
+pub mod auth;
 pub mod body;
 pub mod health;
 pub mod token;
+pub mod users;
 
 use std::sync::Arc;
 
@@ -20,16 +22,18 @@ use body::BodyLimit;
 pub enum ApiTags {
     /// SimpleJWT-compatible token endpoints.
     Token,
+    /// Accounts: registration, the current user, password change.
+    Users,
     /// Liveness and readiness.
     Health,
 }
 
-pub type Apis = (token::TokenApi, health::HealthApi);
+pub type Apis = (token::TokenApi, users::UsersApi, health::HealthApi);
 
 /// The OpenAPI description of every operation; also what `jwtd openapi` prints.
 pub fn openapi() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
-        (token::TokenApi, health::HealthApi),
+        (token::TokenApi, users::UsersApi, health::HealthApi),
         "jwtd",
         env!("CARGO_PKG_VERSION"),
     )

@@ -9,13 +9,12 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use super::ApiTags;
 use super::body::{Fields, FromFields, JsonOrForm};
+use crate::accounts::MAX_USERNAME_CHARS;
 use crate::error::ApiError;
 use crate::password::MAX_PASSWORD_CHARS;
 use crate::state::AppState;
 
 const NO_STORE: &str = "no-store";
-/// Django's username length limit.
-pub const MAX_USERNAME_CHARS: usize = 150;
 
 /// Credentials for a new token pair.
 #[derive(Debug, Object)]

@@ -117,6 +117,14 @@ impl RevocationStore for RedisRevocationStore {
         Ok(value.as_deref().map(parse_jti_state))
     }
 
+    async fn user_revoked_before(&self, user_id: &str) -> Result<Option<i64>, StoreError> {
+        let cmd = redis::cmd("GET")
+            .arg(self.key(user_key(user_id)))
+            .to_owned();
+        let value: Option<String> = self.idempotent(&cmd).await?;
+        Ok(value.as_deref().map(parse_user_before))
+    }
+
     async fn revoke_token(&self, user_id: &str, jti: &str, until: i64) -> Result<(), StoreError> {
         self.set_with_ttl(jti_key(user_id, jti), REVOKED, until)
             .await

@@ -59,6 +59,9 @@ pub trait RevocationStore: Send + Sync + 'static {
 
     async fn jti_state(&self, user_id: &str, jti: &str) -> Result<Option<JtiState>, StoreError>;
 
+    /// The user's "revoke every session started at or before" time, if any.
+    async fn user_revoked_before(&self, user_id: &str) -> Result<Option<i64>, StoreError>;
+
     async fn revoke_token(&self, user_id: &str, jti: &str, until: i64) -> Result<(), StoreError>;
 
     async fn revoke_session(&self, user_id: &str, sid: &str, until: i64) -> Result<(), StoreError>;

@@ -110,6 +110,11 @@ impl RevocationStore for SqlRevocationStore {
         Ok(value.as_deref().map(parse_jti_state))
     }
 
+    async fn user_revoked_before(&self, user_id: &str) -> Result<Option<i64>, StoreError> {
+        let value = self.live_value(user_key(user_id)).await?;
+        Ok(value.as_deref().map(parse_user_before))
+    }
+
     async fn revoke_token(&self, user_id: &str, jti: &str, until: i64) -> Result<(), StoreError> {
         self.upsert(jti_key(user_id, jti), REVOKED.into(), until)
             .await

@@ -14,12 +14,35 @@ use super::entities::user::{self, ActiveModel, Column, Entity};
 
 pub type User = user::Model;
 
+/// Why a user could not be written.
 #[derive(Debug, thiserror::Error)]
-pub enum CreateUserError {
+pub enum WriteUserError {
     #[error("A user with that username already exists.")]
     UsernameTaken,
+    #[error("A user with that email already exists.")]
+    EmailTaken,
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl From<sea_orm::DbErr> for WriteUserError {
+    fn from(err: sea_orm::DbErr) -> WriteUserError {
+        match err.sql_err() {
+            // The violated index is named in the message on both SQLite and PostgreSQL.
+            Some(SqlErr::UniqueConstraintViolation(message)) if message.contains("email") => {
+                WriteUserError::EmailTaken
+            }
+            Some(SqlErr::UniqueConstraintViolation(_)) => WriteUserError::UsernameTaken,
+            _ => WriteUserError::Store(err.into()),
+        }
+    }
+}
+
+/// A change of the fields a user may edit about themself.
+#[derive(Debug, Default)]
+pub struct ProfileChange {
+    pub username: Option<String>,
+    pub email: Option<String>,
 }
 
 pub struct NewUser {
@@ -60,7 +83,7 @@ impl UserRepository {
         Ok(Entity::find_by_id(id).one(&self.db).await?)
     }
 
-    pub async fn create(&self, new: NewUser, now: DateTime<Utc>) -> Result<User, CreateUserError> {
+    pub async fn create(&self, new: NewUser, now: DateTime<Utc>) -> Result<User, WriteUserError> {
         let model = ActiveModel {
             id: Set(Uuid::now_v7()),
             username_normalized: Set(normalize_username(&new.username)),
@@ -72,13 +95,26 @@ impl UserRepository {
             date_joined: Set(now),
             last_login: Set(None),
         };
-        model
-            .insert(&self.db)
-            .await
-            .map_err(|err| match err.sql_err() {
-                Some(SqlErr::UniqueConstraintViolation(_)) => CreateUserError::UsernameTaken,
-                _ => CreateUserError::Store(err.into()),
-            })
+        Ok(model.insert(&self.db).await?)
+    }
+
+    pub async fn update_profile(
+        &self,
+        id: Uuid,
+        change: ProfileChange,
+    ) -> Result<User, WriteUserError> {
+        let mut model = ActiveModel {
+            id: Set(id),
+            ..Default::default()
+        };
+        if let Some(username) = change.username {
+            model.username_normalized = Set(normalize_username(&username));
+            model.username = Set(username);
+        }
+        if let Some(email) = change.email {
+            model.email = Set(email);
+        }
+        Ok(model.update(&self.db).await?)
     }
 
     pub async fn set_password_hash(

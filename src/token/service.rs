@@ -22,6 +22,12 @@ pub enum AuthError {
     InvalidCredentials,
     #[error("No active account found for the given token.")]
     TokenUserInactive,
+    /// A valid access token whose user no longer exists (bearer authentication).
+    #[error("User not found")]
+    UserNotFound,
+    /// A valid access token whose user is inactive (bearer authentication).
+    #[error("User is inactive")]
+    UserInactive,
     #[error(transparent)]
     Token(#[from] TokenError),
     #[error("{0}")]
@@ -140,14 +146,21 @@ impl TokenService {
             _ => return Err(AuthError::InvalidCredentials),
         };
         self.after_login(&user, verified).await?;
-        let now_ms = self.clock.now_ms();
-        let sid = SessionId::start(now_ms);
         let user_id = user.id.to_string();
+        let now_ms = self.clock.now_ms();
+        let sid = SessionId::start(self.session_start(&user_id, now_ms).await?);
         let now = now_ms.div_euclid(1000);
         Ok(TokenPair {
             access: self.sign(&self.claims_for(TokenType::Access, &user_id, sid, now))?,
             refresh: self.sign(&self.claims_for(TokenType::Refresh, &user_id, sid, now))?,
         })
+    }
+
+    /// A new session must start after the user's latest "revoke all", even when that was written
+    /// in this very millisecond or by an instance whose clock runs ahead.
+    async fn session_start(&self, user_id: &str, now_ms: i64) -> Result<i64, AuthError> {
+        let revoked_before = self.store.user_revoked_before(user_id).await?;
+        Ok(revoked_before.map_or(now_ms, |before| now_ms.max(before.saturating_add(1))))
     }
 
     async fn after_login(&self, user: &User, verified: Verified) -> Result<(), AuthError> {
@@ -217,6 +230,30 @@ impl TokenService {
             return Err(TokenError::Blacklisted.into());
         }
         Ok(claims)
+    }
+
+    /// Bearer authentication: a live, unrevoked access token and its active user.
+    pub async fn authenticate(&self, token: &str) -> Result<(Claims, User), AuthError> {
+        let claims = self.decode_as(token, TokenType::Access)?;
+        let user_id = Uuid::try_parse(&claims.user_id).map_err(|_| AuthError::UserNotFound)?;
+        let sid = claims.sid.to_string();
+        let keys = TokenKeys {
+            user_id: &claims.user_id,
+            jti: &claims.jti,
+            sid: &sid,
+        };
+        let (user, entries) =
+            tokio::join!(self.users.find_by_id(user_id), self.store.entries(keys));
+        let entries = entries?;
+        self.ensure_session_live(&claims, &entries)?;
+        if entries.jti.is_some() {
+            return Err(TokenError::Blacklisted.into());
+        }
+        match user? {
+            None => Err(AuthError::UserNotFound),
+            Some(user) if !user.is_active => Err(AuthError::UserInactive),
+            Some(user) => Ok((claims, user)),
+        }
     }
 
     /// Logs out the refresh token's session: its refresh and access tokens are refused at once.

@@ -2,6 +2,7 @@
 
 mod helpers;
 
+mod accounts;
 mod errors;
 mod forged;
 mod migrations;

@@ -1,0 +1,221 @@
+//! `/api/users/…`: registration, the current user, password change (Djoser's part).
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use poem::web::Data;
+use poem_openapi::payload::Json;
+use poem_openapi::types::Example;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use uuid::Uuid;
+
+use super::ApiTags;
+use super::auth::BearerAuth;
+use super::body::{Fields, FromFields, JsonOrForm};
+use crate::accounts::{MAX_USERNAME_CHARS, Registration};
+use crate::error::ApiError;
+use crate::password::MAX_PASSWORD_CHARS;
+use crate::state::AppState;
+use crate::store::users::{ProfileChange, User};
+
+const MAX_EMAIL_CHARS: usize = 254;
+
+/// A user as the API shows it: never the password hash.
+#[derive(Debug, Object)]
+pub struct UserBody {
+    pub id: Uuid,
+    pub username: String,
+    pub email: String,
+    pub is_active: bool,
+    pub is_staff: bool,
+    pub date_joined: DateTime<Utc>,
+    pub last_login: Option<DateTime<Utc>>,
+}
+
+impl From<User> for UserBody {
+    fn from(user: User) -> UserBody {
+        UserBody {
+            id: user.id,
+            username: user.username,
+            email: user.email,
+            is_active: user.is_active,
+            is_staff: user.is_staff,
+            date_joined: user.date_joined,
+            last_login: user.last_login,
+        }
+    }
+}
+
+/// A new account. `email` may be omitted or blank.
+#[derive(Debug, Object)]
+#[oai(example)]
+pub struct RegisterRequest {
+    pub username: String,
+    pub email: Option<String>,
+    #[oai(write_only)]
+    pub password: String,
+}
+
+impl Example for RegisterRequest {
+    fn example() -> Self {
+        RegisterRequest {
+            username: "alice".into(),
+            email: Some("alice@example.com".into()),
+            password: "correct horse battery staple".into(),
+        }
+    }
+}
+
+impl FromFields for RegisterRequest {
+    fn from_fields(fields: &mut Fields) -> Option<Self> {
+        let username = fields.string("username", true, MAX_USERNAME_CHARS);
+        let email = fields.optional_string("email", true, MAX_EMAIL_CHARS, true);
+        let password = fields.string("password", false, MAX_PASSWORD_CHARS);
+        Some(RegisterRequest {
+            username: username?,
+            email: email?,
+            password: password?,
+        })
+    }
+}
+
+/// The fields a user may change about themself; omitted fields stay as they are.
+#[derive(Debug, Object)]
+#[oai(example)]
+pub struct UpdateMeRequest {
+    pub username: Option<String>,
+    pub email: Option<String>,
+}
+
+impl Example for UpdateMeRequest {
+    fn example() -> Self {
+        UpdateMeRequest {
+            username: None,
+            email: Some("alice@example.org".into()),
+        }
+    }
+}
+
+impl FromFields for UpdateMeRequest {
+    fn from_fields(fields: &mut Fields) -> Option<Self> {
+        let username = fields.optional_string("username", true, MAX_USERNAME_CHARS, false);
+        let email = fields.optional_string("email", true, MAX_EMAIL_CHARS, true);
+        Some(UpdateMeRequest {
+            username: username?,
+            email: email?,
+        })
+    }
+}
+
+/// The current password, and the new one.
+#[derive(Debug, Object)]
+pub struct PasswordChangeRequest {
+    #[oai(write_only)]
+    pub current_password: String,
+    #[oai(write_only)]
+    pub new_password: String,
+}
+
+impl FromFields for PasswordChangeRequest {
+    fn from_fields(fields: &mut Fields) -> Option<Self> {
+        let current = fields.string("current_password", false, MAX_PASSWORD_CHARS);
+        let new = fields.string("new_password", false, MAX_PASSWORD_CHARS);
+        Some(PasswordChangeRequest {
+            current_password: current?,
+            new_password: new?,
+        })
+    }
+}
+
+#[derive(ApiResponse)]
+pub enum CreatedUser {
+    /// The new user.
+    #[oai(status = 201)]
+    Created(Json<UserBody>),
+}
+
+#[derive(ApiResponse)]
+pub enum NoContent {
+    /// Done.
+    #[oai(status = 204)]
+    Done,
+}
+
+pub struct UsersApi;
+
+#[OpenApi(tag = "ApiTags::Users")]
+impl UsersApi {
+    /// Register a new account (when `users.allow_registration` is on).
+    #[oai(path = "/api/users/", method = "post", operation_id = "users_register")]
+    async fn register(
+        &self,
+        state: Data<&Arc<AppState>>,
+        body: JsonOrForm<RegisterRequest>,
+    ) -> Result<CreatedUser, ApiError> {
+        let RegisterRequest {
+            username,
+            email,
+            password,
+        } = body.0;
+        let registration = Registration {
+            username,
+            email: email.unwrap_or_default(),
+            password,
+        };
+        let user = state.accounts.register(registration).await?;
+        Ok(CreatedUser::Created(Json(user.into())))
+    }
+
+    /// The current user.
+    #[oai(
+        path = "/api/users/me/",
+        method = "get",
+        operation_id = "users_me_read"
+    )]
+    async fn me(&self, auth: BearerAuth) -> Result<Json<UserBody>, ApiError> {
+        Ok(Json(auth.user.into()))
+    }
+
+    /// Change the current user's username or email.
+    #[oai(
+        path = "/api/users/me/",
+        method = "patch",
+        operation_id = "users_me_update"
+    )]
+    async fn update_me(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: BearerAuth,
+        body: JsonOrForm<UpdateMeRequest>,
+    ) -> Result<Json<UserBody>, ApiError> {
+        let change = ProfileChange {
+            username: body.0.username,
+            email: body.0.email,
+        };
+        let user = state.accounts.update_profile(&auth.user, change).await?;
+        Ok(Json(user.into()))
+    }
+
+    /// Change the current user's password; every existing token of the user is revoked.
+    #[oai(
+        path = "/api/users/me/password/",
+        method = "post",
+        operation_id = "users_me_password"
+    )]
+    async fn change_password(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: BearerAuth,
+        body: JsonOrForm<PasswordChangeRequest>,
+    ) -> Result<NoContent, ApiError> {
+        let PasswordChangeRequest {
+            current_password,
+            new_password,
+        } = body.0;
+        state
+            .accounts
+            .change_password(&auth.user, current_password, new_password)
+            .await?;
+        Ok(NoContent::Done)
+    }
+}
