@@ -186,11 +186,7 @@ impl TokenService {
     pub async fn refresh(&self, token: &str) -> Result<Refreshed, AuthError> {
         let presented = self.decode_as(token, TokenType::Refresh)?;
         let sid = presented.sid.to_string();
-        let keys = TokenKeys {
-            user_id: &presented.user_id,
-            jti: &presented.jti,
-            sid: &sid,
-        };
+        let keys = token_keys(&presented, &sid);
         let (user, entries) =
             tokio::join!(self.active_user_of(&presented), self.store.entries(keys));
         let entries = entries?;
@@ -218,17 +214,7 @@ impl TokenService {
     /// Any live token of ours (access or refresh), checked against revocation.
     pub async fn verify(&self, token: &str) -> Result<Claims, AuthError> {
         let claims = self.codec.decode(token)?;
-        let sid = claims.sid.to_string();
-        let keys = TokenKeys {
-            user_id: &claims.user_id,
-            jti: &claims.jti,
-            sid: &sid,
-        };
-        let entries = self.store.entries(keys).await?;
-        self.ensure_session_live(&claims, &entries)?;
-        if entries.jti.is_some() {
-            return Err(TokenError::Blacklisted.into());
-        }
+        self.ensure_not_revoked(&claims).await?;
         Ok(claims)
     }
 
@@ -236,19 +222,11 @@ impl TokenService {
     pub async fn authenticate(&self, token: &str) -> Result<(Claims, User), AuthError> {
         let claims = self.decode_as(token, TokenType::Access)?;
         let user_id = Uuid::try_parse(&claims.user_id).map_err(|_| AuthError::UserNotFound)?;
-        let sid = claims.sid.to_string();
-        let keys = TokenKeys {
-            user_id: &claims.user_id,
-            jti: &claims.jti,
-            sid: &sid,
-        };
-        let (user, entries) =
-            tokio::join!(self.users.find_by_id(user_id), self.store.entries(keys));
-        let entries = entries?;
-        self.ensure_session_live(&claims, &entries)?;
-        if entries.jti.is_some() {
-            return Err(TokenError::Blacklisted.into());
-        }
+        let (user, revocation) = tokio::join!(
+            self.users.find_by_id(user_id),
+            self.ensure_not_revoked(&claims)
+        );
+        revocation?;
         match user? {
             None => Err(AuthError::UserNotFound),
             Some(user) if !user.is_active => Err(AuthError::UserInactive),
@@ -259,18 +237,22 @@ impl TokenService {
     /// Logs out the refresh token's session: its refresh and access tokens are refused at once.
     pub async fn blacklist(&self, token: &str) -> Result<(), AuthError> {
         let claims = self.decode_as(token, TokenType::Refresh)?;
-        let sid = claims.sid.to_string();
-        let keys = TokenKeys {
-            user_id: &claims.user_id,
-            jti: &claims.jti,
-            sid: &sid,
-        };
-        let entries = self.store.entries(keys).await?;
-        self.ensure_session_live(&claims, &entries)?;
+        self.ensure_not_revoked(&claims).await?;
+        self.revoke_session(&claims).await
+    }
+
+    /// One store round trip: neither the token (blacklisted or spent), nor its session, nor
+    /// its user's sessions are revoked.
+    async fn ensure_not_revoked(&self, claims: &Claims) -> Result<(), AuthError> {
+        let entries = self
+            .store
+            .entries(token_keys(claims, &claims.sid.to_string()))
+            .await?;
+        self.ensure_session_live(claims, &entries)?;
         if entries.jti.is_some() {
             return Err(TokenError::Blacklisted.into());
         }
-        self.revoke_session(&claims).await
+        Ok(())
     }
 
     fn decode_as(&self, token: &str, expected: TokenType) -> Result<Claims, TokenError> {
@@ -421,5 +403,13 @@ impl TokenService {
 
     fn sign(&self, claims: &Claims) -> Result<String, SignError> {
         self.codec.sign(claims)
+    }
+}
+
+fn token_keys<'a>(claims: &'a Claims, sid: &'a str) -> TokenKeys<'a> {
+    TokenKeys {
+        user_id: &claims.user_id,
+        jti: &claims.jti,
+        sid,
     }
 }
