@@ -283,6 +283,9 @@ impl From<AuthError> for ApiError {
             }
             AuthError::UserNotFound => ApiError::unauthorized("user_not_found", err.to_string()),
             AuthError::UserInactive => ApiError::unauthorized("user_inactive", err.to_string()),
+            AuthError::SessionNotFound => {
+                ApiError::new(StatusCode::NOT_FOUND, "not_found", err.to_string())
+            }
             AuthError::Token(token) => token.into(),
             AuthError::Unavailable(cause) => ApiError::unavailable(&cause),
             AuthError::Internal(cause) => ApiError::internal(&cause),

@@ -9,6 +9,7 @@ use crate::clock::SharedClock;
 use crate::config::{RevocationBackend, Settings};
 use crate::password::{PasswordError, Passwords};
 use crate::store::redis::RedisRevocationStore;
+use crate::store::sessions::SessionRepository;
 use crate::store::sql::SqlRevocationStore;
 use crate::store::users::UserRepository;
 use crate::store::{RevocationStore, StoreError, db};
@@ -59,6 +60,7 @@ impl AppState {
             codec,
             store,
             users.clone(),
+            SessionRepository::new(db.clone()),
             passwords.clone(),
             clock.clone(),
             &settings.jwt,

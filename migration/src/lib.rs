@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261121_000001_create_users;
 mod m20261121_000002_create_revocations;
 mod m20261121_000003_unique_user_emails;
+mod m20261121_000004_create_sessions;
 
 pub struct Migrator;
 
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000001_create_users::Migration),
             Box::new(m20261121_000002_create_revocations::Migration),
             Box::new(m20261121_000003_unique_user_emails::Migration),
+            Box::new(m20261121_000004_create_sessions::Migration),
         ]
     }
 }

@@ -2,17 +2,21 @@
 
 use std::sync::Arc;
 
+use poem::Request;
 use poem::web::Data;
 use poem_openapi::payload::Json;
 use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use super::ApiTags;
+use super::auth::BearerAuth;
 use super::body::{Fields, FromFields, JsonOrForm};
+use super::users::NoContent;
 use crate::accounts::MAX_USERNAME_CHARS;
 use crate::error::ApiError;
 use crate::password::MAX_PASSWORD_CHARS;
 use crate::state::AppState;
+use crate::store::sessions::LoginContext;
 
 const NO_STORE: &str = "no-store";
 
@@ -139,10 +143,14 @@ impl TokenApi {
     async fn obtain(
         &self,
         state: Data<&Arc<AppState>>,
+        request: &Request,
         body: JsonOrForm<ObtainRequest>,
     ) -> Result<TokenPairResponse, ApiError> {
         let ObtainRequest { username, password } = body.0;
-        let pair = state.tokens.obtain(&username, password).await?;
+        let pair = state
+            .tokens
+            .obtain(&username, password, login_context(request))
+            .await?;
         let body = TokenPairBody {
             access: pair.access,
             refresh: pair.refresh,
@@ -184,6 +192,21 @@ impl TokenApi {
         Ok(EmptyResponse::Ok(Json(EmptyBody {})))
     }
 
+    /// Log out everywhere: revoke every token of the current user.
+    #[oai(
+        path = "/api/token/logout-all/",
+        method = "post",
+        operation_id = "token_logout_all"
+    )]
+    async fn logout_all(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: BearerAuth,
+    ) -> Result<NoContent, ApiError> {
+        state.tokens.revoke_all_of_user(auth.user.id).await?;
+        Ok(NoContent::Done)
+    }
+
     /// Log out: revoke a refresh token's session, so its refresh and access tokens stop working.
     #[oai(
         path = "/api/token/blacklist/",
@@ -197,5 +220,24 @@ impl TokenApi {
     ) -> Result<EmptyResponse, ApiError> {
         state.tokens.blacklist(&body.0.refresh).await?;
         Ok(EmptyResponse::Ok(Json(EmptyBody {})))
+    }
+}
+
+/// The user agent and peer address of a login, for the user's session list.
+fn login_context(request: &Request) -> LoginContext {
+    let user_agent = request
+        .headers()
+        .get(poem::http::header::USER_AGENT)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let client_address = request
+        .remote_addr()
+        .as_socket_addr()
+        .map(|addr| addr.ip().to_string())
+        .unwrap_or_default();
+    LoginContext {
+        user_agent,
+        client_address,
     }
 }

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use poem::web::Data;
+use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Object, OpenApi};
@@ -141,6 +142,20 @@ pub enum NoContent {
     Done,
 }
 
+/// A login session of the current user.
+#[derive(Debug, Object)]
+pub struct SessionBody {
+    /// The `sid` claim of the session's tokens.
+    pub sid: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub last_refreshed_at: Option<DateTime<Utc>>,
+    pub expires_at: DateTime<Utc>,
+    pub user_agent: String,
+    pub client_address: String,
+    /// Whether the access token of this request belongs to it.
+    pub current: bool,
+}
+
 pub struct UsersApi;
 
 #[OpenApi(tag = "ApiTags::Users")]
@@ -194,6 +209,50 @@ impl UsersApi {
         };
         let user = state.accounts.update_profile(&auth.user, change).await?;
         Ok(Json(user.into()))
+    }
+
+    /// The current user's live login sessions, newest first.
+    #[oai(
+        path = "/api/users/me/sessions/",
+        method = "get",
+        operation_id = "users_me_sessions"
+    )]
+    async fn sessions(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: BearerAuth,
+    ) -> Result<Json<Vec<SessionBody>>, ApiError> {
+        let current = auth.claims.sid.uuid();
+        let sessions = state.tokens.sessions_of(auth.user.id).await?;
+        let bodies = sessions
+            .into_iter()
+            .map(|s| SessionBody {
+                sid: s.id,
+                created_at: s.created_at,
+                last_refreshed_at: s.last_refreshed_at,
+                expires_at: s.expires_at,
+                user_agent: s.user_agent,
+                client_address: s.client_address,
+                current: s.id == current,
+            })
+            .collect();
+        Ok(Json(bodies))
+    }
+
+    /// Log one of the current user's sessions out: its tokens stop working at once.
+    #[oai(
+        path = "/api/users/me/sessions/:sid/",
+        method = "delete",
+        operation_id = "users_me_session_end"
+    )]
+    async fn end_session(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: BearerAuth,
+        sid: Path<Uuid>,
+    ) -> Result<NoContent, ApiError> {
+        state.tokens.end_session_of(auth.user.id, sid.0).await?;
+        Ok(NoContent::Done)
     }
 
     /// Change the current user's password; every existing token of the user is revoked.

@@ -5,6 +5,7 @@ pub mod db;
 pub mod entities;
 pub mod redis;
 pub mod revocation;
+pub mod sessions;
 pub mod sql;
 pub mod users;
 

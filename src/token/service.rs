@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::TokenError;
@@ -12,6 +13,7 @@ use crate::clock::SharedClock;
 use crate::config::JwtSettings;
 use crate::password::{PasswordError, Passwords, Verified};
 use crate::store::revocation::{JtiState, RevocationEntries, SpendOutcome, SpendRecord, TokenKeys};
+use crate::store::sessions::{LoginContext, Session, SessionRepository};
 use crate::store::users::{User, UserRepository};
 use crate::store::{RevocationStore, StoreError};
 
@@ -28,6 +30,8 @@ pub enum AuthError {
     /// A valid access token whose user is inactive (bearer authentication).
     #[error("User is inactive")]
     UserInactive,
+    #[error("Not found.")]
+    SessionNotFound,
     #[error(transparent)]
     Token(#[from] TokenError),
     #[error("{0}")]
@@ -106,6 +110,7 @@ pub struct TokenService {
     codec: TokenCodec,
     store: Arc<dyn RevocationStore>,
     users: UserRepository,
+    sessions: SessionRepository,
     passwords: Passwords,
     clock: SharedClock,
     policy: Policy,
@@ -116,6 +121,7 @@ impl TokenService {
         codec: TokenCodec,
         store: Arc<dyn RevocationStore>,
         users: UserRepository,
+        sessions: SessionRepository,
         passwords: Passwords,
         clock: SharedClock,
         jwt: &JwtSettings,
@@ -124,6 +130,7 @@ impl TokenService {
             codec,
             store,
             users,
+            sessions,
             passwords,
             clock,
             policy: Policy::from_settings(jwt),
@@ -135,7 +142,12 @@ impl TokenService {
     }
 
     /// Username and password → a new session's token pair.
-    pub async fn obtain(&self, username: &str, password: String) -> Result<TokenPair, AuthError> {
+    pub async fn obtain(
+        &self,
+        username: &str,
+        password: String,
+        context: LoginContext,
+    ) -> Result<TokenPair, AuthError> {
         let user = self.users.find_by_username(username).await?;
         let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
         let verified = self.passwords.verify(password, stored_hash).await?;
@@ -150,6 +162,11 @@ impl TokenService {
         let now_ms = self.clock.now_ms();
         let sid = SessionId::start(self.session_start(&user_id, now_ms).await?);
         let now = now_ms.div_euclid(1000);
+        let started = from_ms(sid.started_ms());
+        let ends = from_ms(self.session_end(sid) * 1000);
+        self.sessions
+            .create(sid.uuid(), user.id, started, ends, context)
+            .await?;
         Ok(TokenPair {
             access: self.sign(&self.claims_for(TokenType::Access, &user_id, sid, now))?,
             refresh: self.sign(&self.claims_for(TokenType::Refresh, &user_id, sid, now))?,
@@ -185,6 +202,16 @@ impl TokenService {
     /// A refresh token → a new access token, and with rotation a new refresh token.
     pub async fn refresh(&self, token: &str) -> Result<Refreshed, AuthError> {
         let presented = self.decode_as(token, TokenType::Refresh)?;
+        let refreshed = self.refresh_presented(&presented).await?;
+        // Bookkeeping only: a failure here must not cost the client its new tokens.
+        let now = self.now();
+        if let Err(err) = self.sessions.touch(presented.sid.uuid(), now).await {
+            tracing::warn!(sid = %presented.sid, error = %err, "recording a refresh failed");
+        }
+        Ok(refreshed)
+    }
+
+    async fn refresh_presented(&self, presented: &Claims) -> Result<Refreshed, AuthError> {
         let sid = presented.sid.to_string();
         let keys = token_keys(&presented, &sid);
         let (user, entries) =
@@ -355,22 +382,48 @@ impl TokenService {
     }
 
     async fn revoke_session(&self, claims: &Claims) -> Result<(), AuthError> {
-        let until = self.session_end(claims.sid).max(claims.exp) + self.policy.leeway_secs;
-        let sid = claims.sid.to_string();
-        Ok(self
-            .store
-            .revoke_session(&claims.user_id, &sid, until)
-            .await?)
+        self.revoke_session_of(&claims.user_id, claims.sid, claims.exp)
+            .await
+    }
+
+    /// Ends a session: its tokens are refused from now on, and it leaves the user's list.
+    async fn revoke_session_of(
+        &self,
+        user_id: &str,
+        sid: SessionId,
+        latest_exp: i64,
+    ) -> Result<(), AuthError> {
+        let until = self.session_end(sid).max(latest_exp) + self.policy.leeway_secs;
+        self.store
+            .revoke_session(user_id, &sid.to_string(), until)
+            .await?;
+        self.sessions.end(sid.uuid(), self.now()).await?;
+        Ok(())
+    }
+
+    /// The user's live sessions, newest first.
+    pub async fn sessions_of(&self, user_id: Uuid) -> Result<Vec<Session>, AuthError> {
+        Ok(self.sessions.live_of(user_id, self.now()).await?)
+    }
+
+    /// Logs one of the user's sessions out; another user's session is "not found".
+    pub async fn end_session_of(&self, user_id: Uuid, sid: Uuid) -> Result<(), AuthError> {
+        let session = self.sessions.find_live(sid, user_id, self.now()).await?;
+        let sid = session
+            .and_then(|session| SessionId::parse(&session.id.to_string()))
+            .ok_or(AuthError::SessionNotFound)?;
+        self.revoke_session_of(&user_id.to_string(), sid, 0).await
     }
 
     /// Revokes every session of the user that exists now (password change, deactivation).
     pub async fn revoke_all_of_user(&self, user_id: Uuid) -> Result<(), AuthError> {
         let now_ms = self.clock.now_ms();
         let until = now_ms.div_euclid(1000) + self.policy.session_secs + self.policy.leeway_secs;
-        Ok(self
-            .store
+        self.store
             .revoke_user(&user_id.to_string(), now_ms, until)
-            .await?)
+            .await?;
+        self.sessions.end_all_of(user_id, from_ms(now_ms)).await?;
+        Ok(())
     }
 
     fn access_for(&self, presented: &Claims, now: i64) -> Result<String, SignError> {
@@ -401,9 +454,17 @@ impl TokenService {
             .saturating_add(self.policy.session_secs)
     }
 
+    fn now(&self) -> DateTime<Utc> {
+        from_ms(self.clock.now_ms())
+    }
+
     fn sign(&self, claims: &Claims) -> Result<String, SignError> {
         self.codec.sign(claims)
     }
+}
+
+fn from_ms(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }
 
 fn token_keys<'a>(claims: &'a Claims, sid: &'a str) -> TokenKeys<'a> {

@@ -7,6 +7,7 @@ mod errors;
 mod forged;
 mod migrations;
 mod rotation;
+mod sessions;
 mod store_contract;
 mod store_down;
 mod token_endpoints;
