@@ -213,28 +213,28 @@ impl TokenService {
 
     async fn refresh_presented(&self, presented: &Claims) -> Result<Refreshed, AuthError> {
         let sid = presented.sid.to_string();
-        let keys = token_keys(&presented, &sid);
+        let keys = token_keys(presented, &sid);
         let (user, entries) =
-            tokio::join!(self.active_user_of(&presented), self.store.entries(keys));
+            tokio::join!(self.active_user_of(presented), self.store.entries(keys));
         let entries = entries?;
-        self.ensure_session_live(&presented, &entries)?;
+        self.ensure_session_live(presented, &entries)?;
         user?;
         let now = self.clock.now_secs();
         if !self.policy.rotate {
             return Ok(Refreshed {
-                access: self.access_for(&presented, now)?,
+                access: self.access_for(presented, now)?,
                 refresh: None,
             });
         }
         if !self.policy.spend_on_rotation {
             let successor =
                 self.claims_for(TokenType::Refresh, &presented.user_id, presented.sid, now);
-            return self.refreshed_with(&presented, &successor, now);
+            return self.refreshed_with(presented, &successor, now);
         }
         match entries.jti {
             Some(JtiState::Revoked) => Err(TokenError::Blacklisted.into()),
-            Some(JtiState::Spent(record)) => self.spent_again(&presented, record).await,
-            None => self.rotate(&presented).await,
+            Some(JtiState::Spent(record)) => self.spent_again(presented, record).await,
+            None => self.rotate(presented).await,
         }
     }
 
