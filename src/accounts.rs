@@ -9,7 +9,9 @@ use uuid::Uuid;
 use crate::clock::SharedClock;
 use crate::password::{MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS, PasswordError, Passwords, Verified};
 use crate::store::StoreError;
-use crate::store::users::{NewUser, ProfileChange, User, UserRepository, WriteUserError};
+use crate::store::users::{
+    AdminChange, NewUser, ProfileChange, User, UserRepository, WriteUserError,
+};
 use crate::token::TokenService;
 use crate::token::service::AuthError;
 
@@ -25,6 +27,8 @@ pub enum AccountError {
     Invalid(FieldErrors),
     #[error("Registration is closed.")]
     RegistrationClosed,
+    #[error("Not found.")]
+    NotFound,
     #[error(transparent)]
     Auth(#[from] AuthError),
 }
@@ -163,8 +167,40 @@ impl AccountService {
         Ok(())
     }
 
-    pub async fn revoke_everything_of(&self, user_id: Uuid) -> Result<(), AccountError> {
-        Ok(self.tokens.revoke_all_of_user(user_id).await?)
+    pub async fn user(&self, id: Uuid) -> Result<User, AccountError> {
+        self.users
+            .find_by_id(id)
+            .await?
+            .ok_or(AccountError::NotFound)
+    }
+
+    /// Staff changes. Deactivation revokes every token first, so a failure half-way can only
+    /// leave an active user logged out, never an inactive one logged in.
+    pub async fn admin_update(&self, id: Uuid, change: AdminChange) -> Result<User, AccountError> {
+        if let Some(email) = &change.email {
+            let problems = validate_email(email);
+            if !problems.is_empty() {
+                return Err(AccountError::Invalid(BTreeMap::from([(
+                    "email".to_owned(),
+                    problems,
+                )])));
+            }
+        }
+        self.user(id).await?;
+        if change.is_active == Some(false) {
+            self.tokens.revoke_all_of_user(id).await?;
+        }
+        Ok(self.users.admin_update(id, change).await?)
+    }
+
+    /// Deletes a user, revoking every token of theirs first.
+    pub async fn delete_user(&self, id: Uuid) -> Result<(), AccountError> {
+        self.user(id).await?;
+        self.tokens.revoke_all_of_user(id).await?;
+        if !self.users.delete(id).await? {
+            return Err(AccountError::NotFound);
+        }
+        Ok(())
     }
 
     fn now(&self) -> chrono::DateTime<chrono::Utc> {

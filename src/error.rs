@@ -75,6 +75,19 @@ impl ApiError {
         ApiError::new(StatusCode::UNAUTHORIZED, code, detail)
     }
 
+    pub fn not_found() -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", "Not found.")
+    }
+
+    /// 403 for an authenticated user who may not do this.
+    pub fn permission_denied() -> ApiError {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "permission_denied",
+            "You do not have permission to perform this action.",
+        )
+    }
+
     pub fn too_large(limit: usize) -> ApiError {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -129,7 +142,7 @@ impl ApiError {
         }
         let status = err.status();
         match status {
-            StatusCode::NOT_FOUND => ApiError::new(status, "not_found", "Not found."),
+            StatusCode::NOT_FOUND => ApiError::not_found(),
             StatusCode::METHOD_NOT_ALLOWED => {
                 ApiError::new(status, "method_not_allowed", "Method not allowed.")
             }
@@ -229,6 +242,12 @@ impl ApiResponse for ApiError {
                         String::schema_ref(),
                     )],
                 ),
+                response(
+                    403,
+                    "`permission_denied` (staff only) or `registration_closed`.",
+                    vec![],
+                ),
+                response(404, "`not_found`.", vec![]),
                 response(413, "`too_large`: the body is over the limit.", vec![]),
                 response(
                     415,
@@ -264,6 +283,7 @@ impl From<AccountError> for ApiError {
                 "registration_closed",
                 err.to_string(),
             ),
+            AccountError::NotFound => ApiError::not_found(),
             AccountError::Auth(auth) => auth.into(),
         }
     }
@@ -283,9 +303,7 @@ impl From<AuthError> for ApiError {
             }
             AuthError::UserNotFound => ApiError::unauthorized("user_not_found", err.to_string()),
             AuthError::UserInactive => ApiError::unauthorized("user_inactive", err.to_string()),
-            AuthError::SessionNotFound => {
-                ApiError::new(StatusCode::NOT_FOUND, "not_found", err.to_string())
-            }
+            AuthError::SessionNotFound => ApiError::not_found(),
             AuthError::Token(token) => token.into(),
             AuthError::Unavailable(cause) => ApiError::unavailable(&cause),
             AuthError::Internal(cause) => ApiError::internal(&cause),

@@ -189,6 +189,30 @@ impl Fields {
         None
     }
 
+    /// `None`-when-absent boolean, as DRF's `BooleanField` reads JSON and form values.
+    pub fn optional_bool(&mut self, name: &str) -> Option<Option<bool>> {
+        let value = match self.map.remove(name) {
+            None => return Some(None),
+            Some(Value::Bool(value)) => Some(value),
+            Some(Value::Number(n)) => match n.as_u64() {
+                Some(1) => Some(true),
+                Some(0) => Some(false),
+                _ => None,
+            },
+            Some(Value::String(text)) => match text.to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" | "on" => Some(true),
+                "false" | "0" | "no" | "off" => Some(false),
+                _ => None,
+            },
+            Some(_) => None,
+        };
+        if value.is_none() {
+            self.error(name, "Must be a valid boolean.".into());
+            return None;
+        }
+        Some(value)
+    }
+
     fn error(&mut self, name: &str, problem: String) {
         self.errors
             .entry(name.to_owned())

@@ -1,6 +1,7 @@
 //! The HTTP layer: one `#[OpenApi]` struct per tag, the routes around them, and the rules every
 //! request shares (trailing slashes, body limit, JSON errors, panics).
 
+pub mod admin;
 pub mod auth;
 pub mod body;
 pub mod health;
@@ -24,16 +25,28 @@ pub enum ApiTags {
     Token,
     /// Accounts: registration, the current user, password change.
     Users,
+    /// Staff administration of users.
+    Admin,
     /// Liveness and readiness.
     Health,
 }
 
-pub type Apis = (token::TokenApi, users::UsersApi, health::HealthApi);
+pub type Apis = (
+    token::TokenApi,
+    users::UsersApi,
+    admin::AdminApi,
+    health::HealthApi,
+);
 
 /// The OpenAPI description of every operation; also what `jwtd openapi` prints.
 pub fn openapi() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
-        (token::TokenApi, users::UsersApi, health::HealthApi),
+        (
+            token::TokenApi,
+            users::UsersApi,
+            admin::AdminApi,
+            health::HealthApi,
+        ),
         "jwtd",
         env!("CARGO_PKG_VERSION"),
     )

@@ -2,9 +2,10 @@
 //! inside the service.
 
 use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, Func};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    SqlErr,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, ExprTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, SqlErr,
 };
 use unicode_normalization::UnicodeNormalization;
 use uuid::Uuid;
@@ -36,6 +37,24 @@ impl From<sea_orm::DbErr> for WriteUserError {
             _ => WriteUserError::Store(err.into()),
         }
     }
+}
+
+/// What staff may change about any user.
+#[derive(Debug, Default)]
+pub struct AdminChange {
+    pub is_active: Option<bool>,
+    pub is_staff: Option<bool>,
+    pub email: Option<String>,
+}
+
+/// Filters of the staff user list; all optional, combined with AND.
+#[derive(Debug, Default)]
+pub struct UserFilter {
+    /// Part of the (normalised) username.
+    pub username: Option<String>,
+    /// The whole email, ignoring case.
+    pub email: Option<String>,
+    pub is_active: Option<bool>,
 }
 
 /// A change of the fields a user may edit about themself.
@@ -115,6 +134,58 @@ impl UserRepository {
             model.email = Set(email);
         }
         Ok(model.update(&self.db).await?)
+    }
+
+    /// One page (from 1) of users in joining order, and how many match in all.
+    pub async fn list(
+        &self,
+        filter: UserFilter,
+        page: u64,
+        page_size: u64,
+    ) -> Result<(Vec<User>, u64), StoreError> {
+        let mut query = Entity::find()
+            .order_by_asc(Column::DateJoined)
+            .order_by_asc(Column::Id);
+        if let Some(part) = filter.username {
+            query = query.filter(Column::UsernameNormalized.contains(normalize_username(&part)));
+        }
+        if let Some(email) = filter.email {
+            let lowered = Expr::expr(Func::lower(Expr::col(Column::Email)));
+            query = query.filter(lowered.eq(email.to_lowercase()));
+        }
+        if let Some(active) = filter.is_active {
+            query = query.filter(Column::IsActive.eq(active));
+        }
+        let pages = query.paginate(&self.db, Ord::max(page_size, 1));
+        let total = pages.num_items().await?;
+        let users = pages.fetch_page(page.saturating_sub(1)).await?;
+        Ok((users, total))
+    }
+
+    pub async fn admin_update(
+        &self,
+        id: Uuid,
+        change: AdminChange,
+    ) -> Result<User, WriteUserError> {
+        let mut model = ActiveModel {
+            id: Set(id),
+            ..Default::default()
+        };
+        if let Some(active) = change.is_active {
+            model.is_active = Set(active);
+        }
+        if let Some(staff) = change.is_staff {
+            model.is_staff = Set(staff);
+        }
+        if let Some(email) = change.email {
+            model.email = Set(email);
+        }
+        Ok(model.update(&self.db).await?)
+    }
+
+    /// Deletes the user; whether there was one.
+    pub async fn delete(&self, id: Uuid) -> Result<bool, StoreError> {
+        Ok(Entity::delete_by_id(id).exec(&self.db).await?.rows_affected > 0)
     }
 
     pub async fn set_password_hash(

@@ -1,0 +1,175 @@
+//! Staff administration of users: list, read, update, delete. Everyone else gets 403.
+
+use std::sync::Arc;
+
+use poem::web::Data;
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::{Object, OpenApi};
+use uuid::Uuid;
+
+use super::ApiTags;
+use super::auth::BearerAuth;
+use super::body::{Fields, FromFields, JsonOrForm};
+use super::users::{NoContent, UserBody};
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::store::users::{AdminChange, UserFilter};
+
+const DEFAULT_PAGE_SIZE: u64 = 20;
+const MAX_PAGE_SIZE: u64 = 100;
+const MAX_EMAIL_CHARS: usize = 254;
+
+/// One page of users, as DRF's page-number pagination shapes it.
+#[derive(Debug, Object)]
+pub struct UserPage {
+    /// Users matching the filters, on all pages.
+    pub count: u64,
+    pub next: Option<String>,
+    pub previous: Option<String>,
+    pub results: Vec<UserBody>,
+}
+
+/// What staff may change; omitted fields stay as they are. Deactivating revokes every token.
+#[derive(Debug, Object)]
+pub struct AdminUpdateRequest {
+    pub is_active: Option<bool>,
+    pub is_staff: Option<bool>,
+    pub email: Option<String>,
+}
+
+impl FromFields for AdminUpdateRequest {
+    fn from_fields(fields: &mut Fields) -> Option<Self> {
+        let is_active = fields.optional_bool("is_active");
+        let is_staff = fields.optional_bool("is_staff");
+        let email = fields.optional_string("email", true, MAX_EMAIL_CHARS, true);
+        Some(AdminUpdateRequest {
+            is_active: is_active?,
+            is_staff: is_staff?,
+            email: email?,
+        })
+    }
+}
+
+fn require_staff(auth: &BearerAuth) -> Result<(), ApiError> {
+    if auth.user.is_staff {
+        Ok(())
+    } else {
+        Err(ApiError::permission_denied())
+    }
+}
+
+pub struct AdminApi;
+
+#[OpenApi(tag = "ApiTags::Admin")]
+impl AdminApi {
+    /// List users (staff only), paginated, filtered by username part, email or active flag.
+    #[allow(clippy::too_many_arguments)]
+    #[oai(
+        path = "/api/users/",
+        method = "get",
+        operation_id = "admin_users_list"
+    )]
+    async fn list(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: BearerAuth,
+        page: Query<Option<u64>>,
+        page_size: Query<Option<u64>>,
+        username: Query<Option<String>>,
+        email: Query<Option<String>>,
+        is_active: Query<Option<bool>>,
+    ) -> Result<Json<UserPage>, ApiError> {
+        require_staff(&auth)?;
+        let page = page.0.unwrap_or(1);
+        let page_size = page_size.0.unwrap_or(DEFAULT_PAGE_SIZE);
+        if page == 0 || page_size == 0 || page_size > MAX_PAGE_SIZE {
+            return Err(ApiError::invalid(format!(
+                "page must be at least 1 and page_size between 1 and {MAX_PAGE_SIZE}."
+            )));
+        }
+        let filter = UserFilter {
+            username: username.0,
+            email: email.0,
+            is_active: is_active.0,
+        };
+        let (users, count) = state
+            .users
+            .list(filter, page, page_size)
+            .await
+            .map_err(crate::token::service::AuthError::from)?;
+        let link = |page: u64| Some(format!("/api/users/?page={page}&page_size={page_size}"));
+        Ok(Json(UserPage {
+            count,
+            next: if page * page_size < count {
+                link(page + 1)
+            } else {
+                None
+            },
+            previous: if page > 1 { link(page - 1) } else { None },
+            results: users.into_iter().map(UserBody::from).collect(),
+        }))
+    }
+
+    /// Read any user (staff only).
+    #[oai(
+        path = "/api/users/:id/",
+        method = "get",
+        operation_id = "admin_users_read"
+    )]
+    async fn read(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: BearerAuth,
+        id: Path<Uuid>,
+    ) -> Result<Json<UserBody>, ApiError> {
+        require_staff(&auth)?;
+        Ok(Json(state.accounts.user(id.0).await?.into()))
+    }
+
+    /// Activate or deactivate a user, make them staff, change their email (staff only).
+    #[oai(
+        path = "/api/users/:id/",
+        method = "patch",
+        operation_id = "admin_users_update"
+    )]
+    async fn update(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: BearerAuth,
+        id: Path<Uuid>,
+        body: JsonOrForm<AdminUpdateRequest>,
+    ) -> Result<Json<UserBody>, ApiError> {
+        require_staff(&auth)?;
+        let AdminUpdateRequest {
+            is_active,
+            is_staff,
+            email,
+        } = body.0;
+        let change = AdminChange {
+            is_active,
+            is_staff,
+            email,
+        };
+        Ok(Json(
+            state.accounts.admin_update(id.0, change).await?.into(),
+        ))
+    }
+
+    /// Delete a user; every token of theirs is revoked (staff only).
+    #[oai(
+        path = "/api/users/:id/",
+        method = "delete",
+        operation_id = "admin_users_delete"
+    )]
+    async fn delete(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: BearerAuth,
+        id: Path<Uuid>,
+    ) -> Result<NoContent, ApiError> {
+        require_staff(&auth)?;
+        state.accounts.delete_user(id.0).await?;
+        Ok(NoContent::Done)
+    }
+}
