@@ -7,11 +7,15 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::accounts::{validate_email, validate_password, validate_username};
+use std::sync::Arc;
+
+use crate::accounts::{AccountError, validate_email, validate_password, validate_username};
+use crate::clock::SystemClock;
 use crate::config::Settings;
 use crate::password::Passwords;
+use crate::state::AppState;
 use crate::store::db;
-use crate::store::users::{NewUser, UserRepository};
+use crate::store::users::{AdminChange, NewUser, User, UserFilter, UserRepository};
 use crate::{App, telemetry};
 
 #[derive(Debug, Parser)]
@@ -46,6 +50,39 @@ enum UsersCommand {
     /// Create a user. The password comes from --password, else standard input when it is not a
     /// terminal, else a prompt.
     Create(CreateUser),
+    /// List users, one JSON object per line.
+    List(ListUsers),
+    /// Set a user's password (read like `create`'s) and revoke every token of the user.
+    SetPassword(SetPassword),
+    /// Deactivate a user and revoke every token of the user.
+    Deactivate(UserRef),
+    /// Delete a user and revoke every token of the user.
+    Delete(UserRef),
+}
+
+#[derive(Debug, Args)]
+struct ListUsers {
+    /// Only usernames containing this.
+    #[arg(long)]
+    username: Option<String>,
+    /// Only active (true) or inactive (false) users.
+    #[arg(long)]
+    active: Option<bool>,
+}
+
+#[derive(Debug, Args)]
+struct UserRef {
+    #[arg(long)]
+    username: String,
+}
+
+#[derive(Debug, Args)]
+struct SetPassword {
+    #[arg(long)]
+    username: String,
+    /// The password (visible in the process list: prefer stdin or the prompt).
+    #[arg(long)]
+    password: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -77,6 +114,10 @@ pub async fn run() -> ExitCode {
         Command::Serve => serve(settings).await,
         Command::Migrate => migrate(settings).await,
         Command::Users(UsersCommand::Create(args)) => create_user(settings, args).await,
+        Command::Users(UsersCommand::List(args)) => list_users(settings, args).await,
+        Command::Users(UsersCommand::SetPassword(args)) => set_password(settings, args).await,
+        Command::Users(UsersCommand::Deactivate(args)) => deactivate(settings, args).await,
+        Command::Users(UsersCommand::Delete(args)) => delete_user(settings, args).await,
         Command::Openapi => unreachable!("handled before loading the configuration"),
     };
     match result {
@@ -132,7 +173,13 @@ async fn create_user(settings: Settings, args: CreateUser) -> CliResult {
     let user = UserRepository::new(db)
         .create(new, chrono::Utc::now())
         .await?;
-    let shown = serde_json::json!({
+    println!("{}", user_json(&user));
+    Ok(())
+}
+
+/// A user as the API shows it: never the password hash.
+fn user_json(user: &User) -> serde_json::Value {
+    serde_json::json!({
         "id": user.id,
         "username": user.username,
         "email": user.email,
@@ -140,9 +187,99 @@ async fn create_user(settings: Settings, args: CreateUser) -> CliResult {
         "is_staff": user.is_staff,
         "date_joined": user.date_joined,
         "last_login": user.last_login,
-    });
-    println!("{shown}");
+    })
+}
+
+async fn list_users(settings: Settings, args: ListUsers) -> CliResult {
+    let db = db::connect(&settings.database).await?;
+    db::migrate(&db).await?;
+    let users = UserRepository::new(db);
+    const PAGE_SIZE: u64 = 500;
+    for page in 1.. {
+        let filter = UserFilter {
+            username: args.username.clone(),
+            email: None,
+            is_active: args.active,
+        };
+        let (users, total) = users.list(filter, page, PAGE_SIZE).await?;
+        for user in &users {
+            println!("{}", user_json(user));
+        }
+        if page * PAGE_SIZE >= total {
+            break;
+        }
+    }
     Ok(())
+}
+
+/// The full application state: these commands revoke tokens like the API does.
+async fn state_and_user(
+    settings: Settings,
+    username: &str,
+) -> Result<(AppState, User), Box<dyn std::error::Error>> {
+    let state = AppState::build(settings, Arc::new(SystemClock)).await?;
+    let user = state
+        .users
+        .find_by_username(username)
+        .await?
+        .ok_or_else(|| format!("no user named {username:?}"))?;
+    Ok((state, user))
+}
+
+async fn set_password(settings: Settings, args: SetPassword) -> CliResult {
+    let password = match args.password {
+        Some(password) => password,
+        None => read_password()?,
+    };
+    let (state, user) = state_and_user(settings, &args.username).await?;
+    let problems = validate_password(&password, &user.username, &user.email);
+    if !problems.is_empty() {
+        return Err(problems.join(" ").into());
+    }
+    let hash = state.passwords.hash(password).await?;
+    state.users.set_password_hash(user.id, hash).await?;
+    state.tokens.revoke_all_of_user(user.id).await?;
+    eprintln!(
+        "jwtd: password of {} changed; every token of theirs is revoked",
+        user.username
+    );
+    Ok(())
+}
+
+async fn deactivate(settings: Settings, args: UserRef) -> CliResult {
+    let (state, user) = state_and_user(settings, &args.username).await?;
+    let change = AdminChange {
+        is_active: Some(false),
+        ..Default::default()
+    };
+    let user = state
+        .accounts
+        .admin_update(user.id, change)
+        .await
+        .map_err(account_error)?;
+    println!("{}", user_json(&user));
+    Ok(())
+}
+
+async fn delete_user(settings: Settings, args: UserRef) -> CliResult {
+    let (state, user) = state_and_user(settings, &args.username).await?;
+    state
+        .accounts
+        .delete_user(user.id)
+        .await
+        .map_err(account_error)?;
+    eprintln!(
+        "jwtd: deleted {}; every token of theirs is revoked",
+        user.username
+    );
+    Ok(())
+}
+
+fn account_error(err: AccountError) -> Box<dyn std::error::Error> {
+    match err {
+        AccountError::Invalid(fields) => format!("{fields:?}").into(),
+        other => other.to_string().into(),
+    }
 }
 
 /// From standard input when it is piped (one line, newline removed), else a no-echo prompt.

@@ -182,6 +182,10 @@ fn migrate_creates_the_database_and_every_command_has_help() {
         &["users", "--help"],
         &["users", "create", "--help"],
         &["openapi", "--help"],
+        &["users", "list", "--help"],
+        &["users", "set-password", "--help"],
+        &["users", "deactivate", "--help"],
+        &["users", "delete", "--help"],
     ] {
         let output = jwtd(dir.path()).args(args).output().unwrap();
         assert!(output.status.success(), "{args:?}");
@@ -192,4 +196,87 @@ fn migrate_creates_the_database_and_every_command_has_help() {
     }
     let unknown = jwtd(dir.path()).arg("frobnicate").output().unwrap();
     assert_eq!(unknown.status.code(), Some(2));
+}
+
+fn run(dir: &Path, args: &[&str]) -> Output {
+    let output = jwtd(dir).args(args).output().unwrap();
+    assert!(
+        output.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+fn listed(dir: &Path, args: &[&str]) -> Vec<serde_json::Value> {
+    let output = run(dir, &[&["users", "list"][..], args].concat());
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+#[test]
+fn users_can_be_listed_deactivated_re_passworded_and_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["frank", "grace", "heidi"] {
+        run(
+            dir.path(),
+            &[
+                "users",
+                "create",
+                "--username",
+                name,
+                "--password",
+                PASSWORD,
+            ],
+        );
+    }
+    let all = listed(dir.path(), &[]);
+    assert_eq!(
+        all.iter()
+            .map(|u| u["username"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["frank", "grace", "heidi"]
+    );
+    assert!(all.iter().all(|u| u.get("password_hash").is_none()));
+
+    run(dir.path(), &["users", "deactivate", "--username", "grace"]);
+    let inactive = listed(dir.path(), &["--active", "false"]);
+    assert_eq!(inactive.len(), 1);
+    assert_eq!(inactive[0]["username"], "grace");
+
+    let weak = jwtd(dir.path())
+        .args([
+            "users",
+            "set-password",
+            "--username",
+            "heidi",
+            "--password",
+            "123",
+        ])
+        .output()
+        .unwrap();
+    assert!(!weak.status.success());
+    run(
+        dir.path(),
+        &[
+            "users",
+            "set-password",
+            "--username",
+            "heidi",
+            "--password",
+            "a different passphrase",
+        ],
+    );
+
+    run(dir.path(), &["users", "delete", "--username", "frank"]);
+    assert_eq!(listed(dir.path(), &["--username", "fr"]).len(), 0);
+    let missing = jwtd(dir.path())
+        .args(["users", "delete", "--username", "frank"])
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no user named"));
 }
