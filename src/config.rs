@@ -102,6 +102,16 @@ pub struct JwtSettings {
     pub user_id_claim: String,
     pub token_type_claim: String,
     pub max_token_bytes: usize,
+    /// Claims added to access tokens so other services can authorise without calling back.
+    #[serde(default)]
+    pub access_token_extra_claims: Vec<ExtraClaim>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExtraClaim {
+    Username,
+    IsStaff,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -180,7 +190,8 @@ impl Settings {
                     .ignore_empty(true)
                     .try_parsing(true)
                     .list_separator(",")
-                    .with_list_parse_key("jwt.previous_public_key_files"),
+                    .with_list_parse_key("jwt.previous_public_key_files")
+                    .with_list_parse_key("jwt.access_token_extra_claims"),
             )
             .set_override("environment", environment)?
             .build()?
@@ -207,6 +218,23 @@ impl Settings {
         }
         if jwt.user_id_claim.is_empty() || jwt.token_type_claim.is_empty() {
             return invalid("jwt.user_id_claim and jwt.token_type_claim must not be empty".into());
+        }
+        let mut taken = vec!["exp", "iat", "jti", "sub", "sid", "iss", "aud"];
+        if jwt
+            .access_token_extra_claims
+            .contains(&ExtraClaim::Username)
+        {
+            taken.push("username");
+        }
+        if jwt.access_token_extra_claims.contains(&ExtraClaim::IsStaff) {
+            taken.push("is_staff");
+        }
+        for name in [&jwt.user_id_claim, &jwt.token_type_claim] {
+            if taken.contains(&name.as_str()) || jwt.user_id_claim == jwt.token_type_claim {
+                return invalid(format!(
+                    "jwt claim name {name:?} clashes with another claim"
+                ));
+            }
         }
         if self.is_production() {
             self.validate_production_key()?;
@@ -278,12 +306,17 @@ mod tests {
                 ("JWTD__JWT__ACCESS_TOKEN_LIFETIME", "10m"),
                 ("JWTD__JWT__ROTATE_REFRESH_TOKENS", "false"),
                 ("JWTD__JWT__PREVIOUS_PUBLIC_KEY_FILES", "a.pem,b.pem"),
+                ("JWTD__JWT__ACCESS_TOKEN_EXTRA_CLAIMS", "username,is_staff"),
             ],
         )
         .unwrap();
         assert_eq!(settings.jwt.access_token_lifetime, Duration::from_secs(600));
         assert!(!settings.jwt.rotate_refresh_tokens);
         assert_eq!(settings.jwt.previous_public_key_files.len(), 2);
+        assert_eq!(
+            settings.jwt.access_token_extra_claims,
+            [ExtraClaim::Username, ExtraClaim::IsStaff]
+        );
     }
 
     #[test]
@@ -313,6 +346,12 @@ mod tests {
             ],
         );
         assert!(ok.is_ok());
+    }
+
+    #[test]
+    fn clashing_claim_names_are_refused() {
+        let err = load_with("development", &[("JWTD__JWT__USER_ID_CLAIM", "sub")]).unwrap_err();
+        assert!(err.to_string().contains("clashes"), "{err}");
     }
 
     #[test]

@@ -85,6 +85,9 @@ pub struct Claims {
     pub sid: SessionId,
     pub iss: Option<String>,
     pub aud: Option<String>,
+    /// Access tokens only, when configured (`jwt.access_token_extra_claims`).
+    pub username: Option<String>,
+    pub is_staff: Option<bool>,
 }
 
 /// Where the configurable claims live in the JSON payload.
@@ -129,6 +132,9 @@ impl ClaimNames {
             iss,
             // `aud` may be a string or a list (RFC 7519 §4.1.3): the codec checks it.
             aud: None,
+            // Informational extras: nothing in jwtd decides on them.
+            username: None,
+            is_staff: None,
         })
     }
 }
@@ -156,7 +162,15 @@ pub struct WireClaims<'a> {
 impl Serialize for WireClaims<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let c = self.claims;
-        let optional = usize::from(c.iss.is_some()) + usize::from(c.aud.is_some());
+        let optional = [
+            c.iss.is_some(),
+            c.aud.is_some(),
+            c.username.is_some(),
+            c.is_staff.is_some(),
+        ]
+        .into_iter()
+        .filter(|present| *present)
+        .count();
         let mut map = serializer.serialize_map(Some(7 + optional))?;
         map.serialize_entry(&self.names.token_type, c.token_type.as_str())?;
         map.serialize_entry("exp", &c.exp)?;
@@ -170,6 +184,12 @@ impl Serialize for WireClaims<'_> {
         }
         if let Some(aud) = &c.aud {
             map.serialize_entry("aud", aud)?;
+        }
+        if let Some(username) = &c.username {
+            map.serialize_entry("username", username)?;
+        }
+        if let Some(is_staff) = c.is_staff {
+            map.serialize_entry("is_staff", &is_staff)?;
         }
         map.end()
     }

@@ -10,7 +10,7 @@ use super::TokenError;
 use super::claims::{Claims, SessionId, TokenType, new_jti};
 use super::codec::{SignError, TokenCodec};
 use crate::clock::SharedClock;
-use crate::config::JwtSettings;
+use crate::config::{ExtraClaim, JwtSettings};
 use crate::password::{PasswordError, Passwords, Verified};
 use crate::store::revocation::{JtiState, RevocationEntries, SpendOutcome, SpendRecord, TokenKeys};
 use crate::store::sessions::{LoginContext, Session, SessionRepository};
@@ -88,6 +88,7 @@ struct Policy {
     spend_on_rotation: bool,
     reuse_grace_ms: i64,
     update_last_login: bool,
+    extra_claims: Vec<ExtraClaim>,
 }
 
 impl Policy {
@@ -102,6 +103,7 @@ impl Policy {
             spend_on_rotation: jwt.blacklist_after_rotation,
             reuse_grace_ms: i64::try_from(jwt.refresh_reuse_grace.as_millis()).unwrap_or(i64::MAX),
             update_last_login: jwt.update_last_login,
+            extra_claims: jwt.access_token_extra_claims.clone(),
         }
     }
 }
@@ -168,7 +170,7 @@ impl TokenService {
             .create(sid.uuid(), user.id, started, ends, context)
             .await?;
         Ok(TokenPair {
-            access: self.sign(&self.claims_for(TokenType::Access, &user_id, sid, now))?,
+            access: self.sign(&self.access_claims(&user, sid, now))?,
             refresh: self.sign(&self.claims_for(TokenType::Refresh, &user_id, sid, now))?,
         })
     }
@@ -218,23 +220,23 @@ impl TokenService {
             tokio::join!(self.active_user_of(presented), self.store.entries(keys));
         let entries = entries?;
         self.ensure_session_live(presented, &entries)?;
-        user?;
+        let user = user?;
         let now = self.clock.now_secs();
         if !self.policy.rotate {
             return Ok(Refreshed {
-                access: self.access_for(presented, now)?,
+                access: self.access_for(presented, &user, now)?,
                 refresh: None,
             });
         }
         if !self.policy.spend_on_rotation {
             let successor =
                 self.claims_for(TokenType::Refresh, &presented.user_id, presented.sid, now);
-            return self.refreshed_with(presented, &successor, now);
+            return self.refreshed_with(presented, &user, &successor, now);
         }
         match entries.jti {
             Some(JtiState::Revoked) => Err(TokenError::Blacklisted.into()),
-            Some(JtiState::Spent(record)) => self.spent_again(presented, record).await,
-            None => self.rotate(presented).await,
+            Some(JtiState::Spent(record)) => self.spent_again(presented, &user, record).await,
+            None => self.rotate(presented, &user).await,
         }
     }
 
@@ -314,7 +316,7 @@ impl TokenService {
     }
 
     /// Spends the presented token (atomically: one winner) and issues its successor.
-    async fn rotate(&self, presented: &Claims) -> Result<Refreshed, AuthError> {
+    async fn rotate(&self, presented: &Claims, user: &User) -> Result<Refreshed, AuthError> {
         let now_ms = self.clock.now_ms();
         let now = now_ms.div_euclid(1000);
         let successor = self.claims_for(TokenType::Refresh, &presented.user_id, presented.sid, now);
@@ -330,9 +332,9 @@ impl TokenService {
             .spend(&presented.user_id, &presented.jti, &record, until)
             .await?
         {
-            SpendOutcome::Spent => self.refreshed_with(presented, &successor, now),
+            SpendOutcome::Spent => self.refreshed_with(presented, user, &successor, now),
             SpendOutcome::AlreadyUsed(JtiState::Spent(record)) => {
-                self.spent_again(presented, record).await
+                self.spent_again(presented, user, record).await
             }
             SpendOutcome::AlreadyUsed(JtiState::Revoked) => Err(TokenError::Blacklisted.into()),
         }
@@ -344,6 +346,7 @@ impl TokenService {
     async fn spent_again(
         &self,
         presented: &Claims,
+        user: &User,
         record: SpendRecord,
     ) -> Result<Refreshed, AuthError> {
         let now_ms = self.clock.now_ms();
@@ -362,7 +365,7 @@ impl TokenService {
                 exp: record.successor_exp,
                 ..presented.clone()
             };
-            return self.refreshed_with(presented, &successor, now_ms.div_euclid(1000));
+            return self.refreshed_with(presented, user, &successor, now_ms.div_euclid(1000));
         }
         tracing::warn!(user_id = %presented.user_id, sid = %presented.sid, "refresh token reuse detected: session revoked");
         self.revoke_session(presented).await?;
@@ -372,11 +375,12 @@ impl TokenService {
     fn refreshed_with(
         &self,
         presented: &Claims,
+        user: &User,
         successor: &Claims,
         now: i64,
     ) -> Result<Refreshed, AuthError> {
         Ok(Refreshed {
-            access: self.access_for(presented, now)?,
+            access: self.access_for(presented, user, now)?,
             refresh: Some(self.sign(successor)?),
         })
     }
@@ -426,8 +430,21 @@ impl TokenService {
         Ok(())
     }
 
-    fn access_for(&self, presented: &Claims, now: i64) -> Result<String, SignError> {
-        self.sign(&self.claims_for(TokenType::Access, &presented.user_id, presented.sid, now))
+    fn access_for(&self, presented: &Claims, user: &User, now: i64) -> Result<String, SignError> {
+        self.sign(&self.access_claims(user, presented.sid, now))
+    }
+
+    /// An access token's claims, with the extra claims configured for other services.
+    fn access_claims(&self, user: &User, sid: SessionId, now: i64) -> Claims {
+        let mut claims = self.claims_for(TokenType::Access, &user.id.to_string(), sid, now);
+        let extras = &self.policy.extra_claims;
+        claims.username = extras
+            .contains(&ExtraClaim::Username)
+            .then(|| user.username.clone());
+        claims.is_staff = extras
+            .contains(&ExtraClaim::IsStaff)
+            .then_some(user.is_staff);
+        claims
     }
 
     /// No token outlives its session: `exp` is capped at login + `session_lifetime`.
@@ -445,6 +462,8 @@ impl TokenService {
             sid,
             iss: self.codec.issuer().map(str::to_owned),
             aud: self.codec.audience().map(str::to_owned),
+            username: None,
+            is_staff: None,
         }
     }
 

@@ -339,3 +339,30 @@ async fn an_unsupported_algorithm_is_refused_at_startup() {
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn access_tokens_carry_the_configured_extra_claims_as_of_now() {
+    use jwtd::config::ExtraClaim;
+    let app = TestApp::spawn_with(Backend::Sqlite, |s| {
+        s.jwt.access_token_extra_claims = vec![ExtraClaim::Username, ExtraClaim::IsStaff];
+    })
+    .await;
+    let user = app.create_user().await;
+    let (access, refresh) = app.login(&user).await;
+    assert_eq!(claims_of(&access)["username"], user.username);
+    assert_eq!(claims_of(&access)["is_staff"], false);
+    assert!(
+        claims_of(&refresh).get("username").is_none(),
+        "refresh tokens carry no extras"
+    );
+    expect_status(app.verify(&access).await, StatusCode::OK).await;
+
+    // A refresh reflects the user as they are now.
+    let change = jwtd::store::users::AdminChange {
+        is_staff: Some(true),
+        ..Default::default()
+    };
+    app.state.users.admin_update(user.id, change).await.unwrap();
+    let body = expect_status(app.refresh(&refresh).await, StatusCode::OK).await;
+    assert_eq!(claims_of(&string_field(&body, "access"))["is_staff"], true);
+}
