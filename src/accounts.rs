@@ -19,7 +19,7 @@ use crate::token::service::AuthError;
 pub type FieldErrors = BTreeMap<String, Vec<String>>;
 
 pub const MAX_USERNAME_CHARS: usize = 150;
-const MAX_EMAIL_CHARS: usize = 254;
+pub const MAX_EMAIL_CHARS: usize = 254;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AccountError {

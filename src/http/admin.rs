@@ -12,13 +12,13 @@ use super::ApiTags;
 use super::auth::BearerAuth;
 use super::body::{Fields, FromFields, JsonOrForm};
 use super::users::{NoContent, UserBody};
+use crate::accounts::MAX_EMAIL_CHARS;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store::users::{AdminChange, UserFilter};
 
 const DEFAULT_PAGE_SIZE: u64 = 20;
 const MAX_PAGE_SIZE: u64 = 100;
-const MAX_EMAIL_CHARS: usize = 254;
 
 /// One page of users, as DRF's page-number pagination shapes it.
 #[derive(Debug, Object)]

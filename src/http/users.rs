@@ -13,13 +13,11 @@ use uuid::Uuid;
 use super::ApiTags;
 use super::auth::BearerAuth;
 use super::body::{Fields, FromFields, JsonOrForm};
-use crate::accounts::{MAX_USERNAME_CHARS, Registration};
+use crate::accounts::{MAX_EMAIL_CHARS, MAX_USERNAME_CHARS, Registration};
 use crate::error::ApiError;
 use crate::password::MAX_PASSWORD_CHARS;
 use crate::state::AppState;
 use crate::store::users::{ProfileChange, User};
-
-const MAX_EMAIL_CHARS: usize = 254;
 
 /// A user as the API shows it: never the password hash.
 #[derive(Debug, Object)]
