@@ -44,7 +44,11 @@ impl SessionId {
     }
 
     pub fn parse(text: &str) -> Option<SessionId> {
-        let uuid = Uuid::try_parse(text).ok()?;
+        SessionId::from_uuid(Uuid::try_parse(text).ok()?)
+    }
+
+    /// Only a UUIDv7 carries the login time a session needs.
+    pub fn from_uuid(uuid: Uuid) -> Option<SessionId> {
         (uuid.get_version_num() == 7).then_some(SessionId(uuid))
     }
 

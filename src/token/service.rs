@@ -414,7 +414,7 @@ impl TokenService {
     pub async fn end_session_of(&self, user_id: Uuid, sid: Uuid) -> Result<(), AuthError> {
         let session = self.sessions.find_live(sid, user_id, self.now()).await?;
         let sid = session
-            .and_then(|session| SessionId::parse(&session.id.to_string()))
+            .and_then(|session| SessionId::from_uuid(session.id))
             .ok_or(AuthError::SessionNotFound)?;
         self.revoke_session_of(&user_id.to_string(), sid, 0).await
     }
