@@ -219,7 +219,17 @@ impl Settings {
         if jwt.user_id_claim.is_empty() || jwt.token_type_claim.is_empty() {
             return invalid("jwt.user_id_claim and jwt.token_type_claim must not be empty".into());
         }
-        let mut taken = vec!["exp", "iat", "jti", "sub", "sid", "iss", "aud"];
+        let mut taken = vec![
+            "exp",
+            "iat",
+            "jti",
+            "sub",
+            "sid",
+            "iss",
+            "aud",
+            "scope",
+            "client_id",
+        ];
         if jwt
             .access_token_extra_claims
             .contains(&ExtraClaim::Username)

@@ -305,6 +305,8 @@ impl From<AuthError> for ApiError {
             AuthError::UserInactive => ApiError::unauthorized("user_inactive", err.to_string()),
             AuthError::SessionNotFound => ApiError::not_found(),
             AuthError::Token(token) => token.into(),
+            // OAuth-only refusals; the SimpleJWT endpoints never present a client.
+            AuthError::WrongClient | AuthError::ScopeNotGranted(_) => TokenError::Invalid.into(),
             AuthError::Unavailable(cause) => ApiError::unavailable(&cause),
             AuthError::Internal(cause) => ApiError::internal(&cause),
         }

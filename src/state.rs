@@ -7,7 +7,9 @@ use sea_orm::DatabaseConnection;
 use crate::accounts::AccountService;
 use crate::clock::SharedClock;
 use crate::config::{RevocationBackend, Settings};
+use crate::oauth::{ClientService, OAuthService};
 use crate::password::{PasswordError, Passwords};
+use crate::store::clients::ClientRepository;
 use crate::store::redis::RedisRevocationStore;
 use crate::store::sessions::SessionRepository;
 use crate::store::sql::SqlRevocationStore;
@@ -42,6 +44,7 @@ pub struct AppState {
     pub passwords: Passwords,
     pub tokens: Arc<TokenService>,
     pub accounts: AccountService,
+    pub oauth: OAuthService,
     pub clock: SharedClock,
 }
 
@@ -72,6 +75,12 @@ impl AppState {
             clock.clone(),
             settings.users.allow_registration,
         );
+        let clients = ClientService::new(
+            ClientRepository::new(db.clone()),
+            tokens.clone(),
+            clock.clone(),
+        );
+        let oauth = OAuthService::new(clients, tokens.clone());
         Ok(AppState {
             settings,
             db,
@@ -79,6 +88,7 @@ impl AppState {
             passwords,
             tokens,
             accounts,
+            oauth,
             clock,
         })
     }

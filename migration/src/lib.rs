@@ -6,6 +6,7 @@ mod m20261121_000001_create_users;
 mod m20261121_000002_create_revocations;
 mod m20261121_000003_unique_user_emails;
 mod m20261121_000004_create_sessions;
+mod m20261121_000005_create_oauth_clients;
 
 pub struct Migrator;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000002_create_revocations::Migration),
             Box::new(m20261121_000003_unique_user_emails::Migration),
             Box::new(m20261121_000004_create_sessions::Migration),
+            Box::new(m20261121_000005_create_oauth_clients::Migration),
         ]
     }
 }

@@ -1,6 +1,7 @@
 //! Persistence: users in SQL through SeaORM, and revocation state behind one trait with a
 //! Redis and a SQL implementation.
 
+pub mod clients;
 pub mod db;
 pub mod entities;
 pub mod redis;

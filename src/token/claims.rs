@@ -84,14 +84,20 @@ pub struct Claims {
     pub exp: i64,
     pub iat: i64,
     pub jti: String,
-    /// The user's id (a UUID string); also written as `sub`.
+    /// The subject, written as `sub`: the user's id (a UUID string), also written under the
+    /// user-id claim; or, for a client-credentials token, the OAuth client's id.
     pub user_id: String,
+    /// A client-credentials token: the subject is the client itself, and no user claim is written.
+    pub subject_is_client: bool,
     pub sid: SessionId,
     pub iss: Option<String>,
     pub aud: Option<String>,
     /// Access tokens only, when configured (`jwt.access_token_extra_claims`).
     pub username: Option<String>,
     pub is_staff: Option<bool>,
+    /// OAuth 2.0 tokens: the space-separated scopes granted, and the client they were issued to.
+    pub scope: Option<String>,
+    pub client_id: Option<String>,
 }
 
 /// Where the configurable claims live in the JSON payload.
@@ -119,19 +125,28 @@ impl ClaimNames {
         let exp = as_int(&take("exp")?)?;
         let iat = as_int(&take("iat")?)?;
         let jti = into_string(take("jti")?)?;
-        let user_id = into_string(take(&self.user_id)?)?;
         let sub = into_string(take("sub")?)?;
         let sid = SessionId::parse(as_str(&take("sid")?)?).ok_or(TokenError::Invalid)?;
-        if sub != user_id || jti.is_empty() || user_id.is_empty() {
+        let iss = payload.remove("iss").map(into_string).transpose()?;
+        let scope = payload.remove("scope").map(into_string).transpose()?;
+        let client_id = payload.remove("client_id").map(into_string).transpose()?;
+        let user_id = payload.remove(&self.user_id).map(into_string).transpose()?;
+        // Without a user claim, the token must be a client's own: `sub` is its `client_id`.
+        let subject_is_client = user_id.is_none();
+        let consistent = match &user_id {
+            Some(user_id) => *user_id == sub,
+            None => client_id.as_deref() == Some(sub.as_str()),
+        };
+        if !consistent || jti.is_empty() || sub.is_empty() {
             return Err(TokenError::Invalid);
         }
-        let iss = payload.remove("iss").map(into_string).transpose()?;
         Ok(Claims {
             token_type,
             exp,
             iat,
             jti,
-            user_id,
+            user_id: sub,
+            subject_is_client,
             sid,
             iss,
             // `aud` may be a string or a list (RFC 7519 §4.1.3): the codec checks it.
@@ -139,6 +154,8 @@ impl ClaimNames {
             // Informational extras: nothing in jwtd decides on them.
             username: None,
             is_staff: None,
+            scope,
+            client_id,
         })
     }
 }
@@ -171,16 +188,21 @@ impl Serialize for WireClaims<'_> {
             c.aud.is_some(),
             c.username.is_some(),
             c.is_staff.is_some(),
+            c.scope.is_some(),
+            c.client_id.is_some(),
+            !c.subject_is_client,
         ]
         .into_iter()
         .filter(|present| *present)
         .count();
-        let mut map = serializer.serialize_map(Some(7 + optional))?;
+        let mut map = serializer.serialize_map(Some(6 + optional))?;
         map.serialize_entry(&self.names.token_type, c.token_type.as_str())?;
         map.serialize_entry("exp", &c.exp)?;
         map.serialize_entry("iat", &c.iat)?;
         map.serialize_entry("jti", &c.jti)?;
-        map.serialize_entry(&self.names.user_id, &c.user_id)?;
+        if !c.subject_is_client {
+            map.serialize_entry(&self.names.user_id, &c.user_id)?;
+        }
         map.serialize_entry("sub", &c.user_id)?;
         map.serialize_entry("sid", &c.sid.to_string())?;
         if let Some(iss) = &c.iss {
@@ -194,6 +216,12 @@ impl Serialize for WireClaims<'_> {
         }
         if let Some(is_staff) = c.is_staff {
             map.serialize_entry("is_staff", &is_staff)?;
+        }
+        if let Some(scope) = &c.scope {
+            map.serialize_entry("scope", scope)?;
+        }
+        if let Some(client_id) = &c.client_id {
+            map.serialize_entry("client_id", client_id)?;
         }
         map.end()
     }

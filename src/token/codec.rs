@@ -40,6 +40,10 @@ impl TokenCodec {
         }
     }
 
+    pub fn keys(&self) -> &KeySet {
+        &self.keys
+    }
+
     pub fn issuer(&self) -> Option<&str> {
         self.issuer.as_deref()
     }

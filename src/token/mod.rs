@@ -3,12 +3,15 @@
 
 pub mod claims;
 pub mod codec;
+pub mod keygen;
 pub mod keys;
+pub mod scope;
 pub mod service;
 
 pub use claims::{Claims, SessionId, TokenType};
 pub use codec::TokenCodec;
 pub use keys::KeySet;
+pub use scope::Scope;
 pub use service::TokenService;
 
 /// Why a presented token is refused; each is a 401 `token_not_valid` with SimpleJWT's text.

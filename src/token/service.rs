@@ -9,6 +9,7 @@ use uuid::Uuid;
 use super::TokenError;
 use super::claims::{Claims, SessionId, TokenType, new_jti};
 use super::codec::{SignError, TokenCodec};
+use super::scope::Scope;
 use crate::clock::SharedClock;
 use crate::config::{ExtraClaim, JwtSettings};
 use crate::password::{PasswordError, Passwords, Verified};
@@ -32,6 +33,12 @@ pub enum AuthError {
     UserInactive,
     #[error("Not found.")]
     SessionNotFound,
+    /// An OAuth client presented a token issued to another client (or to no client).
+    #[error("The token was not issued to this client")]
+    WrongClient,
+    /// An OAuth refresh asked for a scope the original grant did not include.
+    #[error("The requested scope exceeds the scope originally granted: {0}")]
+    ScopeNotGranted(String),
     #[error(transparent)]
     Token(#[from] TokenError),
     #[error("{0}")]
@@ -68,6 +75,8 @@ impl From<SignError> for AuthError {
 pub struct TokenPair {
     pub access: String,
     pub refresh: String,
+    /// Seconds until the access token expires (OAuth's `expires_in`).
+    pub expires_in: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -75,6 +84,43 @@ pub struct Refreshed {
     pub access: String,
     /// Present when rotation is on.
     pub refresh: Option<String>,
+    pub expires_in: i64,
+    /// The new access token's scope (OAuth sessions only).
+    pub scope: Option<String>,
+}
+
+/// A client-credentials access token.
+#[derive(Debug, Clone)]
+pub struct ClientToken {
+    pub access: String,
+    pub expires_in: i64,
+}
+
+/// The OAuth 2.0 side of a session: the client its tokens are issued to, and the scope granted.
+#[derive(Debug, Clone)]
+pub struct ClientGrant {
+    pub client_id: String,
+    pub scope: Scope,
+}
+
+/// Who presents a refresh token.
+#[derive(Debug, Clone, Copy)]
+pub enum RefreshBy<'a> {
+    /// SimpleJWT's endpoint: anyone holding a token that was not issued to an OAuth client.
+    Anyone,
+    /// An authenticated OAuth client. `allowed` is what the client may hold today; `requested`
+    /// narrows the new access token (RFC 6749 §6) and may not exceed the original grant.
+    Client {
+        client_id: &'a str,
+        allowed: &'a Scope,
+        requested: Option<&'a Scope>,
+    },
+}
+
+/// A refresh token being exchanged, and the scope its new access token gets.
+struct Presented {
+    claims: Claims,
+    access_scope: Option<String>,
 }
 
 /// The lifetimes and switches of `[jwt]`, in the units the flows use.
@@ -150,6 +196,18 @@ impl TokenService {
         password: String,
         context: LoginContext,
     ) -> Result<TokenPair, AuthError> {
+        self.obtain_for(username, password, context, None).await
+    }
+
+    /// As [`TokenService::obtain`], for an OAuth client when `grant` is given: both tokens carry
+    /// its `client_id` and `scope`, and only that client may refresh or revoke them.
+    pub async fn obtain_for(
+        &self,
+        username: &str,
+        password: String,
+        context: LoginContext,
+        grant: Option<ClientGrant>,
+    ) -> Result<TokenPair, AuthError> {
         let user = self.users.find_by_username(username).await?;
         let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
         let verified = self.passwords.verify(password, stored_hash).await?;
@@ -169,9 +227,37 @@ impl TokenService {
         self.sessions
             .create(sid.uuid(), user.id, started, ends, context)
             .await?;
+        let client_id = grant.as_ref().map(|grant| grant.client_id.clone());
+        let scope = grant.map(|grant| grant.scope.to_string());
+        let mut access = self.access_claims(&user, sid, now);
+        let mut refresh = self.claims_for(TokenType::Refresh, &user_id, sid, now);
+        for claims in [&mut access, &mut refresh] {
+            claims.client_id.clone_from(&client_id);
+            claims.scope.clone_from(&scope);
+        }
         Ok(TokenPair {
-            access: self.sign(&self.access_claims(&user, sid, now))?,
-            refresh: self.sign(&self.claims_for(TokenType::Refresh, &user_id, sid, now))?,
+            access: self.sign(&access)?,
+            refresh: self.sign(&refresh)?,
+            expires_in: access.exp - now,
+        })
+    }
+
+    /// A client's own access token (client-credentials grant): `sub` is the client, there is no
+    /// user, no session row and no refresh token. Deleting the client revokes it.
+    pub async fn issue_to_client(
+        &self,
+        client_id: &str,
+        scope: &Scope,
+    ) -> Result<ClientToken, AuthError> {
+        let sid = SessionId::start(self.session_start(client_id, self.clock.now_ms()).await?);
+        let now = self.clock.now_secs();
+        let mut claims = self.claims_for(TokenType::Access, client_id, sid, now);
+        claims.subject_is_client = true;
+        claims.client_id = Some(client_id.to_owned());
+        claims.scope = Some(scope.to_string());
+        Ok(ClientToken {
+            access: self.sign(&claims)?,
+            expires_in: claims.exp - now,
         })
     }
 
@@ -203,34 +289,43 @@ impl TokenService {
 
     /// A refresh token → a new access token, and with rotation a new refresh token.
     pub async fn refresh(&self, token: &str) -> Result<Refreshed, AuthError> {
-        let presented = self.decode_as(token, TokenType::Refresh)?;
+        self.refresh_by(token, RefreshBy::Anyone).await
+    }
+
+    /// As [`TokenService::refresh`], checking that the presenter may use this token.
+    pub async fn refresh_by(&self, token: &str, by: RefreshBy<'_>) -> Result<Refreshed, AuthError> {
+        let claims = self.decode_as(token, TokenType::Refresh)?;
+        let presented = presented_by(claims, by)?;
         let refreshed = self.refresh_presented(&presented).await?;
         // Bookkeeping only: a failure here must not cost the client its new tokens.
         let now = self.now();
-        if let Err(err) = self.sessions.touch(presented.sid.uuid(), now).await {
-            tracing::warn!(sid = %presented.sid, error = %err, "recording a refresh failed");
+        let sid = presented.claims.sid;
+        if let Err(err) = self.sessions.touch(sid.uuid(), now).await {
+            tracing::warn!(sid = %sid, error = %err, "recording a refresh failed");
         }
         Ok(refreshed)
     }
 
-    async fn refresh_presented(&self, presented: &Claims) -> Result<Refreshed, AuthError> {
-        let sid = presented.sid.to_string();
-        let keys = token_keys(presented, &sid);
-        let (user, entries) =
-            tokio::join!(self.active_user_of(presented), self.store.entries(keys));
+    async fn refresh_presented(&self, presented: &Presented) -> Result<Refreshed, AuthError> {
+        let claims = &presented.claims;
+        let sid = claims.sid.to_string();
+        let keys = token_keys(claims, &sid);
+        let (user, entries) = tokio::join!(self.active_user_of(claims), self.store.entries(keys));
         let entries = entries?;
-        self.ensure_session_live(presented, &entries)?;
+        self.ensure_session_live(claims, &entries)?;
         let user = user?;
         let now = self.clock.now_secs();
         if !self.policy.rotate {
+            let access = self.access_for(presented, &user, now);
             return Ok(Refreshed {
-                access: self.access_for(presented, &user, now)?,
+                access: self.sign(&access)?,
                 refresh: None,
+                expires_in: access.exp - now,
+                scope: access.scope,
             });
         }
         if !self.policy.spend_on_rotation {
-            let successor =
-                self.claims_for(TokenType::Refresh, &presented.user_id, presented.sid, now);
+            let successor = self.successor_of(claims, now);
             return self.refreshed_with(presented, &user, &successor, now);
         }
         match entries.jti {
@@ -238,6 +333,15 @@ impl TokenService {
             Some(JtiState::Spent(record)) => self.spent_again(presented, &user, record).await,
             None => self.rotate(presented, &user).await,
         }
+    }
+
+    /// The next refresh token of a session: same session, same client and scope (RFC 6749 §6).
+    fn successor_of(&self, presented: &Claims, now: i64) -> Claims {
+        let mut successor =
+            self.claims_for(TokenType::Refresh, &presented.user_id, presented.sid, now);
+        successor.client_id.clone_from(&presented.client_id);
+        successor.scope.clone_from(&presented.scope);
+        successor
     }
 
     /// Any live token of ours (access or refresh), checked against revocation.
@@ -316,20 +420,21 @@ impl TokenService {
     }
 
     /// Spends the presented token (atomically: one winner) and issues its successor.
-    async fn rotate(&self, presented: &Claims, user: &User) -> Result<Refreshed, AuthError> {
+    async fn rotate(&self, presented: &Presented, user: &User) -> Result<Refreshed, AuthError> {
         let now_ms = self.clock.now_ms();
         let now = now_ms.div_euclid(1000);
-        let successor = self.claims_for(TokenType::Refresh, &presented.user_id, presented.sid, now);
+        let claims = &presented.claims;
+        let successor = self.successor_of(claims, now);
         let record = SpendRecord {
             spent_at_ms: now_ms,
             successor_jti: successor.jti.clone(),
             successor_iat: successor.iat,
             successor_exp: successor.exp,
         };
-        let until = presented.exp + self.policy.leeway_secs;
+        let until = claims.exp + self.policy.leeway_secs;
         match self
             .store
-            .spend(&presented.user_id, &presented.jti, &record, until)
+            .spend(&claims.user_id, &claims.jti, &record, until)
             .await?
         {
             SpendOutcome::Spent => self.refreshed_with(presented, user, &successor, now),
@@ -345,17 +450,18 @@ impl TokenService {
     /// session is revoked.
     async fn spent_again(
         &self,
-        presented: &Claims,
+        presented: &Presented,
         user: &User,
         record: SpendRecord,
     ) -> Result<Refreshed, AuthError> {
+        let claims = &presented.claims;
         let now_ms = self.clock.now_ms();
         // Strictly inside the window: a grace of 0s means none, even within the same millisecond.
         let within_grace = now_ms - record.spent_at_ms < self.policy.reuse_grace_ms;
         if within_grace
             && self
                 .store
-                .jti_state(&presented.user_id, &record.successor_jti)
+                .jti_state(&claims.user_id, &record.successor_jti)
                 .await?
                 .is_none()
         {
@@ -363,25 +469,28 @@ impl TokenService {
                 jti: record.successor_jti,
                 iat: record.successor_iat,
                 exp: record.successor_exp,
-                ..presented.clone()
+                ..claims.clone()
             };
             return self.refreshed_with(presented, user, &successor, now_ms.div_euclid(1000));
         }
-        tracing::warn!(user_id = %presented.user_id, sid = %presented.sid, "refresh token reuse detected: session revoked");
-        self.revoke_session(presented).await?;
+        tracing::warn!(user_id = %claims.user_id, sid = %claims.sid, "refresh token reuse detected: session revoked");
+        self.revoke_session(claims).await?;
         Err(TokenError::Blacklisted.into())
     }
 
     fn refreshed_with(
         &self,
-        presented: &Claims,
+        presented: &Presented,
         user: &User,
         successor: &Claims,
         now: i64,
     ) -> Result<Refreshed, AuthError> {
+        let access = self.access_for(presented, user, now);
         Ok(Refreshed {
-            access: self.access_for(presented, user, now)?,
+            access: self.sign(&access)?,
             refresh: Some(self.sign(successor)?),
+            expires_in: access.exp - now,
+            scope: access.scope,
         })
     }
 
@@ -430,8 +539,50 @@ impl TokenService {
         Ok(())
     }
 
-    fn access_for(&self, presented: &Claims, user: &User, now: i64) -> Result<String, SignError> {
-        self.sign(&self.access_claims(user, presented.sid, now))
+    /// The access token a refresh returns: the session's client, the (possibly narrowed) scope.
+    /// Revokes every token issued to an OAuth client as itself (client credentials).
+    pub async fn revoke_all_of_client(&self, client_id: &str) -> Result<(), AuthError> {
+        let now_ms = self.clock.now_ms();
+        let until = now_ms.div_euclid(1000) + self.policy.access_secs + self.policy.leeway_secs;
+        self.store.revoke_user(client_id, now_ms, until).await?;
+        Ok(())
+    }
+
+    /// RFC 7009: an OAuth client revokes a token. A token that is not ours, or no longer valid,
+    /// needs nothing; a token issued to another client is refused. Revoking a refresh token
+    /// ends its session (its access tokens too); revoking an access token revokes just it.
+    pub async fn revoke_by_client(&self, token: &str, client_id: &str) -> Result<(), AuthError> {
+        let Ok(claims) = self.codec.decode(token) else {
+            return Ok(());
+        };
+        if claims
+            .client_id
+            .as_deref()
+            .is_some_and(|owner| owner != client_id)
+        {
+            return Err(AuthError::WrongClient);
+        }
+        match claims.token_type {
+            TokenType::Refresh => self.revoke_session(&claims).await,
+            TokenType::Access => {
+                let until = claims.exp + self.policy.leeway_secs;
+                self.store
+                    .revoke_token(&claims.user_id, &claims.jti, until)
+                    .await?;
+                Ok(())
+            }
+        }
+    }
+
+    pub fn codec(&self) -> &TokenCodec {
+        &self.codec
+    }
+
+    fn access_for(&self, presented: &Presented, user: &User, now: i64) -> Claims {
+        let mut access = self.access_claims(user, presented.claims.sid, now);
+        access.client_id.clone_from(&presented.claims.client_id);
+        access.scope.clone_from(&presented.access_scope);
+        access
     }
 
     /// An access token's claims, with the extra claims configured for other services.
@@ -459,11 +610,14 @@ impl TokenService {
             iat: now,
             jti: new_jti(),
             user_id: user_id.to_owned(),
+            subject_is_client: false,
             sid,
             iss: self.codec.issuer().map(str::to_owned),
             aud: self.codec.audience().map(str::to_owned),
             username: None,
             is_staff: None,
+            scope: None,
+            client_id: None,
         }
     }
 
@@ -484,6 +638,39 @@ impl TokenService {
 
 fn from_ms(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+/// Checks the presenter may use the token, and works out the new access token's scope.
+fn presented_by(claims: Claims, by: RefreshBy<'_>) -> Result<Presented, AuthError> {
+    let RefreshBy::Client {
+        client_id,
+        allowed,
+        requested,
+    } = by
+    else {
+        // A token issued to an OAuth client is refreshed by that client, authenticated.
+        if claims.client_id.is_some() {
+            return Err(TokenError::Invalid.into());
+        }
+        return Ok(Presented {
+            access_scope: claims.scope.clone(),
+            claims,
+        });
+    };
+    if claims.client_id.as_deref() != Some(client_id) {
+        return Err(AuthError::WrongClient);
+    }
+    let granted = Scope::parse(claims.scope.as_deref().unwrap_or_default())
+        .map_err(|_| TokenError::Invalid)?;
+    let wanted = requested.unwrap_or(&granted);
+    let beyond = wanted.beyond(&granted);
+    if !beyond.is_empty() {
+        return Err(AuthError::ScopeNotGranted(beyond.join(" ")));
+    }
+    Ok(Presented {
+        access_scope: Some(wanted.intersection(allowed).to_string()),
+        claims,
+    })
 }
 
 fn token_keys<'a>(claims: &'a Claims, sid: &'a str) -> TokenKeys<'a> {

@@ -1,0 +1,69 @@
+//! The RFC 6749 §5.2 errors (and RFC 7009 / 7662's uses of them), as the domain reports them.
+
+use crate::store::StoreError;
+use crate::token::service::AuthError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OAuthError {
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// Client authentication failed: unknown client, wrong secret, or none given.
+    #[error("Client authentication failed")]
+    InvalidClient,
+    #[error("{0}")]
+    InvalidGrant(String),
+    #[error("{0}")]
+    UnauthorizedClient(String),
+    #[error("{0}")]
+    UnsupportedGrantType(String),
+    #[error("{0}")]
+    InvalidScope(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl OAuthError {
+    /// The RFC's `error` code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            OAuthError::InvalidRequest(_) => "invalid_request",
+            OAuthError::InvalidClient => "invalid_client",
+            OAuthError::InvalidGrant(_) => "invalid_grant",
+            OAuthError::UnauthorizedClient(_) => "unauthorized_client",
+            OAuthError::UnsupportedGrantType(_) => "unsupported_grant_type",
+            OAuthError::InvalidScope(_) => "invalid_scope",
+            OAuthError::Unavailable(_) => "temporarily_unavailable",
+            OAuthError::Internal(_) => "server_error",
+        }
+    }
+}
+
+impl From<StoreError> for OAuthError {
+    fn from(err: StoreError) -> OAuthError {
+        match err {
+            StoreError::Unavailable(e) => OAuthError::Unavailable(e),
+            StoreError::Internal(e) => OAuthError::Internal(e),
+        }
+    }
+}
+
+/// A grant that the token domain refused is `invalid_grant` (RFC 6749 §5.2: invalid, expired,
+/// revoked, or issued to another client), except a scope beyond the original grant.
+impl From<AuthError> for OAuthError {
+    fn from(err: AuthError) -> OAuthError {
+        match err {
+            AuthError::ScopeNotGranted(_) => OAuthError::InvalidScope(err.to_string()),
+            AuthError::Unavailable(e) => OAuthError::Unavailable(e),
+            AuthError::Internal(e) => OAuthError::Internal(e),
+            AuthError::InvalidCredentials
+            | AuthError::TokenUserInactive
+            | AuthError::UserNotFound
+            | AuthError::UserInactive
+            | AuthError::SessionNotFound
+            | AuthError::WrongClient
+            | AuthError::Token(_) => OAuthError::InvalidGrant(err.to_string()),
+        }
+    }
+}
