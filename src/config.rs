@@ -39,6 +39,9 @@ pub struct Settings {
 pub struct ServerSettings {
     pub bind: String,
     pub max_body_bytes: usize,
+    /// The URL clients reach jwtd at (behind a proxy), for the OAuth metadata's endpoints.
+    #[serde(default)]
+    pub public_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -102,6 +105,9 @@ pub struct JwtSettings {
     pub user_id_claim: String,
     pub token_type_claim: String,
     pub max_token_bytes: usize,
+    /// How long verifiers may cache the JWKS (`Cache-Control: max-age`).
+    #[serde(deserialize_with = "human_duration")]
+    pub jwks_max_age: Duration,
     /// Claims added to access tokens so other services can authorise without calling back.
     #[serde(default)]
     pub access_token_extra_claims: Vec<ExtraClaim>,

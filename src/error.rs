@@ -11,6 +11,7 @@ use poem_openapi::types::{ToJSON, Type};
 use poem_openapi::{ApiResponse, Object};
 
 use crate::accounts::AccountError;
+use crate::oauth::OAuthError;
 use crate::token::TokenError;
 use crate::token::service::AuthError;
 
@@ -29,16 +30,36 @@ pub struct ErrorBody {
     pub id: Option<String>,
 }
 
+/// RFC 6749 §5.2's error body, used by the `/oauth/…` endpoints.
+#[derive(Debug, Clone, PartialEq, Object)]
+pub struct OAuthErrorBody {
+    /// `invalid_request`, `invalid_client`, `invalid_grant`, `unauthorized_client`,
+    /// `unsupported_grant_type`, `invalid_scope`, `temporarily_unavailable` or `server_error`.
+    pub error: String,
+    /// What went wrong, for people.
+    pub error_description: String,
+}
+
+/// Which wire shape an error takes: the contract's (SimpleJWT's) or OAuth 2.0's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dialect {
+    Api,
+    OAuth,
+}
+
 #[derive(Debug, Clone)]
 pub struct ApiError {
     status: StatusCode,
     /// Boxed: errors travel through many `Result`s and should stay small.
     body: Box<ErrorBody>,
     retry_after_secs: Option<u64>,
+    dialect: Dialect,
 }
 
 pub const NO_ACTIVE_ACCOUNT: &str = "No active account found with the given credentials";
 const BEARER_CHALLENGE: &str = r#"Bearer realm="api""#;
+/// RFC 6749 §5.2: `invalid_client` answers with the scheme clients authenticate with.
+const CLIENT_CHALLENGE: &str = r#"Basic realm="jwtd""#;
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &str, detail: impl Into<String>) -> ApiError {
@@ -51,7 +72,15 @@ impl ApiError {
                 id: None,
             }),
             retry_after_secs: None,
+            dialect: Dialect::Api,
         }
+    }
+
+    /// The same error in OAuth 2.0's shape: `{"error": code, "error_description": detail}`.
+    pub fn in_oauth_dialect(mut self, code: &str) -> ApiError {
+        self.body.code = code.into();
+        self.dialect = Dialect::OAuth;
+        self
     }
 
     /// 400 `invalid` with per-field messages.
@@ -127,6 +156,28 @@ impl ApiError {
         error
     }
 
+    /// RFC 6749 §5.2 allows only printable ASCII without `"` and `\\` in a description.
+    fn oauth_body(&self) -> OAuthErrorBody {
+        let mut description: String = self
+            .body
+            .detail
+            .chars()
+            .map(|c| match c {
+                '"' => '\'',
+                '\\' => '/',
+                ' '..='~' => c,
+                _ => '?',
+            })
+            .collect();
+        if let Some(id) = &self.body.id {
+            description.push_str(&format!(" (id {id})"));
+        }
+        OAuthErrorBody {
+            error: self.body.code.clone(),
+            error_description: description,
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         self.status
     }
@@ -183,14 +234,22 @@ impl poem::error::ResponseError for ApiError {
     }
 
     fn as_response(&self) -> Response {
-        let mut response = poem::web::Json(self.body.to_json()).into_response();
+        let (body, challenge) = match self.dialect {
+            Dialect::Api => (self.body.to_json(), BEARER_CHALLENGE),
+            Dialect::OAuth => (self.oauth_body().to_json(), CLIENT_CHALLENGE),
+        };
+        let mut response = poem::web::Json(body).into_response();
         response.set_status(self.status);
         let headers = response.headers_mut();
         if self.status == StatusCode::UNAUTHORIZED {
             headers.insert(
                 header::WWW_AUTHENTICATE,
-                HeaderValue::from_static(BEARER_CHALLENGE),
+                HeaderValue::from_static(challenge),
             );
+        }
+        if self.dialect == Dialect::OAuth {
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
         }
         if let Some(secs) = self.retry_after_secs {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
@@ -310,5 +369,95 @@ impl From<AuthError> for ApiError {
             AuthError::Unavailable(cause) => ApiError::unavailable(&cause),
             AuthError::Internal(cause) => ApiError::internal(&cause),
         }
+    }
+}
+
+impl From<OAuthError> for ApiError {
+    fn from(err: OAuthError) -> ApiError {
+        let code = err.code();
+        let status = match &err {
+            OAuthError::InvalidClient => StatusCode::UNAUTHORIZED,
+            OAuthError::Unavailable(cause) => {
+                return ApiError::unavailable(cause).in_oauth_dialect(code);
+            }
+            OAuthError::Internal(cause) => return ApiError::internal(cause).in_oauth_dialect(code),
+            _ => StatusCode::BAD_REQUEST,
+        };
+        ApiError::new(status, code, err.to_string()).in_oauth_dialect(code)
+    }
+}
+
+/// The error of the `/oauth/…` operations: an [`ApiError`] in OAuth's shape, documented with
+/// [`OAuthErrorBody`].
+#[derive(Debug, Clone)]
+pub struct OAuthApiError(pub ApiError);
+
+impl From<OAuthError> for OAuthApiError {
+    fn from(err: OAuthError) -> OAuthApiError {
+        OAuthApiError(err.into())
+    }
+}
+
+impl From<ApiError> for OAuthApiError {
+    fn from(err: ApiError) -> OAuthApiError {
+        let code = if err.dialect == Dialect::OAuth {
+            err.body.code.clone()
+        } else {
+            "invalid_request".to_owned()
+        };
+        OAuthApiError(err.in_oauth_dialect(&code))
+    }
+}
+
+impl From<OAuthApiError> for poem::Error {
+    fn from(err: OAuthApiError) -> poem::Error {
+        err.0.into()
+    }
+}
+
+impl IntoResponse for OAuthApiError {
+    fn into_response(self) -> Response {
+        self.0.into_response()
+    }
+}
+
+impl ApiResponse for OAuthApiError {
+    fn meta() -> MetaResponses {
+        let response = |status: u16, description: &'static str| MetaResponse {
+            description,
+            status: Some(status),
+            status_range: None,
+            content: vec![MetaMediaType {
+                content_type: "application/json; charset=utf-8",
+                schema: OAuthErrorBody::schema_ref(),
+            }],
+            headers: vec![],
+        };
+        MetaResponses {
+            responses: vec![
+                response(
+                    400,
+                    "`invalid_request`, `invalid_grant`, `unauthorized_client`, `unsupported_grant_type` or `invalid_scope` (RFC 6749 §5.2).",
+                ),
+                response(
+                    401,
+                    "`invalid_client`: client authentication failed; `WWW-Authenticate: Basic`.",
+                ),
+                response(413, "`invalid_request`: the body is over the limit."),
+                response(415, "`invalid_request`: neither form data nor JSON."),
+                response(
+                    500,
+                    "`server_error`: logged under the id in the description.",
+                ),
+                response(
+                    503,
+                    "`temporarily_unavailable`: a store cannot be reached; nothing was accepted.",
+                ),
+            ],
+        }
+    }
+
+    fn register(registry: &mut Registry) {
+        OAuthErrorBody::register(registry);
     }
 }

@@ -10,7 +10,7 @@ use poem_openapi::types::Type;
 use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions};
 use serde_json::{Map, Value};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, OAuthApiError};
 
 /// The largest body accepted, set on the route as request data.
 #[derive(Debug, Clone, Copy)]
@@ -35,18 +35,7 @@ impl<'a, T: FromFields + Send> ApiExtractor<'a> for JsonOrForm<T> {
     }
 
     fn request_meta() -> Option<MetaRequest> {
-        let media = |content_type| MetaMediaType {
-            content_type,
-            schema: T::schema_ref(),
-        };
-        Some(MetaRequest {
-            description: None,
-            content: vec![
-                media("application/json"),
-                media("application/x-www-form-urlencoded"),
-            ],
-            required: true,
-        })
+        json_and_form_meta::<T>(&["application/json", "application/x-www-form-urlencoded"])
     }
 
     async fn from_request(
@@ -54,26 +43,79 @@ impl<'a, T: FromFields + Send> ApiExtractor<'a> for JsonOrForm<T> {
         body: &mut RequestBody,
         _: ExtractParamOptions<Self::ParamType>,
     ) -> poem::Result<Self> {
-        let limit = request
-            .data::<BodyLimit>()
-            .map_or(64 * 1024, |limit| limit.0);
-        let bytes = body
-            .take()?
-            .into_bytes_limit(limit)
-            .await
-            .map_err(|err| match err {
-                ReadBodyError::PayloadTooLarge => ApiError::too_large(limit),
-                other => ApiError::invalid(format!("Could not read the request body: {other}")),
-            })?;
-        let map = parse_object(request.content_type(), &bytes)?;
-        let mut fields = Fields {
-            map,
-            errors: BTreeMap::new(),
-        };
-        match T::from_fields(&mut fields) {
-            Some(value) if fields.errors.is_empty() => Ok(JsonOrForm(value)),
-            _ => Err(ApiError::invalid_fields(fields.errors).into()),
+        Ok(JsonOrForm(read_fields(request, body).await?))
+    }
+}
+
+/// An OAuth 2.0 request body: form data (RFC 6749), JSON also accepted; errors in OAuth's shape
+/// (`invalid_request`).
+pub struct OAuthParams<T>(pub T);
+
+impl<'a, T: FromFields + Send> ApiExtractor<'a> for OAuthParams<T> {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::RequestObject];
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        T::register(registry);
+    }
+
+    fn request_meta() -> Option<MetaRequest> {
+        json_and_form_meta::<T>(&["application/x-www-form-urlencoded", "application/json"])
+    }
+
+    async fn from_request(
+        request: &'a Request,
+        body: &mut RequestBody,
+        _: ExtractParamOptions<Self::ParamType>,
+    ) -> poem::Result<Self> {
+        match read_fields(request, body).await {
+            Ok(value) => Ok(OAuthParams(value)),
+            Err(err) => Err(OAuthApiError::from(err).into()),
         }
+    }
+}
+
+fn json_and_form_meta<T: Type>(content_types: &[&'static str]) -> Option<MetaRequest> {
+    Some(MetaRequest {
+        description: None,
+        content: content_types
+            .iter()
+            .map(|content_type| MetaMediaType {
+                content_type,
+                schema: T::schema_ref(),
+            })
+            .collect(),
+        required: true,
+    })
+}
+
+/// Reads the body within the limit and builds `T` from its fields, or says what is wrong.
+async fn read_fields<T: FromFields>(
+    request: &Request,
+    body: &mut RequestBody,
+) -> Result<T, ApiError> {
+    let limit = request
+        .data::<BodyLimit>()
+        .map_or(64 * 1024, |limit| limit.0);
+    let body = body
+        .take()
+        .map_err(|_| ApiError::invalid("The request body was already read."))?;
+    let bytes = body
+        .into_bytes_limit(limit)
+        .await
+        .map_err(|err| match err {
+            ReadBodyError::PayloadTooLarge => ApiError::too_large(limit),
+            other => ApiError::invalid(format!("Could not read the request body: {other}")),
+        })?;
+    let map = parse_object(request.content_type(), &bytes)?;
+    let mut fields = Fields {
+        map,
+        errors: BTreeMap::new(),
+    };
+    match T::from_fields(&mut fields) {
+        Some(value) if fields.errors.is_empty() => Ok(value),
+        _ => Err(ApiError::invalid_fields(fields.errors)),
     }
 }
 

@@ -4,7 +4,10 @@
 pub mod admin;
 pub mod auth;
 pub mod body;
+pub mod client_auth;
+pub mod discovery;
 pub mod health;
+pub mod oauth;
 pub mod token;
 pub mod users;
 
@@ -27,6 +30,11 @@ pub enum ApiTags {
     Users,
     /// Staff administration of users.
     Admin,
+    /// OAuth 2.0 token, revocation and introspection endpoints for registered clients.
+    #[oai(rename = "OAuth")]
+    OAuth,
+    /// Public keys (JWKS) and authorization server metadata.
+    Discovery,
     /// Liveness and readiness.
     Health,
 }
@@ -35,6 +43,8 @@ pub type Apis = (
     token::TokenApi,
     users::UsersApi,
     admin::AdminApi,
+    oauth::OAuthApi,
+    discovery::DiscoveryApi,
     health::HealthApi,
 );
 
@@ -45,6 +55,8 @@ pub fn openapi() -> OpenApiService<Apis, ()> {
             token::TokenApi,
             users::UsersApi,
             admin::AdminApi,
+            oauth::OAuthApi,
+            discovery::DiscoveryApi,
             health::HealthApi,
         ),
         "jwtd",

@@ -224,7 +224,7 @@ impl TokenApi {
 }
 
 /// The user agent and peer address of a login, for the user's session list.
-fn login_context(request: &Request) -> LoginContext {
+pub(super) fn login_context(request: &Request) -> LoginContext {
     let user_agent = request
         .headers()
         .get(poem::http::header::USER_AGENT)

@@ -211,15 +211,28 @@ fn load_private_key(
     path: &Path,
     algorithm: Algorithm,
 ) -> Result<(EncodingKey, PublicKey), KeyError> {
-    let pem = read(path)?;
+    parse_private_key(&read(path)?, algorithm, path)
+}
+
+/// The `kid` (RFC 7638 thumbprint) a PEM private key signs under.
+pub fn kid_of_private_key(pem: &[u8], algorithm: Algorithm) -> Result<String, KeyError> {
+    let (_, public) = parse_private_key(pem, algorithm, Path::new("(generated key)"))?;
+    Ok(public.jwk.kid)
+}
+
+fn parse_private_key(
+    pem: &[u8],
+    algorithm: Algorithm,
+    path: &Path,
+) -> Result<(EncodingKey, PublicKey), KeyError> {
     let wrong_format = || KeyError::Format {
         path: path.to_owned(),
         expected: format!("a PKCS#8 PEM private key for {algorithm:?}"),
     };
     let encoding = match algorithm_family(algorithm) {
-        Family::Ed => EncodingKey::from_ed_pem(&pem),
-        Family::Ec => EncodingKey::from_ec_pem(&pem),
-        Family::Rsa => EncodingKey::from_rsa_pem(&pem),
+        Family::Ed => EncodingKey::from_ed_pem(pem),
+        Family::Ec => EncodingKey::from_ec_pem(pem),
+        Family::Rsa => EncodingKey::from_rsa_pem(pem),
     }
     .map_err(|_| wrong_format())?;
     let jwk = Jwk::from_encoding_key(&encoding, algorithm).map_err(|_| wrong_format())?;

@@ -1,5 +1,8 @@
-//! The `jwtd` command line: `serve` (the default), `migrate`, `users create`, `openapi`.
-//! Every command reads the same configuration as the server.
+//! The `jwtd` command line: `serve` (the default), `migrate`, `users …`, `clients …`,
+//! `keys generate`, `openapi`. Every command reads the same configuration as the server.
+
+mod clients;
+mod keys;
 
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
@@ -41,6 +44,12 @@ enum Command {
     /// Manage users.
     #[command(subcommand)]
     Users(UsersCommand),
+    /// Manage OAuth 2.0 clients.
+    #[command(subcommand)]
+    Clients(clients::ClientsCommand),
+    /// Manage signing keys.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
     /// Print the OpenAPI specification (JSON) to standard output.
     Openapi,
 }
@@ -101,9 +110,19 @@ struct CreateUser {
 
 pub async fn run() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(Command::Openapi) = cli.command {
-        println!("{}", crate::http::openapi().spec());
-        return ExitCode::SUCCESS;
+    // These need no configuration.
+    match cli.command {
+        Some(Command::Openapi) => {
+            println!("{}", crate::http::openapi().spec());
+            return ExitCode::SUCCESS;
+        }
+        Some(Command::Keys(command)) => {
+            return match keys::run(command) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => fail(&*err),
+            };
+        }
+        _ => {}
     }
     let settings = match Settings::load(&cli.config_dir) {
         Ok(settings) => settings,
@@ -118,7 +137,10 @@ pub async fn run() -> ExitCode {
         Command::Users(UsersCommand::SetPassword(args)) => set_password(settings, args).await,
         Command::Users(UsersCommand::Deactivate(args)) => deactivate(settings, args).await,
         Command::Users(UsersCommand::Delete(args)) => delete_user(settings, args).await,
-        Command::Openapi => unreachable!("handled before loading the configuration"),
+        Command::Clients(command) => clients::run(settings, command).await,
+        Command::Openapi | Command::Keys(_) => {
+            unreachable!("handled before loading the configuration")
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

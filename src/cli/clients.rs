@@ -1,0 +1,106 @@
+//! `jwtd clients …`: register and manage OAuth 2.0 clients.
+
+use std::sync::Arc;
+
+use clap::{Args, Subcommand};
+
+use super::CliResult;
+use crate::clock::SystemClock;
+use crate::config::Settings;
+use crate::oauth::Client;
+use crate::oauth::clients::ClientWithSecret;
+use crate::state::AppState;
+
+#[derive(Debug, Subcommand)]
+pub enum ClientsCommand {
+    /// Register a client. Its secret is printed once and stored only as a digest.
+    Create(CreateClient),
+    /// List clients, one JSON object per line (never a secret).
+    List,
+    /// Delete a client and revoke the tokens it holds as itself (client credentials).
+    Delete(ClientRef),
+    /// Give a client a new secret; the old one stops working at once.
+    RotateSecret(RotateSecret),
+}
+
+#[derive(Debug, Args)]
+pub struct CreateClient {
+    #[arg(long)]
+    name: String,
+    /// password, refresh_token or client_credentials; repeat (or separate with commas) for more.
+    #[arg(long = "grant", required = true)]
+    grants: Vec<String>,
+    /// A scope the client may be granted; repeat for more.
+    #[arg(long = "scope")]
+    scopes: Vec<String>,
+    /// Print `{"client_id","client_secret"}` instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ClientRef {
+    #[arg(long)]
+    client_id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RotateSecret {
+    #[arg(long)]
+    client_id: String,
+    /// Print `{"client_id","client_secret"}` instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn run(settings: Settings, command: ClientsCommand) -> CliResult {
+    let state = AppState::build(settings, Arc::new(SystemClock)).await?;
+    let clients = &state.oauth.clients;
+    match command {
+        ClientsCommand::Create(args) => {
+            let created = clients
+                .create(&args.name, &args.grants, &args.scopes)
+                .await?;
+            print_secret(&created, args.json);
+        }
+        ClientsCommand::List => {
+            for client in clients.list().await? {
+                println!("{}", client_json(&client));
+            }
+        }
+        ClientsCommand::Delete(args) => {
+            clients.delete(&args.client_id).await?;
+            eprintln!("jwtd: deleted client {}", args.client_id);
+        }
+        ClientsCommand::RotateSecret(args) => {
+            let rotated = clients.rotate_secret(&args.client_id).await?;
+            print_secret(&rotated, args.json);
+        }
+    }
+    Ok(())
+}
+
+fn print_secret(created: &ClientWithSecret, json: bool) {
+    let id = &created.client.id;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"client_id": id, "client_secret": created.secret})
+        );
+    } else {
+        println!("client_id:     {id}");
+        println!("client_secret: {}", created.secret);
+        eprintln!("jwtd: store the secret now; it is not shown again");
+    }
+}
+
+fn client_json(client: &Client) -> serde_json::Value {
+    serde_json::json!({
+        "client_id": client.id,
+        "name": client.name,
+        "grant_types": client.grants.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
+        "scope": client.scope.to_string(),
+        "created_at": client.created_at,
+        "secret_rotated_at": client.secret_rotated_at,
+    })
+}
