@@ -8,6 +8,7 @@ mod errors;
 mod forged;
 mod keys;
 mod migrations;
+mod oauth;
 mod rotation;
 mod sessions;
 mod store_contract;
