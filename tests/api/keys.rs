@@ -19,7 +19,7 @@ use crate::helpers::{
 };
 
 /// A key pair written to `dir`: (private key file, public key file).
-fn key_files(dir: &Path, algorithm: Algorithm, name: &str) -> (PathBuf, PathBuf) {
+pub fn key_files(dir: &Path, algorithm: Algorithm, name: &str) -> (PathBuf, PathBuf) {
     let pair = generate_key_pair(algorithm, 2048).unwrap();
     let private = dir.join(format!("{name}.pem"));
     let public = dir.join(format!("{name}.pub.pem"));
@@ -28,7 +28,7 @@ fn key_files(dir: &Path, algorithm: Algorithm, name: &str) -> (PathBuf, PathBuf)
     (private, public)
 }
 
-async fn spawn_signing_with(
+pub async fn spawn_signing_with(
     database_dir: &Path,
     algorithm: Algorithm,
     private: &Path,

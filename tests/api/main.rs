@@ -6,6 +6,7 @@ mod accounts;
 mod admin;
 mod errors;
 mod forged;
+mod interop;
 mod keys;
 mod migrations;
 mod oauth;
