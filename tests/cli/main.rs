@@ -186,6 +186,11 @@ fn migrate_creates_the_database_and_every_command_has_help() {
         &["users", "set-password", "--help"],
         &["users", "deactivate", "--help"],
         &["users", "delete", "--help"],
+        &["clients", "create", "--help"],
+        &["clients", "list", "--help"],
+        &["clients", "delete", "--help"],
+        &["clients", "rotate-secret", "--help"],
+        &["keys", "generate", "--help"],
     ] {
         let output = jwtd(dir.path()).args(args).output().unwrap();
         assert!(output.status.success(), "{args:?}");
@@ -279,4 +284,156 @@ fn users_can_be_listed_deactivated_re_passworded_and_deleted() {
         .unwrap();
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no user named"));
+}
+
+fn json_lines(output: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+/// Waits for `serve` to answer, then POSTs a client-credentials grant.
+async fn client_credentials_token(port: u16, id: &str, secret: &str) -> reqwest::Response {
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let attempt = client
+            .post(format!("http://127.0.0.1:{port}/oauth/token"))
+            .basic_auth(id, Some(secret))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await;
+        if let Ok(response) = attempt {
+            return response;
+        }
+        assert!(Instant::now() < deadline, "jwtd did not start listening");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_generated_key_and_a_registered_client_work_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys_dir = dir.path().join("keys");
+    let keys_dir_arg = keys_dir.to_str().unwrap();
+    let generated = run(
+        dir.path(),
+        &[
+            "keys",
+            "generate",
+            "--alg",
+            "EdDSA",
+            "--out-dir",
+            keys_dir_arg,
+        ],
+    );
+    let key = &json_lines(&generated)[0];
+    let private_file = key["private_key_file"].as_str().unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(private_file)
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(
+        mode & 0o777,
+        0o600,
+        "the private key is readable by its owner only"
+    );
+    assert!(
+        std::fs::read_to_string(private_file)
+            .unwrap()
+            .starts_with("-----BEGIN PRIVATE KEY-----")
+    );
+    let public = std::fs::read_to_string(key["public_key_file"].as_str().unwrap()).unwrap();
+    assert!(public.starts_with("-----BEGIN PUBLIC KEY-----"));
+
+    let created = run(
+        dir.path(),
+        &[
+            "clients",
+            "create",
+            "--name",
+            "billing",
+            "--grant",
+            "client_credentials",
+            "--scope",
+            "invoices:read",
+            "--json",
+        ],
+    );
+    let credentials = &json_lines(&created)[0];
+    assert_eq!(credentials.as_object().unwrap().len(), 2, "{credentials}");
+    let id = credentials["client_id"].as_str().unwrap().to_owned();
+    let secret = credentials["client_secret"].as_str().unwrap().to_owned();
+    let listed = json_lines(&run(dir.path(), &["clients", "list"]));
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["client_id"], id.as_str());
+    assert_eq!(listed[0]["scope"], "invoices:read");
+    assert!(
+        !listed[0].to_string().contains(&secret),
+        "a secret is never listed"
+    );
+
+    let port = free_port();
+    let mut server = jwtd(dir.path())
+        .arg("serve")
+        .env("JWTD__SERVER__BIND", format!("127.0.0.1:{port}"))
+        .env("JWTD__JWT__ALGORITHM", "EdDSA")
+        .env("JWTD__JWT__PRIVATE_KEY_FILE", private_file)
+        .spawn()
+        .unwrap();
+    let response = client_credentials_token(port, &id, &secret).await;
+    assert_eq!(response.status(), 200);
+    let body: serde_json::Value = response.json().await.unwrap();
+    let header = body["access_token"]
+        .as_str()
+        .unwrap()
+        .split('.')
+        .next()
+        .unwrap()
+        .to_owned();
+    let header: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap();
+    assert_eq!(header["alg"], "EdDSA");
+    assert_eq!(header["kid"], key["kid"]);
+
+    // A rotated secret replaces the old one; a deleted client cannot authenticate.
+    let rotated = run(
+        dir.path(),
+        &["clients", "rotate-secret", "--client-id", &id, "--json"],
+    );
+    let new_secret = json_lines(&rotated)[0]["client_secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        client_credentials_token(port, &id, &secret).await.status(),
+        401
+    );
+    assert_eq!(
+        client_credentials_token(port, &id, &new_secret)
+            .await
+            .status(),
+        200
+    );
+    run(dir.path(), &["clients", "delete", "--client-id", &id]);
+    assert_eq!(
+        client_credentials_token(port, &id, &new_secret)
+            .await
+            .status(),
+        401
+    );
+    assert!(json_lines(&run(dir.path(), &["clients", "list"])).is_empty());
+    let missing = jwtd(dir.path())
+        .args(["clients", "delete", "--client-id", &id])
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+
+    Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(server.wait().unwrap().success());
 }
