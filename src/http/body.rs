@@ -219,6 +219,9 @@ impl Fields {
                 let text = if trim { text.trim().to_owned() } else { text };
                 if text.is_empty() && !allow_blank {
                     "This field may not be blank.".to_owned()
+                } else if text.contains('\0') {
+                    // DRF's ProhibitNullCharactersValidator; PostgreSQL refuses NUL in text.
+                    "Null characters are not allowed.".to_owned()
                 } else if text.chars().count() > max_chars {
                     format!("Ensure this field has no more than {max_chars} characters.")
                 } else {

@@ -72,10 +72,13 @@ fn basic_credentials(header: &str) -> Option<(String, String)> {
     }
     let decoded = String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?;
     let (id, secret) = decoded.split_once(':')?;
+    // Form-urlencoded parts: `+` is a space, `%XX` a byte; a literal `&` is just a character.
     let decode = |part: &str| {
-        url::form_urlencoded::parse(format!("x={part}").as_bytes())
+        let escaped = part.replace('&', "%26");
+        url::form_urlencoded::parse(format!("x={escaped}").as_bytes())
             .next()
             .map(|(_, value)| value.into_owned())
+            .filter(|value| !value.is_empty() && !value.chars().any(char::is_control))
     };
     Some((decode(id)?, decode(secret)?))
 }

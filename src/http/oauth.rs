@@ -26,7 +26,7 @@ const MAX_PARAM_CHARS: usize = 1024;
 #[derive(Debug, Object)]
 pub struct TokenRequest {
     /// `password`, `refresh_token` or `client_credentials`.
-    pub grant_type: String,
+    pub grant_type: Option<String>,
     /// `password` grant.
     pub username: Option<String>,
     /// `password` grant.
@@ -45,11 +45,11 @@ pub struct TokenRequest {
 
 impl FromFields for TokenRequest {
     fn from_fields(fields: &mut Fields) -> Option<Self> {
-        let grant_type = fields.string("grant_type", true, MAX_PARAM_CHARS);
-        let username = fields.optional_string("username", true, MAX_PARAM_CHARS, false);
-        let password = fields.optional_string("password", false, MAX_PARAM_CHARS, false);
-        let refresh_token = fields.optional_string("refresh_token", true, usize::MAX, false);
-        let scope = fields.optional_string("scope", true, MAX_PARAM_CHARS, true);
+        let grant_type = parameter(fields, "grant_type", MAX_PARAM_CHARS);
+        let username = parameter(fields, "username", MAX_PARAM_CHARS);
+        let password = parameter(fields, "password", MAX_PARAM_CHARS);
+        let refresh_token = parameter(fields, "refresh_token", usize::MAX);
+        let scope = parameter(fields, "scope", MAX_PARAM_CHARS);
         let (client_id, client_secret) = client_fields(fields);
         Some(TokenRequest {
             grant_type: grant_type?,
@@ -66,7 +66,11 @@ impl FromFields for TokenRequest {
 impl TokenRequest {
     fn into_grant(self) -> Result<TokenGrant, OAuthError> {
         let missing = |name: &str| OAuthError::InvalidRequest(format!("Missing parameter: {name}"));
-        match self.grant_type.as_str() {
+        let grant_type = self
+            .grant_type
+            .as_deref()
+            .ok_or_else(|| missing("grant_type"))?;
+        match grant_type {
             "password" => Ok(TokenGrant::Password {
                 username: self.username.ok_or_else(|| missing("username"))?,
                 password: self.password.ok_or_else(|| missing("password"))?,
@@ -88,7 +92,7 @@ impl TokenRequest {
 #[derive(Debug, Object)]
 pub struct TokenParams {
     /// An access or refresh token.
-    pub token: String,
+    pub token: Option<String>,
     /// `access_token` or `refresh_token`: a hint only, the token says what it is.
     pub token_type_hint: Option<String>,
     /// Client authentication in the body, instead of HTTP Basic.
@@ -99,9 +103,8 @@ pub struct TokenParams {
 
 impl FromFields for TokenParams {
     fn from_fields(fields: &mut Fields) -> Option<Self> {
-        let token = fields.string("token", true, usize::MAX);
-        let token_type_hint =
-            fields.optional_string("token_type_hint", true, MAX_PARAM_CHARS, true);
+        let token = parameter(fields, "token", usize::MAX);
+        let token_type_hint = parameter(fields, "token_type_hint", MAX_PARAM_CHARS);
         let (client_id, client_secret) = client_fields(fields);
         Some(TokenParams {
             token: token?,
@@ -114,11 +117,26 @@ impl FromFields for TokenParams {
 
 type Field = Option<Option<String>>;
 
+/// An OAuth parameter. "Parameters sent without a value MUST be treated as if they were omitted
+/// from the request" (RFC 6749 §3.2), so a blank one is `Some(None)`.
+fn parameter(fields: &mut Fields, name: &str, max_chars: usize) -> Field {
+    let value = fields.optional_string(name, false, max_chars, true)?;
+    Some(value.filter(|value| !value.trim().is_empty()))
+}
+
 fn client_fields(fields: &mut Fields) -> (Field, Field) {
     (
-        fields.optional_string("client_id", true, MAX_PARAM_CHARS, false),
-        fields.optional_string("client_secret", false, MAX_PARAM_CHARS, false),
+        parameter(fields, "client_id", MAX_PARAM_CHARS),
+        parameter(fields, "client_secret", MAX_PARAM_CHARS),
     )
+}
+
+impl TokenParams {
+    fn token(&self) -> Result<&str, OAuthError> {
+        self.token
+            .as_deref()
+            .ok_or_else(|| OAuthError::InvalidRequest("Missing parameter: token".into()))
+    }
 }
 
 /// RFC 6749 §5.1.
@@ -266,11 +284,11 @@ impl OAuthApi {
         auth: ClientBasic,
         body: OAuthParams<TokenParams>,
     ) -> Result<RevokeResponse, OAuthApiError> {
-        let params = body.0;
+        let mut params = body.0;
         let client = auth
-            .authenticate(&state, params.client_id, params.client_secret)
+            .authenticate(&state, params.client_id.take(), params.client_secret.take())
             .await?;
-        state.oauth.revoke(&client, &params.token).await?;
+        state.oauth.revoke(&client, params.token()?).await?;
         Ok(RevokeResponse::Ok)
     }
 
@@ -286,10 +304,10 @@ impl OAuthApi {
         auth: ClientBasic,
         body: OAuthParams<TokenParams>,
     ) -> Result<IntrospectionResponse, OAuthApiError> {
-        let params = body.0;
-        auth.authenticate(&state, params.client_id, params.client_secret)
+        let mut params = body.0;
+        auth.authenticate(&state, params.client_id.take(), params.client_secret.take())
             .await?;
-        let body = match state.oauth.introspect(&params.token).await? {
+        let body = match state.oauth.introspect(params.token()?).await? {
             Some(claims) => IntrospectionBody::of(claims, state.tokens.codec().audience()),
             None => IntrospectionBody::default(),
         };

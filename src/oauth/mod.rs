@@ -131,7 +131,7 @@ impl OAuthService {
         match self.tokens.revoke_by_client(token, &client.id).await {
             Ok(()) => Ok(()),
             Err(AuthError::WrongClient) => Err(OAuthError::UnauthorizedClient(
-                "The token was issued to another client".into(),
+                "The token was not issued to this client".into(),
             )),
             Err(other) => Err(other.into()),
         }

@@ -252,13 +252,17 @@ fn parse_private_key(
     ))
 }
 
-/// Reads a previous key's public half. Its algorithm follows from the key: Ed25519 → EdDSA,
-/// P-256 → ES256, P-384 → ES384, RSA → the active algorithm when that is RSA too, else RS256.
-fn load_public_key(path: &Path, active: Algorithm) -> Result<PublicKey, KeyError> {
-    let pem = read(path)?;
+/// Reads a verification-only public key, written `path` or `ALG:path`. Without `ALG:` its
+/// algorithm follows from the key: Ed25519 → EdDSA, P-256 → ES256, P-384 → ES384, RSA → the
+/// active algorithm when that is RSA too, else RS256 (an RSA key after a switch between RS* and
+/// PS* needs its `ALG:`).
+fn load_public_key(entry: &Path, active: Algorithm) -> Result<PublicKey, KeyError> {
+    let (stated, path) = stated_algorithm(entry);
+    let pem = read(&path)?;
+    let path = path.as_path();
     let wrong_format = || KeyError::Format {
         path: path.to_owned(),
-        expected: "a PEM public key (Ed25519, P-256, P-384 or RSA)".into(),
+        expected: "a PEM public key (Ed25519, P-256, P-384 or RSA) of its stated algorithm".into(),
     };
     let (decoding, algorithm) = if let Ok(key) = DecodingKey::from_ed_pem(&pem) {
         (key, Algorithm::EdDSA)
@@ -274,6 +278,16 @@ fn load_public_key(path: &Path, active: Algorithm) -> Result<PublicKey, KeyError
     } else {
         return Err(wrong_format());
     };
+    // An RSA key may be stated RS* or PS*; any other key has exactly one algorithm.
+    let fits = |stated: Algorithm| {
+        let rsa = |alg: Algorithm| !is_hmac(alg) && algorithm_family(alg) == Family::Rsa;
+        stated == algorithm || (rsa(stated) && rsa(algorithm))
+    };
+    let algorithm = match stated {
+        Some(stated) if fits(stated) => stated,
+        Some(_) => return Err(wrong_format()),
+        None => algorithm,
+    };
     let jwk = Jwk::from_decoding_key(&decoding, Some(algorithm)).map_err(|_| wrong_format())?;
     let jwk = public_jwk(&jwk, algorithm).ok_or_else(wrong_format)?;
     Ok(PublicKey {
@@ -281,6 +295,17 @@ fn load_public_key(path: &Path, active: Algorithm) -> Result<PublicKey, KeyError
         decoding,
         jwk,
     })
+}
+
+/// Splits `PS256:keys/old.pub.pem` into its algorithm and path; a plain path has none.
+fn stated_algorithm(entry: &Path) -> (Option<Algorithm>, PathBuf) {
+    let text = entry.to_string_lossy();
+    if let Some((prefix, path)) = text.split_once(':')
+        && let Ok(algorithm) = Algorithm::from_str(prefix)
+    {
+        return (Some(algorithm), PathBuf::from(path));
+    }
+    (None, entry.to_owned())
 }
 
 fn ec_curve(key: &DecodingKey) -> Option<Algorithm> {

@@ -351,9 +351,14 @@ impl TokenService {
         Ok(claims)
     }
 
-    /// Bearer authentication: a live, unrevoked access token and its active user.
+    /// Bearer authentication: a live, unrevoked access token and its active user. Tokens issued
+    /// to OAuth clients are for their resource servers, limited by scope; jwtd's own account API
+    /// has no scopes, so it takes only first-party tokens from `/api/token/`.
     pub async fn authenticate(&self, token: &str) -> Result<(Claims, User), AuthError> {
         let claims = self.decode_as(token, TokenType::Access)?;
+        if claims.client_id.is_some() {
+            return Err(TokenError::Invalid.into());
+        }
         let user_id = Uuid::try_parse(&claims.user_id).map_err(|_| AuthError::UserNotFound)?;
         let (user, revocation) = tokio::join!(
             self.users.find_by_id(user_id),
@@ -549,17 +554,14 @@ impl TokenService {
     }
 
     /// RFC 7009: an OAuth client revokes a token. A token that is not ours, or no longer valid,
-    /// needs nothing; a token issued to another client is refused. Revoking a refresh token
-    /// ends its session (its access tokens too); revoking an access token revokes just it.
+    /// needs nothing; a token not issued to this client (to another, or to none) is refused.
+    /// Revoking a refresh token ends its session (its access tokens too); revoking an access
+    /// token revokes just it.
     pub async fn revoke_by_client(&self, token: &str, client_id: &str) -> Result<(), AuthError> {
         let Ok(claims) = self.codec.decode(token) else {
             return Ok(());
         };
-        if claims
-            .client_id
-            .as_deref()
-            .is_some_and(|owner| owner != client_id)
-        {
+        if claims.client_id.as_deref() != Some(client_id) {
             return Err(AuthError::WrongClient);
         }
         match claims.token_type {

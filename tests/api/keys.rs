@@ -104,8 +104,11 @@ async fn every_algorithm_round_trips_and_verifies_offline_with_the_jwks() {
         Algorithm::ES256,
         Algorithm::ES384,
         Algorithm::RS256,
+        Algorithm::RS384,
         Algorithm::RS512,
         Algorithm::PS256,
+        Algorithm::PS384,
+        Algorithm::PS512,
     ];
     for algorithm in algorithms {
         let (private, _) = key_files(dir.path(), algorithm, &format!("{algorithm:?}"));
@@ -264,4 +267,32 @@ fn mixing_hmac_and_asymmetric_keys_is_refused_at_startup() {
     assert!(wrong_type.contains("is not"), "{wrong_type}");
     let unknown = refused(&|s| s.jwt.algorithm = "none".into());
     assert!(unknown.contains("not supported"), "{unknown}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_rsa_key_can_be_kept_under_its_stated_algorithm() {
+    let dir = tempfile::tempdir().unwrap();
+    let (old_private, old_public) = key_files(dir.path(), Algorithm::RS256, "old");
+    let (new_private, new_public) = key_files(dir.path(), Algorithm::PS256, "new");
+    let before = spawn_signing_with(dir.path(), Algorithm::RS256, &old_private, &[]).await;
+    let (old_access, _) = before.login(&before.create_user().await).await;
+    drop(before);
+
+    // Unstated, a previous RSA key takes the active algorithm (PS256): the RS256 token fails.
+    let unstated = std::slice::from_ref(&old_public);
+    let guessed = spawn_signing_with(dir.path(), Algorithm::PS256, &new_private, unstated).await;
+    expect_token_error(guessed.verify(&old_access).await, "Token is invalid").await;
+    drop(guessed);
+    let stated = [PathBuf::from(format!("RS256:{}", old_public.display()))];
+    let rotated = spawn_signing_with(dir.path(), Algorithm::PS256, &new_private, &stated).await;
+    expect_status(rotated.verify(&old_access).await, StatusCode::OK).await;
+    assert_eq!(jwks(&rotated).await[1]["alg"], "RS256");
+
+    // A stated algorithm the key cannot have is refused at startup.
+    let mut settings = Settings::defaults();
+    settings.jwt.algorithm = "PS256".into();
+    settings.jwt.private_key_file = Some(new_private);
+    settings.jwt.previous_public_key_files =
+        vec![PathBuf::from(format!("EdDSA:{}", new_public.display()))];
+    assert!(KeySet::from_settings(&settings.jwt).is_err());
 }

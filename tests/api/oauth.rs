@@ -9,7 +9,10 @@ use crate::helpers::{
 };
 use crate::on_every_store;
 
-on_every_store!(revoking_a_refresh_token_ends_its_session_everywhere);
+on_every_store!(
+    revoking_a_refresh_token_ends_its_session_everywhere,
+    null_characters_are_refused_not_a_server_error
+);
 
 /// A registered client's id and secret.
 struct TestClient {
@@ -123,6 +126,15 @@ async fn password_refresh_and_client_credentials_grants() {
     assert_eq!(claims["client_id"], client.id.as_str());
     assert_eq!(claims["scope"], "read write");
     expect_status(app.verify(&access).await, StatusCode::OK).await;
+    // An OAuth client's token is for its resource servers, not for jwtd's own account API.
+    let me = app
+        .client
+        .get(app.url("/api/users/me/"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    expect_token_error(me, "Token is invalid").await;
 
     // Refresh, authenticating in the body this time (client_secret_post), with JSON.
     let response = app
@@ -324,42 +336,44 @@ async fn a_refresh_cannot_widen_the_scope() {
     let app = TestApp::spawn(Backend::Sqlite).await;
     let client = app.register_client(&ALL_GRANTS, &["read", "write"]).await;
     let user = app.create_user().await;
-    let issued = app.password_grant(&client, &user.username, "read").await;
-    assert_eq!(issued["scope"], "read");
-    let refresh_with = |refresh: String, scope: Option<&'static str>| {
-        let app = &app;
-        let client = &client;
-        async move {
-            let mut fields = vec![
-                ("grant_type", "refresh_token".to_owned()),
-                ("refresh_token", refresh),
-            ];
-            if let Some(scope) = scope {
-                fields.push(("scope", scope.to_owned()));
-            }
-            let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            app.oauth_post("/oauth/token", Some(client), &fields).await
-        }
+    let refresh_with = async |refresh: String, scope: &str| {
+        let fields = [
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh.as_str()),
+            ("scope", scope),
+        ];
+        app.oauth_post("/oauth/token", Some(&client), &fields).await
     };
-    // "write" is within the client's scopes, but was not granted: refused.
-    let widened = refresh_with(string_field(&issued, "refresh_token"), Some("read write")).await;
+
+    // Granted "read": "write" is within the client's scopes, but was not granted.
+    let narrow = app.password_grant(&client, &user.username, "read").await;
+    assert_eq!(narrow["scope"], "read");
+    let widened = refresh_with(string_field(&narrow, "refresh_token"), "read write").await;
     expect_oauth_error(widened, StatusCode::BAD_REQUEST, "invalid_scope").await;
-    // Without a scope, the original grant; with a narrower one, that.
-    let same = refresh_with(string_field(&issued, "refresh_token"), None).await;
+    // A blank scope is an omitted one (RFC 6749 §3.2): the original grant.
+    let same = refresh_with(string_field(&narrow, "refresh_token"), "").await;
     let same = expect_status(same, StatusCode::OK).await;
     assert_eq!(same["scope"], "read");
     assert_eq!(
         claims_of(&string_field(&same, "access_token"))["scope"],
         "read"
     );
-    let narrower = refresh_with(string_field(&same, "refresh_token"), Some("")).await;
-    let narrower = expect_status(narrower, StatusCode::OK).await;
-    assert_eq!(narrower["scope"], "");
-    // The refresh token keeps the original scope (RFC 6749 §6).
+
+    // Granted "read write": a refresh may narrow the access token; the refresh token keeps the
+    // original scope (RFC 6749 §6), so a later refresh may ask for all of it again.
+    let wide = app.password_grant(&client, &user.username, "").await;
+    assert_eq!(wide["scope"], "read write");
+    let narrowed = refresh_with(string_field(&wide, "refresh_token"), "write").await;
+    let narrowed = expect_status(narrowed, StatusCode::OK).await;
+    assert_eq!(narrowed["scope"], "write");
     assert_eq!(
-        claims_of(&string_field(&narrower, "refresh_token"))["scope"],
-        "read"
+        claims_of(&string_field(&narrowed, "access_token"))["scope"],
+        "write"
     );
+    let successor = string_field(&narrowed, "refresh_token");
+    assert_eq!(claims_of(&successor)["scope"], "read write");
+    let again = expect_status(refresh_with(successor, "").await, StatusCode::OK).await;
+    assert_eq!(again["scope"], "read write");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -437,6 +451,13 @@ async fn revoking_a_refresh_token_ends_its_session_everywhere(backend: Backend) 
         .await;
     expect_oauth_error(response, StatusCode::BAD_REQUEST, "unauthorized_client").await;
     assert_eq!(app.introspect(&other, &access).await["active"], true);
+    // Nor a token issued to no client (from /api/token/): that is the user's own to blacklist.
+    let (first_party, _) = app.login(&user).await;
+    let response = app
+        .oauth_post("/oauth/revoke", Some(&client), &[("token", &first_party)])
+        .await;
+    expect_oauth_error(response, StatusCode::BAD_REQUEST, "unauthorized_client").await;
+    expect_status(app.verify(&first_party).await, StatusCode::OK).await;
 
     // The hint is not trusted: an access-token hint on a refresh token still ends the session.
     let response = app
@@ -574,4 +595,48 @@ async fn a_rotated_secret_replaces_the_old_one_at_once() {
     };
     let response = app.oauth_post("/oauth/token", Some(&renewed), &grant).await;
     expect_status(response, StatusCode::OK).await;
+}
+
+async fn null_characters_are_refused_not_a_server_error(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let client = app.register_client(&ALL_GRANTS, &[]).await;
+    let response = app
+        .post_json(
+            "/api/token/",
+            &json!({"username": "a\0b", "password": PASSWORD}),
+        )
+        .await;
+    let body = expect_status(response, StatusCode::BAD_REQUEST).await;
+    assert_eq!(
+        body["fields"]["username"],
+        json!(["Null characters are not allowed."])
+    );
+    let in_body = [
+        ("grant_type", "client_credentials"),
+        ("client_id", "a\0b"),
+        ("client_secret", "x"),
+    ];
+    let response = app.oauth_post("/oauth/token", None, &in_body).await;
+    expect_oauth_error(response, StatusCode::BAD_REQUEST, "invalid_request").await;
+    let in_basic = TestClient {
+        id: "a\0b".into(),
+        secret: client.secret.clone(),
+    };
+    let response = app
+        .oauth_post(
+            "/oauth/token",
+            Some(&in_basic),
+            &[("grant_type", "client_credentials")],
+        )
+        .await;
+    expect_oauth_error(response, StatusCode::UNAUTHORIZED, "invalid_client").await;
+    let nul_user = [
+        ("grant_type", "password"),
+        ("username", "a\0b"),
+        ("password", PASSWORD),
+    ];
+    let response = app
+        .oauth_post("/oauth/token", Some(&client), &nul_user)
+        .await;
+    expect_oauth_error(response, StatusCode::BAD_REQUEST, "invalid_request").await;
 }
