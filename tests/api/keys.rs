@@ -131,13 +131,7 @@ async fn every_algorithm_round_trips_and_verifies_offline_with_the_jwks() {
         expect_status(app.verify(&access).await, StatusCode::OK).await;
         let refreshed = expect_status(app.refresh(&refresh).await, StatusCode::OK).await;
         verify_offline(&string_field(&refreshed, "access"), &keys);
-        let me = app
-            .client
-            .get(app.url("/api/users/me/"))
-            .bearer_auth(&access)
-            .send()
-            .await
-            .unwrap();
+        let me = app.get_authed("/api/users/me/", &access).await;
         expect_status(me, StatusCode::OK).await;
     }
 }

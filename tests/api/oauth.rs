@@ -127,13 +127,7 @@ async fn password_refresh_and_client_credentials_grants() {
     assert_eq!(claims["scope"], "read write");
     expect_status(app.verify(&access).await, StatusCode::OK).await;
     // An OAuth client's token is for its resource servers, not for jwtd's own account API.
-    let me = app
-        .client
-        .get(app.url("/api/users/me/"))
-        .bearer_auth(&access)
-        .send()
-        .await
-        .unwrap();
+    let me = app.get_authed("/api/users/me/", &access).await;
     expect_token_error(me, "Token is invalid").await;
 
     // Refresh, authenticating in the body this time (client_secret_post), with JSON.
@@ -192,13 +186,7 @@ async fn password_refresh_and_client_credentials_grants() {
     let own_access = string_field(&own, "access_token");
     expect_status(app.verify(&own_access).await, StatusCode::OK).await;
     // It is no user's token: the account endpoints refuse it.
-    let me = app
-        .client
-        .get(app.url("/api/users/me/"))
-        .bearer_auth(&own_access)
-        .send()
-        .await
-        .unwrap();
+    let me = app.get_authed("/api/users/me/", &own_access).await;
     assert_eq!(me.status(), StatusCode::UNAUTHORIZED);
 }
 
