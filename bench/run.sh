@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# jwtd's benchmark suite, one command: `bench/run.sh`.
+#
+# Builds release binaries; starts the baseline (a minimal poem server, same JSON body, no token
+# work) and jwtd on loopback, on SQLite (the embedded default) and on Redis, and on PostgreSQL
+# when BENCH_POSTGRES_URL is set; drives every scenario with bench/src/bin/load.rs; prints one
+# table. Every scenario starts a fresh server process, so its peak RSS is its own. Load and
+# server share the machine's cores: only the ratios of one run mean anything.
+#
+# Knobs: DURATION (s, default 10), CONNECTIONS (default 64), REDIS_URL (default
+# redis://127.0.0.1:6379, Redis >= 7), BENCH_POSTGRES_URL (a database jwtd may own).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-10}
+CONNECTIONS=${CONNECTIONS:-64}
+REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
+PORT=8931
+BIN=target/release
+WORK=$(mktemp -d)
+RESULTS=bench/results/$(date -u +%Y%m%dT%H%M%SZ).jsonl
+mkdir -p bench/results
+
+cargo build --release -q -p jwtd -p jwtd-bench
+
+SERVER_PID=
+stop_server() {
+    if [[ -n "$SERVER_PID" ]]; then
+        kill "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+        SERVER_PID=
+    fi
+}
+trap 'stop_server; rm -rf "$WORK"' EXIT
+
+wait_for_port() {
+    for _ in $(seq 1 200); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then return 0; fi
+        sleep 0.05
+    done
+    echo "server did not start on $PORT" >&2
+    exit 1
+}
+
+# jwtd with the environment of one configuration ($1: sqlite | redis | postgres | eddsa).
+jwtd_env() {
+    local config=$1
+    echo "JWTD__SERVER__BIND=127.0.0.1:$PORT"
+    echo "JWTD__LOG__LEVEL=warn"
+    echo "JWTD__JWT__ACCESS_TOKEN_LIFETIME=1h"
+    echo "JWTD__PASSWORD__HASH_QUEUE_TIMEOUT=30s"
+    case $config in
+        postgres) echo "JWTD__DATABASE__URL=$BENCH_POSTGRES_URL" ;;
+        *) echo "JWTD__DATABASE__URL=sqlite://$WORK/jwtd.db?mode=rwc" ;;
+    esac
+    case $config in
+        redis | eddsa)
+            echo "JWTD__REVOCATION__STORE=redis"
+            echo "JWTD__REDIS__URL=$REDIS_URL"
+            echo "JWTD__REDIS__KEY_PREFIX=jwtd-bench-$$"
+            ;;
+    esac
+    if [[ $config == eddsa ]]; then
+        echo "JWTD__JWT__ALGORITHM=EdDSA"
+        echo "JWTD__JWT__PRIVATE_KEY_FILE=$EDDSA_KEY"
+    fi
+}
+
+start_jwtd() {
+    stop_server
+    env $(jwtd_env "$1") "$BIN/jwtd" serve >"$WORK/jwtd.log" 2>&1 &
+    SERVER_PID=$!
+    wait_for_port
+}
+
+start_baseline() {
+    stop_server
+    "$BIN/baseline" "127.0.0.1:$PORT" >"$WORK/baseline.log" 2>&1 &
+    SERVER_PID=$!
+    wait_for_port
+}
+
+peak_rss_mb() {
+    awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$SERVER_PID/status"
+}
+
+# run LABEL SCENARIO [load args…]: one row, with the server's peak RSS added.
+run() {
+    local label=$1 scenario=$2
+    shift 2
+    local row
+    row=$("$BIN/load" --url "http://127.0.0.1:$PORT" --scenario "$scenario" \
+        --connections "$CONNECTIONS" --duration "$DURATION" --label "$label" "$@")
+    echo "${row%\}},\"peak_rss_mb\":$(peak_rss_mb)}" | tee -a "$RESULTS" >&2
+}
+
+# The bench user, and an EdDSA key, in each database.
+EDDSA_KEY=$("$BIN/jwtd" keys generate --alg EdDSA --out-dir "$WORK/keys" |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["private_key_file"])')
+create_user() {
+    env $(jwtd_env "$1") "$BIN/jwtd" users create --username bench \
+        --password "a benchmark password" >/dev/null
+}
+create_user sqlite
+CONFIGS=(sqlite redis eddsa)
+if [[ -n "${BENCH_POSTGRES_URL:-}" ]]; then
+    create_user postgres
+    CONFIGS+=(postgres)
+fi
+
+"$BIN/argon2_bound" | tee -a "$RESULTS" >&2
+
+start_baseline
+run "baseline" verify --token "$(printf 'x%.0s' $(seq 1 300))"
+
+for config in "${CONFIGS[@]}"; do
+    start_jwtd "$config"; run "verify $config" verify
+    start_jwtd "$config"; run "me $config" me
+    start_jwtd "$config"; run "refresh $config" refresh
+    start_jwtd "$config"; run "obtain $config" obtain --connections 8
+    start_jwtd "$config"; run "verify-under-obtain $config" verify-under-obtain
+done
+start_jwtd redis
+CONNECTIONS=256 run "verify redis 256 conns" verify
+stop_server
+
+python3 bench/table.py "$RESULTS"

@@ -1,0 +1,265 @@
+//! A closed-loop HTTP load generator for jwtd's scenarios: `connections` workers each send one
+//! request at a time for `duration`, after a warm-up, and the figures are printed as one JSON line.
+//! Written here (on reqwest / hyper) because a refresh with rotation needs each worker to chain
+//! the refresh token it was just given, which wrk's per-thread scripts cannot do per connection.
+
+use std::time::{Duration, Instant};
+
+use clap::{Parser, ValueEnum};
+use reqwest::{Client, StatusCode};
+use serde_json::{Value, json};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Scenario {
+    /// POST /api/token/verify/ with an access token.
+    Verify,
+    /// POST /api/token/refresh/, each worker chaining its own rotated refresh token.
+    Refresh,
+    /// POST /api/token/ with a username and password (argon2).
+    Obtain,
+    /// GET /api/users/me/ with a bearer access token.
+    Me,
+    /// Verify while `--background-connections` workers keep logging in.
+    VerifyUnderObtain,
+}
+
+#[derive(Debug, Parser)]
+struct Args {
+    #[arg(long)]
+    url: String,
+    #[arg(long, value_enum)]
+    scenario: Scenario,
+    #[arg(long, default_value_t = 64)]
+    connections: usize,
+    /// Workers logging in during `verify-under-obtain`.
+    #[arg(long, default_value_t = 8)]
+    background_connections: usize,
+    /// Seconds measured.
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// Seconds run before measuring.
+    #[arg(long, default_value_t = 2)]
+    warmup: u64,
+    #[arg(long, default_value = "bench")]
+    username: String,
+    #[arg(long, default_value = "a benchmark password")]
+    password: String,
+    /// A name for the output row.
+    #[arg(long)]
+    label: Option<String>,
+    /// Use this as the access token instead of logging in (for the baseline server).
+    #[arg(long)]
+    token: Option<String>,
+}
+
+/// What one worker saw in the measured window.
+#[derive(Default)]
+struct Tally {
+    latencies_us: Vec<u32>,
+    errors: u64,
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    let client = Client::builder()
+        .pool_max_idle_per_host(args.connections + args.background_connections)
+        .build()
+        .expect("an HTTP client");
+    let login = match &args.token {
+        Some(token) => json!({ "access": token }),
+        None => obtain(&client, &args)
+            .await
+            .expect("the bench user can log in"),
+    };
+    let start = Instant::now();
+    let measure_from = start + Duration::from_secs(args.warmup);
+    let until = measure_from + Duration::from_secs(args.duration);
+    let scenario = match args.scenario {
+        Scenario::VerifyUnderObtain => Scenario::Verify,
+        other => other,
+    };
+    let mut background = Vec::new();
+    if args.scenario == Scenario::VerifyUnderObtain {
+        for _ in 0..args.background_connections {
+            let (client, args) = (client.clone(), clone_args(&args));
+            background.push(tokio::spawn(async move {
+                worker(
+                    client,
+                    args,
+                    Scenario::Obtain,
+                    Value::Null,
+                    measure_from,
+                    until,
+                )
+                .await
+            }));
+        }
+    }
+    let mut workers = Vec::new();
+    for _ in 0..args.connections {
+        let (client, worker_args, login) = (client.clone(), clone_args(&args), login.clone());
+        workers.push(tokio::spawn(async move {
+            worker(client, worker_args, scenario, login, measure_from, until).await
+        }));
+    }
+    let mut total = Tally::default();
+    for worker in workers {
+        let tally = worker.await.expect("a worker finished");
+        total.latencies_us.extend(tally.latencies_us);
+        total.errors += tally.errors;
+    }
+    let background_errors: u64 = futures_sum(background).await;
+    report(&args, total, background_errors);
+}
+
+async fn futures_sum(handles: Vec<tokio::task::JoinHandle<Tally>>) -> u64 {
+    let mut errors = 0;
+    for handle in handles {
+        errors += handle.await.expect("a worker finished").errors;
+    }
+    errors
+}
+
+fn clone_args(args: &Args) -> Args {
+    Args {
+        url: args.url.clone(),
+        username: args.username.clone(),
+        password: args.password.clone(),
+        label: args.label.clone(),
+        token: args.token.clone(),
+        ..*args
+    }
+}
+
+fn report(args: &Args, mut total: Tally, background_errors: u64) {
+    total.latencies_us.sort_unstable();
+    let percentile = |p: f64| {
+        let samples = &total.latencies_us;
+        if samples.is_empty() {
+            return 0.0;
+        }
+        let index = ((samples.len() as f64 * p) as usize).min(samples.len() - 1);
+        f64::from(samples[index]) / 1000.0
+    };
+    let requests = total.latencies_us.len() as u64 + total.errors;
+    let row = json!({
+        "label": args.label.clone().unwrap_or_else(|| format!("{:?}", args.scenario)),
+        "requests": requests,
+        "rps": requests as f64 / args.duration as f64,
+        "p50_ms": percentile(0.50),
+        "p99_ms": percentile(0.99),
+        "errors": total.errors + background_errors,
+    });
+    println!("{row}");
+}
+
+/// A fresh login: `{"access","refresh"}`.
+async fn obtain(client: &Client, args: &Args) -> Result<Value, String> {
+    let response = client
+        .post(format!("{}/api/token/", args.url))
+        .json(&json!({"username": args.username, "password": args.password}))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if response.status() != StatusCode::OK {
+        return Err(format!("login answered {}", response.status()));
+    }
+    response.json().await.map_err(|e| e.to_string())
+}
+
+async fn worker(
+    client: Client,
+    args: Args,
+    scenario: Scenario,
+    login: Value,
+    measure_from: Instant,
+    until: Instant,
+) -> Tally {
+    let mut tally = Tally::default();
+    let mut refresh = match scenario {
+        Scenario::Refresh => obtain(&client, &args)
+            .await
+            .map(|pair| pair["refresh"].as_str().unwrap_or_default().to_owned())
+            .unwrap_or_default(),
+        _ => String::new(),
+    };
+    let access = login["access"].as_str().unwrap_or_default().to_owned();
+    loop {
+        let sent = Instant::now();
+        if sent >= until {
+            return tally;
+        }
+        let outcome = match scenario {
+            Scenario::Verify | Scenario::VerifyUnderObtain => {
+                post(
+                    &client,
+                    &args.url,
+                    "/api/token/verify/",
+                    json!({"token": access}),
+                )
+                .await
+            }
+            Scenario::Me => get_me(&client, &args.url, &access).await,
+            Scenario::Obtain => {
+                let body = json!({"username": args.username, "password": args.password});
+                post(&client, &args.url, "/api/token/", body).await
+            }
+            Scenario::Refresh => {
+                let body = json!({"refresh": refresh});
+                let result = post(&client, &args.url, "/api/token/refresh/", body).await;
+                match &result {
+                    Ok(Some(next)) => {
+                        refresh = next["refresh"].as_str().unwrap_or_default().to_owned();
+                    }
+                    _ => {
+                        // Start a new session so the worker keeps going; the error is counted.
+                        if let Ok(pair) = obtain(&client, &args).await {
+                            refresh = pair["refresh"].as_str().unwrap_or_default().to_owned();
+                        }
+                    }
+                }
+                result
+            }
+        };
+        if sent < measure_from {
+            continue;
+        }
+        match outcome {
+            Ok(_) => tally
+                .latencies_us
+                .push(u32::try_from(sent.elapsed().as_micros()).unwrap_or(u32::MAX)),
+            Err(()) => tally.errors += 1,
+        }
+    }
+}
+
+/// A 200 with its JSON body (parsed only when the scenario needs it), or an error.
+async fn post(client: &Client, url: &str, path: &str, body: Value) -> Result<Option<Value>, ()> {
+    let response = client
+        .post(format!("{url}{path}"))
+        .json(&body)
+        .send()
+        .await
+        .map_err(|_| ())?;
+    if response.status() != StatusCode::OK {
+        return Err(());
+    }
+    if path == "/api/token/refresh/" {
+        return response.json().await.map(Some).map_err(|_| ());
+    }
+    response.bytes().await.map(|_| None).map_err(|_| ())
+}
+
+async fn get_me(client: &Client, url: &str, access: &str) -> Result<Option<Value>, ()> {
+    let response = client
+        .get(format!("{url}/api/users/me/"))
+        .bearer_auth(access)
+        .send()
+        .await
+        .map_err(|_| ())?;
+    if response.status() != StatusCode::OK {
+        return Err(());
+    }
+    response.bytes().await.map(|_| None).map_err(|_| ())
+}
