@@ -98,8 +98,8 @@ run() {
 EDDSA_KEY=$("$BIN/jwtd" keys generate --alg EdDSA --out-dir "$WORK/keys" |
     python3 -c 'import json, sys; print(json.load(sys.stdin)["private_key_file"])')
 create_user() {
-    env $(jwtd_env "$1") "$BIN/jwtd" users create --username bench \
-        --password "a benchmark password" >/dev/null
+    env $(jwtd_env "$1") "$BIN/jwtd" users create --username alice \
+        --password "correct horse battery staple" >/dev/null
 }
 create_user sqlite
 CONFIGS=(sqlite redis eddsa)
@@ -117,7 +117,7 @@ for config in "${CONFIGS[@]}"; do
     start_jwtd "$config"; run "verify $config" verify
     start_jwtd "$config"; run "me $config" me
     start_jwtd "$config"; run "refresh $config" refresh
-    start_jwtd "$config"; run "obtain $config" obtain --connections 8
+    start_jwtd "$config"; CONNECTIONS=8 run "obtain $config" obtain
     start_jwtd "$config"; run "verify-under-obtain $config" verify-under-obtain
 done
 start_jwtd redis

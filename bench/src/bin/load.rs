@@ -40,9 +40,9 @@ struct Args {
     /// Seconds run before measuring.
     #[arg(long, default_value_t = 2)]
     warmup: u64,
-    #[arg(long, default_value = "bench")]
+    #[arg(long, default_value = "alice")]
     username: String,
-    #[arg(long, default_value = "a benchmark password")]
+    #[arg(long, default_value = "correct horse battery staple")]
     password: String,
     /// A name for the output row.
     #[arg(long)]
