@@ -59,6 +59,7 @@ fn require_staff(auth: &BearerAuth) -> Result<(), ApiError> {
     }
 }
 
+#[derive(Default)]
 pub struct AdminApi;
 
 #[OpenApi(tag = "ApiTags::Admin")]

@@ -28,18 +28,11 @@ impl<'a> ApiExtractor<'a> for BearerAuth {
     type ParamRawType = ();
 
     fn register(registry: &mut Registry) {
-        registry.create_security_scheme(
+        register_http_scheme(
+            registry,
             SCHEME,
-            MetaSecurityScheme {
-                ty: "http",
-                description: Some("An access token from POST /api/token/."),
-                name: None,
-                key_in: None,
-                scheme: Some("bearer"),
-                bearer_format: Some("JWT"),
-                flows: None,
-                openid_connect_url: None,
-            },
+            "bearer",
+            "An access token from POST /api/token/.",
         );
     }
 
@@ -63,6 +56,28 @@ impl<'a> ApiExtractor<'a> for BearerAuth {
             .map_err(ApiError::from)?;
         Ok(BearerAuth { user, claims })
     }
+}
+
+/// Registers an HTTP authentication scheme (`bearer` or `basic`) for Swagger UI's Authorize.
+pub(super) fn register_http_scheme(
+    registry: &mut Registry,
+    name: &'static str,
+    scheme: &'static str,
+    description: &'static str,
+) {
+    registry.create_security_scheme(
+        name,
+        MetaSecurityScheme {
+            ty: "http",
+            description: Some(description),
+            name: None,
+            key_in: None,
+            scheme: Some(scheme),
+            bearer_format: (scheme == "bearer").then_some("JWT"),
+            flows: None,
+            openid_connect_url: None,
+        },
+    );
 }
 
 /// SimpleJWT's header rules: no header, or another scheme, is "not authenticated"; `Bearer`

@@ -2,6 +2,7 @@
 //! a size limit, and checked field by field with DRF's messages so every problem is a clear 400.
 
 use std::collections::BTreeMap;
+use std::marker::PhantomData;
 
 use poem::web::RequestBody;
 use poem::{Request, error::ReadBodyError};
@@ -22,36 +23,30 @@ pub trait FromFields: Type + Sized {
     fn from_fields(fields: &mut Fields) -> Option<Self>;
 }
 
-/// A body accepted as JSON or as form data.
-pub struct JsonOrForm<T>(pub T);
+/// A body accepted as JSON or as form data. Its problems are answered as `E`: the contract's
+/// errors by default, or OAuth's (`invalid_request`) for [`OAuthParams`].
+pub struct JsonOrForm<T, E = ApiError>(pub T, PhantomData<fn() -> E>);
 
-impl<'a, T: FromFields + Send> ApiExtractor<'a> for JsonOrForm<T> {
-    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::RequestObject];
-    type ParamType = ();
-    type ParamRawType = ();
+/// An OAuth 2.0 request body: form data (RFC 6749), JSON also accepted, errors in OAuth's shape.
+pub type OAuthParams<T> = JsonOrForm<T, OAuthApiError>;
 
-    fn register(registry: &mut Registry) {
-        T::register(registry);
-    }
-
-    fn request_meta() -> Option<MetaRequest> {
-        json_and_form_meta::<T>(&["application/json", "application/x-www-form-urlencoded"])
-    }
-
-    async fn from_request(
-        request: &'a Request,
-        body: &mut RequestBody,
-        _: ExtractParamOptions<Self::ParamType>,
-    ) -> poem::Result<Self> {
-        Ok(JsonOrForm(read_fields(request, body).await?))
-    }
+/// How a body's problems are answered, and which encoding the spec offers first.
+pub trait BodyErrors: From<ApiError> + Into<poem::Error> {
+    const CONTENT_TYPES: [&'static str; 2];
 }
 
-/// An OAuth 2.0 request body: form data (RFC 6749), JSON also accepted; errors in OAuth's shape
-/// (`invalid_request`).
-pub struct OAuthParams<T>(pub T);
+impl BodyErrors for ApiError {
+    const CONTENT_TYPES: [&'static str; 2] =
+        ["application/json", "application/x-www-form-urlencoded"];
+}
 
-impl<'a, T: FromFields + Send> ApiExtractor<'a> for OAuthParams<T> {
+/// RFC 6749's encoding is form data.
+impl BodyErrors for OAuthApiError {
+    const CONTENT_TYPES: [&'static str; 2] =
+        ["application/x-www-form-urlencoded", "application/json"];
+}
+
+impl<'a, T: FromFields + Send, E: BodyErrors> ApiExtractor<'a> for JsonOrForm<T, E> {
     const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::RequestObject];
     type ParamType = ();
     type ParamRawType = ();
@@ -61,7 +56,15 @@ impl<'a, T: FromFields + Send> ApiExtractor<'a> for OAuthParams<T> {
     }
 
     fn request_meta() -> Option<MetaRequest> {
-        json_and_form_meta::<T>(&["application/x-www-form-urlencoded", "application/json"])
+        let media = |content_type| MetaMediaType {
+            content_type,
+            schema: T::schema_ref(),
+        };
+        Some(MetaRequest {
+            description: None,
+            content: E::CONTENT_TYPES.into_iter().map(media).collect(),
+            required: true,
+        })
     }
 
     async fn from_request(
@@ -70,24 +73,10 @@ impl<'a, T: FromFields + Send> ApiExtractor<'a> for OAuthParams<T> {
         _: ExtractParamOptions<Self::ParamType>,
     ) -> poem::Result<Self> {
         match read_fields(request, body).await {
-            Ok(value) => Ok(OAuthParams(value)),
-            Err(err) => Err(OAuthApiError::from(err).into()),
+            Ok(value) => Ok(JsonOrForm(value, PhantomData)),
+            Err(err) => Err(E::from(err).into()),
         }
     }
-}
-
-fn json_and_form_meta<T: Type>(content_types: &[&'static str]) -> Option<MetaRequest> {
-    Some(MetaRequest {
-        description: None,
-        content: content_types
-            .iter()
-            .map(|content_type| MetaMediaType {
-                content_type,
-                schema: T::schema_ref(),
-            })
-            .collect(),
-        required: true,
-    })
 }
 
 /// Reads the body within the limit and builds `T` from its fields, or says what is wrong.

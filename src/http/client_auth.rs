@@ -7,9 +7,10 @@ use base64::engine::general_purpose::STANDARD;
 use poem::http::header::AUTHORIZATION;
 use poem::web::RequestBody;
 use poem::{Request, Result};
-use poem_openapi::registry::{MetaSecurityScheme, Registry};
+use poem_openapi::registry::Registry;
 use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions};
 
+use super::auth::register_http_scheme;
 use crate::error::OAuthApiError;
 use crate::oauth::{Client, OAuthError};
 use crate::state::AppState;
@@ -25,21 +26,12 @@ impl<'a> ApiExtractor<'a> for ClientBasic {
     type ParamRawType = ();
 
     fn register(registry: &mut Registry) {
-        registry.create_security_scheme(
+        register_http_scheme(
+            registry,
             SCHEME,
-            MetaSecurityScheme {
-                ty: "http",
-                description: Some(
-                    "A registered client's id and secret (`jwtd clients create`); the body's \
-                     `client_id` and `client_secret` are accepted instead.",
-                ),
-                name: None,
-                key_in: None,
-                scheme: Some("basic"),
-                bearer_format: None,
-                flows: None,
-                openid_connect_url: None,
-            },
+            "basic",
+            "A registered client's id and secret (`jwtd clients create`); the body's \
+             `client_id` and `client_secret` are accepted instead.",
         );
     }
 

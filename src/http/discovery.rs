@@ -84,6 +84,7 @@ pub struct ServerMetadata {
     pub service_documentation: String,
 }
 
+#[derive(Default)]
 pub struct DiscoveryApi;
 
 #[OpenApi(tag = "ApiTags::Discovery")]

@@ -31,6 +31,7 @@ pub enum ReadyResponse {
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
+#[derive(Default)]
 pub struct HealthApi;
 
 #[OpenApi(tag = "ApiTags::Health")]

@@ -50,19 +50,7 @@ pub type Apis = (
 
 /// The OpenAPI description of every operation; also what `jwtd openapi` prints.
 pub fn openapi() -> OpenApiService<Apis, ()> {
-    OpenApiService::new(
-        (
-            token::TokenApi,
-            users::UsersApi,
-            admin::AdminApi,
-            oauth::OAuthApi,
-            discovery::DiscoveryApi,
-            health::HealthApi,
-        ),
-        "jwtd",
-        env!("CARGO_PKG_VERSION"),
-    )
-    .description(
+    OpenApiService::new(Apis::default(), "jwtd", env!("CARGO_PKG_VERSION")).description(
         "A standalone token service: SimpleJWT's obtain / refresh / verify / blacklist, with \
              atomic refresh rotation, reuse detection and revocation that reaches access tokens.",
     )

@@ -240,6 +240,7 @@ pub enum RevokeResponse {
     Ok,
 }
 
+#[derive(Default)]
 pub struct OAuthApi;
 
 #[OpenApi(tag = "ApiTags::OAuth")]

@@ -134,6 +134,7 @@ pub enum EmptyResponse {
     Ok(Json<EmptyBody>),
 }
 
+#[derive(Default)]
 pub struct TokenApi;
 
 #[OpenApi(tag = "ApiTags::Token")]

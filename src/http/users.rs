@@ -154,6 +154,7 @@ pub struct SessionBody {
     pub current: bool,
 }
 
+#[derive(Default)]
 pub struct UsersApi;
 
 #[OpenApi(tag = "ApiTags::Users")]

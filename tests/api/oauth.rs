@@ -63,6 +63,15 @@ impl TestApp {
         expect_status(response, StatusCode::OK).await
     }
 
+    /// The refresh_token grant, authenticating `client` with HTTP Basic.
+    async fn refresh_grant(&self, client: &TestClient, refresh_token: &str) -> reqwest::Response {
+        let fields = [
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+        ];
+        self.oauth_post("/oauth/token", Some(client), &fields).await
+    }
+
     async fn introspect(&self, client: &TestClient, token: &str) -> Value {
         let response = self
             .oauth_post("/oauth/introspect", Some(client), &[("token", token)])
@@ -152,14 +161,7 @@ async fn password_refresh_and_client_credentials_grants() {
 
     // Reuse of the rotated refresh token is detected: the session is revoked.
     let reuse = app
-        .oauth_post(
-            "/oauth/token",
-            Some(&client),
-            &[
-                ("grant_type", "refresh_token"),
-                ("refresh_token", issued["refresh_token"].as_str().unwrap()),
-            ],
-        )
+        .refresh_grant(&client, issued["refresh_token"].as_str().unwrap())
         .await;
     expect_oauth_error(reuse, StatusCode::BAD_REQUEST, "invalid_grant").await;
     expect_token_error(
@@ -266,27 +268,17 @@ async fn every_rfc6749_error() {
     ];
     let response = app.oauth_post(token, Some(&client), &wrong_password).await;
     expect_oauth_error(response, bad_request, "invalid_grant").await;
-    let garbage = [
-        ("grant_type", "refresh_token"),
-        ("refresh_token", "abc.def.ghi"),
-    ];
-    let response = app.oauth_post(token, Some(&client), &garbage).await;
-    expect_oauth_error(response, bad_request, "invalid_grant").await;
     let theirs = app.password_grant(&narrow, username, "").await;
-    let stolen = [
-        ("grant_type", "refresh_token"),
-        ("refresh_token", theirs["refresh_token"].as_str().unwrap()),
-    ];
-    let response = app.oauth_post(token, Some(&client), &stolen).await;
-    expect_oauth_error(response, bad_request, "invalid_grant").await;
     // A SimpleJWT refresh token was issued to no client: not refreshable here either.
     let (_, simplejwt_refresh) = app.login(&user).await;
-    let foreign = [
-        ("grant_type", "refresh_token"),
-        ("refresh_token", simplejwt_refresh.as_str()),
-    ];
-    let response = app.oauth_post(token, Some(&client), &foreign).await;
-    expect_oauth_error(response, bad_request, "invalid_grant").await;
+    for refresh in [
+        "abc.def.ghi",
+        theirs["refresh_token"].as_str().unwrap(),
+        simplejwt_refresh.as_str(),
+    ] {
+        let response = app.refresh_grant(&client, refresh).await;
+        expect_oauth_error(response, bad_request, "invalid_grant").await;
+    }
 
     // unauthorized_client: a grant the client was not registered for.
     let response = app
@@ -465,13 +457,7 @@ async fn revoking_a_refresh_token_ends_its_session_everywhere(backend: Backend) 
         json!({"active": false})
     );
     expect_token_error(app.verify(&access).await, "Token is blacklisted").await;
-    let again = app
-        .oauth_post(
-            "/oauth/token",
-            Some(&client),
-            &[("grant_type", "refresh_token"), ("refresh_token", &refresh)],
-        )
-        .await;
+    let again = app.refresh_grant(&client, &refresh).await;
     expect_oauth_error(again, StatusCode::BAD_REQUEST, "invalid_grant").await;
 
     // Revoking an access token revokes just it: the session's refresh token still works.
@@ -486,14 +472,7 @@ async fn revoking_a_refresh_token_ends_its_session_everywhere(backend: Backend) 
         json!({"active": false})
     );
     let refreshed = app
-        .oauth_post(
-            "/oauth/token",
-            Some(&client),
-            &[
-                ("grant_type", "refresh_token"),
-                ("refresh_token", issued["refresh_token"].as_str().unwrap()),
-            ],
-        )
+        .refresh_grant(&client, issued["refresh_token"].as_str().unwrap())
         .await;
     expect_status(refreshed, StatusCode::OK).await;
 }
