@@ -8,7 +8,9 @@
 # server share the machine's cores: only the ratios of one run mean anything.
 #
 # Knobs: DURATION (s, default 10), CONNECTIONS (default 64), REDIS_URL (default
-# redis://127.0.0.1:6379, Redis >= 7), BENCH_POSTGRES_URL (a database jwtd may own).
+# redis://127.0.0.1:6379, Redis >= 7), BENCH_POSTGRES_URL (a database jwtd may own),
+# ONLY_CONFIGS / ONLY_SCENARIOS (space-separated subsets, e.g. ONLY_SCENARIOS="refresh"
+# while working on one path; the baseline always runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -113,15 +115,26 @@ fi
 start_baseline
 run "baseline" verify --token "$(printf 'x%.0s' $(seq 1 300))"
 
+selected() { # selected LIST ITEM: is ITEM in LIST (or LIST empty)?
+    [[ -z "$1" || " $1 " == *" $2 "* ]]
+}
+SCENARIOS=(verify me refresh obtain verify-under-obtain)
 for config in "${CONFIGS[@]}"; do
-    start_jwtd "$config"; run "verify $config" verify
-    start_jwtd "$config"; run "me $config" me
-    start_jwtd "$config"; run "refresh $config" refresh
-    start_jwtd "$config"; CONNECTIONS=8 run "obtain $config" obtain
-    start_jwtd "$config"; run "verify-under-obtain $config" verify-under-obtain
+    selected "${ONLY_CONFIGS:-}" "$config" || continue
+    for scenario in "${SCENARIOS[@]}"; do
+        selected "${ONLY_SCENARIOS:-}" "$scenario" || continue
+        start_jwtd "$config"
+        if [[ $scenario == obtain ]]; then
+            CONNECTIONS=8 run "obtain $config" obtain
+        else
+            run "$scenario $config" "$scenario"
+        fi
+    done
 done
-start_jwtd redis
-CONNECTIONS=256 run "verify redis 256 conns" verify
+if selected "${ONLY_CONFIGS:-}" redis && selected "${ONLY_SCENARIOS:-}" verify; then
+    start_jwtd redis
+    CONNECTIONS=256 run "verify redis 256 conns" verify
+fi
 stop_server
 
 python3 bench/table.py "$RESULTS"
