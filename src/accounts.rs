@@ -137,7 +137,9 @@ impl AccountService {
         if !errors.is_empty() {
             return Err(AccountError::Invalid(errors));
         }
-        Ok(self.users.update_profile(user.id, change).await?)
+        let updated = self.users.update_profile(user.id, change).await?;
+        self.tokens.user_changed(user.id).await;
+        Ok(updated)
     }
 
     /// Checks the current password, stores the new one, and revokes every existing token.
@@ -190,7 +192,9 @@ impl AccountService {
         if change.is_active == Some(false) {
             self.tokens.revoke_all_of_user(id).await?;
         }
-        Ok(self.users.admin_update(id, change).await?)
+        let updated = self.users.admin_update(id, change).await?;
+        self.tokens.user_changed(id).await;
+        Ok(updated)
     }
 
     /// Deletes a user, revoking every token of theirs first.

@@ -72,6 +72,9 @@ impl App {
         let result = Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(endpoint, shutdown, Some(SHUTDOWN_GRACE))
             .await;
+        if let Err(err) = self.state.sessions.flush_touches().await {
+            tracing::warn!(error = %err, "writing session refresh times at shutdown failed");
+        }
         self.state.db.clone().close().await.ok();
         result
     }

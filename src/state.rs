@@ -1,6 +1,7 @@
 //! Everything a request needs, built once from the settings.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use sea_orm::DatabaseConnection;
 
@@ -17,6 +18,9 @@ use crate::store::users::UserRepository;
 use crate::store::{RevocationStore, StoreError, db};
 use crate::token::keys::KeyError;
 use crate::token::{KeySet, TokenCodec, TokenService};
+
+/// How often refresh times reach the session list of other instances (and of the database).
+const SESSION_TOUCH_INTERVAL: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -41,6 +45,7 @@ pub struct AppState {
     pub settings: Settings,
     pub db: DatabaseConnection,
     pub users: UserRepository,
+    pub sessions: SessionRepository,
     pub passwords: Passwords,
     pub tokens: Arc<TokenService>,
     pub accounts: AccountService,
@@ -57,13 +62,15 @@ impl AppState {
         db::migrate(&db).await?;
         let store = revocation_store(&settings, &db, &clock)?;
         let users = UserRepository::new(db.clone());
+        let sessions = SessionRepository::new(db.clone());
+        sessions.clone().spawn_touch_writer(SESSION_TOUCH_INTERVAL);
         let passwords = Passwords::new(&settings.password)?;
         let codec = TokenCodec::new(keys, &settings.jwt, clock.clone());
         let tokens = Arc::new(TokenService::new(
             codec,
             store,
             users.clone(),
-            SessionRepository::new(db.clone()),
+            sessions.clone(),
             passwords.clone(),
             clock.clone(),
             &settings.jwt,
@@ -85,6 +92,7 @@ impl AppState {
             settings,
             db,
             users,
+            sessions,
             passwords,
             tokens,
             accounts,

@@ -8,6 +8,7 @@ pub mod redis;
 pub mod revocation;
 pub mod sessions;
 pub mod sql;
+pub mod user_cache;
 pub mod users;
 
 pub use revocation::RevocationStore;

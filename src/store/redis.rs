@@ -8,7 +8,7 @@ use tokio::sync::OnceCell;
 use super::StoreError;
 use super::revocation::{
     JtiState, REVOKED, RevocationEntries, RevocationStore, SpendOutcome, SpendRecord, TokenKeys,
-    jti_key, parse_jti_state, parse_user_before, session_key, user_key,
+    jti_key, parse_jti_state, parse_user_before, session_key, user_key, user_version_key,
 };
 use crate::clock::SharedClock;
 use crate::config::RedisSettings;
@@ -79,6 +79,24 @@ impl RedisRevocationStore {
         }
     }
 
+    /// `SET NX GET`: stores the spend record unless the key exists, answering what was there.
+    fn spend_command(
+        &self,
+        user_id: &str,
+        jti: &str,
+        record: &SpendRecord,
+        until: i64,
+    ) -> redis::Cmd {
+        redis::cmd("SET")
+            .arg(self.key(jti_key(user_id, jti)))
+            .arg(record.encode())
+            .arg("NX")
+            .arg("GET")
+            .arg("EX")
+            .arg(self.ttl(until))
+            .to_owned()
+    }
+
     async fn set_with_ttl(&self, key: String, value: &str, until: i64) -> Result<(), StoreError> {
         let cmd = redis::cmd("SET")
             .arg(self.key(key))
@@ -97,16 +115,12 @@ impl RevocationStore for RedisRevocationStore {
             .arg(self.key(jti_key(token.user_id, token.jti)))
             .arg(self.key(session_key(token.user_id, token.sid)))
             .arg(self.key(user_key(token.user_id)))
+            .arg(self.key(user_version_key(token.user_id)))
             .to_owned();
         let values: Vec<Option<String>> = self.idempotent(&cmd).await?;
-        let [jti, session, user] = <[Option<String>; 3]>::try_from(values).map_err(|v| {
-            StoreError::Internal(format!("MGET of 3 keys answered {} values", v.len()))
-        })?;
-        Ok(RevocationEntries {
-            jti: jti.as_deref().map(parse_jti_state),
-            session_revoked: session.is_some(),
-            user_revoked_before_ms: user.as_deref().map(parse_user_before),
-        })
+        let [jti, session, user, version] = <[Option<String>; 4]>::try_from(values)
+            .map_err(|v| unexpected_answer("MGET of 4 keys", v.len()))?;
+        Ok(entries_of(jti, session, user, version))
     }
 
     async fn jti_state(&self, user_id: &str, jti: &str) -> Result<Option<JtiState>, StoreError> {
@@ -155,19 +169,45 @@ impl RevocationStore for RedisRevocationStore {
         // Not retried: if a first attempt reached Redis, a retry would see our own spend and
         // call it reuse. A lost answer fails closed with 503 instead.
         let mut connection = self.connection().await?;
-        let previous: Option<String> = redis::cmd("SET")
-            .arg(self.key(jti_key(user_id, jti)))
-            .arg(record.encode())
-            .arg("NX")
-            .arg("GET")
-            .arg("EX")
-            .arg(self.ttl(until))
+        let previous: Option<String> = self
+            .spend_command(user_id, jti, record, until)
             .query_async(&mut connection)
             .await?;
-        Ok(match previous {
-            None => SpendOutcome::Spent,
-            Some(value) => SpendOutcome::AlreadyUsed(parse_jti_state(&value)),
-        })
+        Ok(spend_outcome(previous))
+    }
+
+    /// One pipelined round trip: MGET of the session, user and version entries, then the
+    /// spend. All four keys share the user's hash tag, so a cluster serves them from one slot.
+    async fn spend_checked(
+        &self,
+        token: TokenKeys<'_>,
+        record: &SpendRecord,
+        until: i64,
+    ) -> Result<(RevocationEntries, SpendOutcome), StoreError> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("MGET")
+            .arg(self.key(session_key(token.user_id, token.sid)))
+            .arg(self.key(user_key(token.user_id)))
+            .arg(self.key(user_version_key(token.user_id)))
+            .add_command(self.spend_command(token.user_id, token.jti, record, until));
+        // Not retried, as `spend`.
+        let mut connection = self.connection().await?;
+        let (values, previous): (Vec<Option<String>>, Option<String>) =
+            pipe.query_async(&mut connection).await?;
+        let [session, user, version] = <[Option<String>; 3]>::try_from(values)
+            .map_err(|v| unexpected_answer("MGET of 3 keys", v.len()))?;
+        let entries = entries_of(previous.clone(), session, user, version);
+        Ok((entries, spend_outcome(previous)))
+    }
+
+    async fn mark_user_changed(
+        &self,
+        user_id: &str,
+        version: &str,
+        until: i64,
+    ) -> Result<(), StoreError> {
+        self.set_with_ttl(user_version_key(user_id), version, until)
+            .await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -175,4 +215,30 @@ impl RevocationStore for RedisRevocationStore {
             .await
             .map(drop)
     }
+}
+
+fn entries_of(
+    jti: Option<String>,
+    session: Option<String>,
+    user: Option<String>,
+    version: Option<String>,
+) -> RevocationEntries {
+    RevocationEntries {
+        jti: jti.as_deref().map(parse_jti_state),
+        session_revoked: session.is_some(),
+        user_revoked_before_ms: user.as_deref().map(parse_user_before),
+        user_version: version,
+    }
+}
+
+/// What `SET NX GET` answered: nothing (this call spent it) or the entry already there.
+fn spend_outcome(previous: Option<String>) -> SpendOutcome {
+    match previous {
+        None => SpendOutcome::Spent,
+        Some(value) => SpendOutcome::AlreadyUsed(parse_jti_state(&value)),
+    }
+}
+
+fn unexpected_answer(command: &str, values: usize) -> StoreError {
+    StoreError::Internal(format!("{command} answered {values} values"))
 }

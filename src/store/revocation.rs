@@ -1,11 +1,13 @@
 //! What a revocation store keeps, and the one trait both stores implement.
 //!
-//! Three kinds of entry, all keyed under the user so one round trip (one Redis slot) reads
+//! Four kinds of entry, all keyed under the user so one round trip (one Redis slot) reads
 //! everything that can revoke a token:
 //! - `{user}:j:<jti>`: the token itself, `r` (blacklisted) or a spend record (a rotated refresh
 //!   token, with its successor, for reuse detection and the grace period);
 //! - `{user}:s:<sid>`: `r` when the login session is revoked;
-//! - `{user}:u`: unix milliseconds; every session that started at or before it is revoked.
+//! - `{user}:u`: unix milliseconds; every session that started at or before it is revoked;
+//! - `{user}:v`: a random version, new whenever the user's record changes. It revokes nothing:
+//!   it tells every instance whether its cached copy of the user is still current.
 //!
 //! Each entry lives until `until` (unix seconds): the expiry of the last token it concerns.
 
@@ -42,6 +44,10 @@ pub struct RevocationEntries {
     pub jti: Option<JtiState>,
     pub session_revoked: bool,
     pub user_revoked_before_ms: Option<i64>,
+    /// The `{user}:v` entry as stored (compared, never parsed): see [`UserCache`].
+    ///
+    /// [`UserCache`]: crate::store::user_cache::UserCache
+    pub user_version: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,6 +90,35 @@ pub trait RevocationStore: Send + Sync + 'static {
         until: i64,
     ) -> Result<SpendOutcome, StoreError>;
 
+    /// A refresh's single round trip: the token's session and user entries, and the atomic
+    /// spend of the token (as [`RevocationStore::spend`]). `entries.jti` is what stopped the
+    /// spend, if anything. Stores that cannot do both at once read first, then spend.
+    async fn spend_checked(
+        &self,
+        token: TokenKeys<'_>,
+        record: &SpendRecord,
+        until: i64,
+    ) -> Result<(RevocationEntries, SpendOutcome), StoreError> {
+        let mut entries = self.entries(token).await?;
+        let outcome = match &entries.jti {
+            Some(state) => SpendOutcome::AlreadyUsed(state.clone()),
+            None => self.spend(token.user_id, token.jti, record, until).await?,
+        };
+        if let SpendOutcome::AlreadyUsed(state) = &outcome {
+            entries.jti = Some(state.clone());
+        }
+        Ok((entries, outcome))
+    }
+
+    /// Records that the user's record changed, under a new unique `version`: every instance's
+    /// cached copy of the user is stale from now on. The entry must outlive any cached copy.
+    async fn mark_user_changed(
+        &self,
+        user_id: &str,
+        version: &str,
+        until: i64,
+    ) -> Result<(), StoreError>;
+
     async fn ping(&self) -> Result<(), StoreError>;
 }
 
@@ -99,6 +134,10 @@ pub(crate) fn session_key(user_id: &str, sid: &str) -> String {
 
 pub(crate) fn user_key(user_id: &str) -> String {
     format!("{{{user_id}}}:u")
+}
+
+pub(crate) fn user_version_key(user_id: &str) -> String {
+    format!("{{{user_id}}}:v")
 }
 
 impl SpendRecord {

@@ -1,10 +1,14 @@
 //! The SQL record of login sessions: what `GET /api/users/me/sessions/` lists.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder,
+    QueryOrder, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -23,11 +27,16 @@ pub struct LoginContext {
 #[derive(Clone)]
 pub struct SessionRepository {
     db: DatabaseConnection,
+    /// Refresh times not yet written: the latest per session.
+    pending_touches: Arc<Mutex<HashMap<Uuid, DateTime<Utc>>>>,
 }
 
 impl SessionRepository {
     pub fn new(db: DatabaseConnection) -> SessionRepository {
-        SessionRepository { db }
+        SessionRepository {
+            db,
+            pending_touches: Arc::default(),
+        }
     }
 
     pub async fn create(
@@ -52,14 +61,63 @@ impl SessionRepository {
         Ok(())
     }
 
-    /// The one small write of a refresh.
-    pub async fn touch(&self, id: Uuid, at: DateTime<Utc>) -> Result<(), StoreError> {
-        Entity::update_many()
-            .col_expr(Column::LastRefreshedAt, Expr::value(at))
-            .filter(Column::Id.eq(id))
-            .exec(&self.db)
-            .await?;
+    /// Records a refresh of the session. Only bookkeeping for the user's session list, so it
+    /// is kept in memory and written in batches ([`Self::flush_touches`]): a refresh does no
+    /// SQL write, and SQLite's single writer is not on its path.
+    pub fn touch(&self, id: Uuid, at: DateTime<Utc>) {
+        self.pending().insert(id, at);
+    }
+
+    /// Writes the recorded refresh times in one transaction. On failure they are kept (unless
+    /// a newer one came meanwhile) for the next flush.
+    pub async fn flush_touches(&self) -> Result<(), StoreError> {
+        let touches = std::mem::take(&mut *self.pending());
+        if touches.is_empty() {
+            return Ok(());
+        }
+        let written = self.write_touches(&touches).await;
+        if written.is_err() {
+            let mut pending = self.pending();
+            for (id, at) in touches {
+                pending.entry(id).or_insert(at);
+            }
+        }
+        written
+    }
+
+    async fn write_touches(
+        &self,
+        touches: &HashMap<Uuid, DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        let transaction = self.db.begin().await?;
+        for (id, at) in touches {
+            Entity::update_many()
+                .col_expr(Column::LastRefreshedAt, Expr::value(*at))
+                .filter(Column::Id.eq(*id))
+                .exec(&transaction)
+                .await?;
+        }
+        transaction.commit().await?;
         Ok(())
+    }
+
+    /// Flushes every `interval` for as long as the process runs.
+    pub fn spawn_touch_writer(self, interval: Duration) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(interval);
+            loop {
+                ticker.tick().await;
+                if let Err(err) = self.flush_touches().await {
+                    tracing::warn!(error = %err, "writing session refresh times failed; retrying");
+                }
+            }
+        })
+    }
+
+    fn pending(&self) -> MutexGuard<'_, HashMap<Uuid, DateTime<Utc>>> {
+        self.pending_touches
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Sessions neither ended nor expired at `now`, newest first.
@@ -68,6 +126,8 @@ impl SessionRepository {
         user_id: Uuid,
         now: DateTime<Utc>,
     ) -> Result<Vec<Session>, StoreError> {
+        // This instance's own recent refreshes show at once.
+        self.flush_touches().await?;
         Ok(Entity::find()
             .filter(Column::UserId.eq(user_id))
             .filter(Column::EndedAt.is_null())

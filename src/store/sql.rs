@@ -13,7 +13,7 @@ use super::StoreError;
 use super::entities::revocation::{ActiveModel, Column, Entity};
 use super::revocation::{
     JtiState, REVOKED, RevocationEntries, RevocationStore, SpendOutcome, SpendRecord, TokenKeys,
-    jti_key, parse_jti_state, parse_user_before, session_key, user_key,
+    jti_key, parse_jti_state, parse_user_before, session_key, user_key, user_version_key,
 };
 use crate::clock::SharedClock;
 
@@ -87,8 +87,10 @@ impl RevocationStore for SqlRevocationStore {
         let jti = jti_key(token.user_id, token.jti);
         let session = session_key(token.user_id, token.sid);
         let user = user_key(token.user_id);
+        let version = user_version_key(token.user_id);
+        let keys = [&jti, &session, &user, &version].map(String::as_str);
         let rows = Entity::find()
-            .filter(Column::Key.is_in([jti.as_str(), session.as_str(), user.as_str()]))
+            .filter(Column::Key.is_in(keys))
             .filter(Column::ExpiresAt.gte(self.clock.now_secs()))
             .all(&self.db)
             .await?;
@@ -98,8 +100,10 @@ impl RevocationStore for SqlRevocationStore {
                 entries.jti = Some(parse_jti_state(&row.value));
             } else if row.key == session {
                 entries.session_revoked = true;
-            } else {
+            } else if row.key == user {
                 entries.user_revoked_before_ms = Some(parse_user_before(&row.value));
+            } else {
+                entries.user_version = Some(row.value);
             }
         }
         Ok(entries)
@@ -156,6 +160,16 @@ impl RevocationStore for SqlRevocationStore {
         Ok(SpendOutcome::AlreadyUsed(
             state.as_deref().map_or(JtiState::Revoked, parse_jti_state),
         ))
+    }
+
+    async fn mark_user_changed(
+        &self,
+        user_id: &str,
+        version: &str,
+        until: i64,
+    ) -> Result<(), StoreError> {
+        self.upsert(user_version_key(user_id), version.to_owned(), until)
+            .await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

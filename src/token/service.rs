@@ -15,6 +15,7 @@ use crate::config::{ExtraClaim, JwtSettings};
 use crate::password::{PasswordError, Passwords, Verified};
 use crate::store::revocation::{JtiState, RevocationEntries, SpendOutcome, SpendRecord, TokenKeys};
 use crate::store::sessions::{LoginContext, Session, SessionRepository};
+use crate::store::user_cache::{self, UserCache};
 use crate::store::users::{User, UserRepository};
 use crate::store::{RevocationStore, StoreError};
 
@@ -158,6 +159,7 @@ pub struct TokenService {
     codec: TokenCodec,
     store: Arc<dyn RevocationStore>,
     users: UserRepository,
+    user_cache: UserCache,
     sessions: SessionRepository,
     passwords: Passwords,
     clock: SharedClock,
@@ -178,6 +180,7 @@ impl TokenService {
             codec,
             store,
             users,
+            user_cache: UserCache::new(clock.clone()),
             sessions,
             passwords,
             clock,
@@ -297,41 +300,77 @@ impl TokenService {
         let claims = self.decode_as(token, TokenType::Refresh)?;
         let presented = presented_by(claims, by)?;
         let refreshed = self.refresh_presented(&presented).await?;
-        // Bookkeeping only: a failure here must not cost the client its new tokens.
-        let now = self.now();
-        let sid = presented.claims.sid;
-        if let Err(err) = self.sessions.touch(sid.uuid(), now).await {
-            tracing::warn!(sid = %sid, error = %err, "recording a refresh failed");
-        }
+        self.sessions.touch(presented.claims.sid.uuid(), self.now());
         Ok(refreshed)
     }
 
     async fn refresh_presented(&self, presented: &Presented) -> Result<Refreshed, AuthError> {
+        if self.policy.rotate && self.policy.spend_on_rotation {
+            self.rotate(presented).await
+        } else {
+            self.refresh_without_spending(presented).await
+        }
+    }
+
+    /// Without rotation (or without blacklisting after it) nothing is spent: read and issue.
+    async fn refresh_without_spending(
+        &self,
+        presented: &Presented,
+    ) -> Result<Refreshed, AuthError> {
         let claims = &presented.claims;
         let sid = claims.sid.to_string();
-        let keys = token_keys(claims, &sid);
-        let (user, entries) = tokio::join!(self.active_user_of(claims), self.store.entries(keys));
-        let entries = entries?;
+        let entries = self.store.entries(token_keys(claims, &sid)).await?;
         self.ensure_session_live(claims, &entries)?;
-        let user = user?;
-        let now = self.clock.now_secs();
-        if !self.policy.rotate {
-            let access = self.access_for(presented, &user, now);
-            return Ok(Refreshed {
-                access: self.sign(&access)?,
-                refresh: None,
-                expires_in: access.exp - now,
-                scope: access.scope,
-            });
+        if entries.jti == Some(JtiState::Revoked) {
+            return Err(TokenError::Blacklisted.into());
         }
-        if !self.policy.spend_on_rotation {
+        let user = self
+            .active_user_of(claims, entries.user_version.as_deref())
+            .await?;
+        let now = self.clock.now_secs();
+        if self.policy.rotate {
             let successor = self.successor_of(claims, now);
             return self.refreshed_with(presented, &user, &successor, now);
         }
-        match entries.jti {
-            Some(JtiState::Revoked) => Err(TokenError::Blacklisted.into()),
-            Some(JtiState::Spent(record)) => self.spent_again(presented, &user, record).await,
-            None => self.rotate(presented, &user).await,
+        let access = self.access_for(presented, &user, now);
+        Ok(Refreshed {
+            access: self.sign(&access)?,
+            refresh: None,
+            expires_in: access.exp - now,
+            scope: access.scope,
+        })
+    }
+
+    /// Spends the presented token (atomically: one winner) and issues its successor. The spend
+    /// and every revocation check are one store round trip; a spent token whose session turns
+    /// out revoked is refused all the same.
+    async fn rotate(&self, presented: &Presented) -> Result<Refreshed, AuthError> {
+        let now_ms = self.clock.now_ms();
+        let now = now_ms.div_euclid(1000);
+        let claims = &presented.claims;
+        let successor = self.successor_of(claims, now);
+        let record = SpendRecord {
+            spent_at_ms: now_ms,
+            successor_jti: successor.jti.clone(),
+            successor_iat: successor.iat,
+            successor_exp: successor.exp,
+        };
+        let until = claims.exp + self.policy.leeway_secs;
+        let sid = claims.sid.to_string();
+        let (entries, outcome) = self
+            .store
+            .spend_checked(token_keys(claims, &sid), &record, until)
+            .await?;
+        self.ensure_session_live(claims, &entries)?;
+        let user = self
+            .active_user_of(claims, entries.user_version.as_deref())
+            .await?;
+        match outcome {
+            SpendOutcome::Spent => self.refreshed_with(presented, &user, &successor, now),
+            SpendOutcome::AlreadyUsed(JtiState::Spent(record)) => {
+                self.spent_again(presented, &user, record).await
+            }
+            SpendOutcome::AlreadyUsed(JtiState::Revoked) => Err(TokenError::Blacklisted.into()),
         }
     }
 
@@ -401,11 +440,42 @@ impl TokenService {
         Ok(claims)
     }
 
-    async fn active_user_of(&self, claims: &Claims) -> Result<User, AuthError> {
+    /// The token's user, if active: from the cache while `version` (the user's version entry,
+    /// read with the revocation entries) is unchanged, else from the database.
+    async fn active_user_of(
+        &self,
+        claims: &Claims,
+        version: Option<&str>,
+    ) -> Result<Arc<User>, AuthError> {
         let id = Uuid::try_parse(&claims.user_id).map_err(|_| AuthError::TokenUserInactive)?;
-        match self.users.find_by_id(id).await? {
-            Some(user) if user.is_active => Ok(user),
-            _ => Err(AuthError::TokenUserInactive),
+        let user = match self.user_cache.get(id, version) {
+            Some(user) => user,
+            None => match self.users.find_by_id(id).await? {
+                Some(user) => self.user_cache.insert(user, version.map(str::to_owned)),
+                None => return Err(AuthError::TokenUserInactive),
+            },
+        };
+        if user.is_active {
+            Ok(user)
+        } else {
+            Err(AuthError::TokenUserInactive)
+        }
+    }
+
+    /// Call after any change to a user's record: every instance's cached copy is dropped
+    /// (this one at once, the others at their next read of the user's version entry). The
+    /// change itself is already stored, so a store failure here is logged, not returned: other
+    /// instances then serve their copy until it ages out (`user_cache::MAX_AGE_MS`).
+    pub async fn user_changed(&self, user_id: Uuid) {
+        self.user_cache.forget(user_id);
+        let version = Uuid::new_v4().simple().to_string();
+        let until = self.clock.now_secs() + user_cache::VERSION_TTL_SECS;
+        let marked = self
+            .store
+            .mark_user_changed(&user_id.to_string(), &version, until)
+            .await;
+        if let Err(err) = marked {
+            tracing::warn!(%user_id, error = %err, "publishing a user change failed; other instances may use their cached copy for up to a minute");
         }
     }
 
@@ -422,32 +492,6 @@ impl TokenService {
             return Err(TokenError::Blacklisted);
         }
         Ok(())
-    }
-
-    /// Spends the presented token (atomically: one winner) and issues its successor.
-    async fn rotate(&self, presented: &Presented, user: &User) -> Result<Refreshed, AuthError> {
-        let now_ms = self.clock.now_ms();
-        let now = now_ms.div_euclid(1000);
-        let claims = &presented.claims;
-        let successor = self.successor_of(claims, now);
-        let record = SpendRecord {
-            spent_at_ms: now_ms,
-            successor_jti: successor.jti.clone(),
-            successor_iat: successor.iat,
-            successor_exp: successor.exp,
-        };
-        let until = claims.exp + self.policy.leeway_secs;
-        match self
-            .store
-            .spend(&claims.user_id, &claims.jti, &record, until)
-            .await?
-        {
-            SpendOutcome::Spent => self.refreshed_with(presented, user, &successor, now),
-            SpendOutcome::AlreadyUsed(JtiState::Spent(record)) => {
-                self.spent_again(presented, user, record).await
-            }
-            SpendOutcome::AlreadyUsed(JtiState::Revoked) => Err(TokenError::Blacklisted.into()),
-        }
     }
 
     /// A spent refresh token came back. Within the grace period, and while its successor is

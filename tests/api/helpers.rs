@@ -152,6 +152,12 @@ impl TestApp {
         }
     }
 
+    /// A second instance on the same database and revocation store, as behind a load balancer.
+    /// This app keeps owning the resources.
+    pub async fn spawn_sibling(&self) -> TestApp {
+        TestApp::start(self.state.settings.clone(), Resources::default()).await
+    }
+
     /// Starts the app on a Redis server the test controls (to stop and restart it).
     pub async fn spawn_on_redis(redis: &RedisServer) -> TestApp {
         let mut settings = Settings::defaults();

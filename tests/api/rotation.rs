@@ -12,7 +12,8 @@ use crate::on_every_store;
 on_every_store!(
     concurrent_refreshes_of_one_token_have_exactly_one_winner,
     reuse_revokes_the_whole_session_and_only_it,
-    grace_gives_the_same_successor_once
+    grace_gives_the_same_successor_once,
+    a_user_change_through_one_instance_reaches_the_next_refresh_on_another
 );
 
 const RACERS: usize = 24;
@@ -143,4 +144,68 @@ async fn rotation_never_extends_a_session_past_its_lifetime() {
 
     app.clock.advance(Duration::from_secs(2 * 60 + 1));
     expect_token_error(app.refresh(&refresh).await, "Token is expired").await;
+}
+
+/// Refresh reads users from a per-instance cache; a change made anywhere must still show in
+/// the very next refreshed access token everywhere.
+async fn a_user_change_through_one_instance_reaches_the_next_refresh_on_another(backend: Backend) {
+    use jwtd::config::ExtraClaim;
+    use jwtd::store::users::{AdminChange, ProfileChange};
+
+    let one = TestApp::spawn_with(backend, |settings| {
+        settings.jwt.access_token_extra_claims = vec![ExtraClaim::Username, ExtraClaim::IsStaff];
+    })
+    .await;
+    let other = one.spawn_sibling().await;
+    let user = one.create_user().await;
+    let (_, mut refresh) = one.login(&user).await;
+    let refresh_on_other = async |refresh: &mut String| {
+        let body = expect_status(other.refresh(refresh).await, StatusCode::OK).await;
+        *refresh = string_field(&body, "refresh");
+        claims_of(&string_field(&body, "access"))
+    };
+    // Twice: the second refresh is served from the other instance's cache.
+    for _ in 0..2 {
+        let claims = refresh_on_other(&mut refresh).await;
+        assert_eq!(claims["username"], user.username.as_str());
+        assert_eq!(claims["is_staff"], false);
+    }
+
+    let promote = AdminChange {
+        is_staff: Some(true),
+        ..Default::default()
+    };
+    one.state
+        .accounts
+        .admin_update(user.id, promote)
+        .await
+        .unwrap();
+    assert_eq!(refresh_on_other(&mut refresh).await["is_staff"], true);
+
+    let renamed = format!("renamed-{}", uuid::Uuid::new_v4().simple());
+    let rename = ProfileChange {
+        username: Some(renamed.clone()),
+        email: None,
+    };
+    let current = one.state.accounts.user(user.id).await.unwrap();
+    one.state
+        .accounts
+        .update_profile(&current, rename)
+        .await
+        .unwrap();
+    assert_eq!(
+        refresh_on_other(&mut refresh).await["username"],
+        renamed.as_str()
+    );
+
+    let deactivate = AdminChange {
+        is_active: Some(false),
+        ..Default::default()
+    };
+    one.state
+        .accounts
+        .admin_update(user.id, deactivate)
+        .await
+        .unwrap();
+    expect_token_error(other.refresh(&refresh).await, "Token is blacklisted").await;
 }

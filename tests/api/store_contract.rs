@@ -12,6 +12,7 @@ use crate::on_every_store;
 
 on_every_store!(
     spend_is_atomic_under_real_concurrency,
+    a_checked_spend_is_atomic_and_reads_the_revocations,
     revocations_are_read_back_in_one_call,
     entries_live_as_long_as_their_tokens
 );
@@ -64,6 +65,62 @@ async fn spend_is_atomic_under_real_concurrency(backend: Backend) {
     assert!(matches!(stored, JtiState::Spent(_)));
 }
 
+/// `spend_checked` (a refresh's one round trip) spends like `spend` and reads like `entries`.
+async fn a_checked_spend_is_atomic_and_reads_the_revocations(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let store: Arc<dyn RevocationStore> = app.state.tokens.store().clone();
+    let (user, jti, sid) = ids();
+    let until = app.clock.now_secs() + 60;
+    let racers = (0..32).map(|i| {
+        let (store, user, jti, sid) = (store.clone(), user.clone(), jti.clone(), sid.clone());
+        tokio::spawn(async move {
+            let keys = TokenKeys {
+                user_id: &user,
+                jti: &jti,
+                sid: &sid,
+            };
+            store
+                .spend_checked(keys, &record(&format!("successor-{i}")), until)
+                .await
+                .unwrap()
+        })
+    });
+    let results: Vec<(RevocationEntries, SpendOutcome)> = futures::future::join_all(racers)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let winners: Vec<_> = results
+        .iter()
+        .filter(|(_, outcome)| *outcome == SpendOutcome::Spent)
+        .collect();
+    assert_eq!(winners.len(), 1);
+    assert_eq!(winners[0].0, RevocationEntries::default());
+    let stored = store.jti_state(&user, &jti).await.unwrap().unwrap();
+    for (entries, outcome) in results.iter().filter(|(_, o)| *o != SpendOutcome::Spent) {
+        assert_eq!(*outcome, SpendOutcome::AlreadyUsed(stored.clone()));
+        assert_eq!(entries.jti.as_ref(), Some(&stored));
+    }
+
+    store.revoke_session(&user, &sid, until).await.unwrap();
+    store.revoke_user(&user, 99, until).await.unwrap();
+    store.mark_user_changed(&user, "v2", until).await.unwrap();
+    let (_, next_jti, _) = ids();
+    let keys = TokenKeys {
+        user_id: &user,
+        jti: &next_jti,
+        sid: &sid,
+    };
+    let (entries, outcome) = store
+        .spend_checked(keys, &record("x"), until)
+        .await
+        .unwrap();
+    assert_eq!(outcome, SpendOutcome::Spent);
+    assert!(entries.session_revoked);
+    assert_eq!(entries.user_revoked_before_ms, Some(99));
+    assert_eq!(entries.user_version.as_deref(), Some("v2"));
+}
+
 async fn revocations_are_read_back_in_one_call(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let store = app.state.tokens.store();
@@ -82,13 +139,15 @@ async fn revocations_are_read_back_in_one_call(backend: Backend) {
     store.revoke_token(&user, &jti, until).await.unwrap();
     store.revoke_session(&user, &sid, until).await.unwrap();
     store.revoke_user(&user, 1_234, until).await.unwrap();
+    store.mark_user_changed(&user, "v1", until).await.unwrap();
     let entries = store.entries(keys).await.unwrap();
     assert_eq!(
         entries,
         RevocationEntries {
             jti: Some(JtiState::Revoked),
             session_revoked: true,
-            user_revoked_before_ms: Some(1_234)
+            user_revoked_before_ms: Some(1_234),
+            user_version: Some("v1".into()),
         }
     );
     // Revoking a spent token replaces its spend record; a later spend cannot undo it.

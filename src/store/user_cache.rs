@@ -1,0 +1,130 @@
+//! Users as a refresh needs them (active? username? staff?), cached per instance so that a
+//! refresh costs no SQL.
+//!
+//! A cached copy is used only while the user's version entry in the revocation store
+//! (`{user}:v`, read in the same round trip as the revocation entries) is still the one seen
+//! when the copy was loaded, and never for longer than [`MAX_AGE_MS`]. Every change to a user
+//! writes a new version, and the entry lives [`VERSION_TTL_SECS`], longer than any copy, so a
+//! change made through any instance is seen by every instance's next refresh.
+//!
+//! The version is read before the database, so a copy can be tagged with a version older than
+//! its data (harmless: it is reloaded once more), never with one newer than its data.
+
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock};
+
+use uuid::Uuid;
+
+use super::users::User;
+use crate::clock::SharedClock;
+
+/// The longest a cached copy is trusted, whatever the store says.
+pub const MAX_AGE_MS: i64 = 60_000;
+/// How long a version entry is kept: longer than any copy cached before it was written.
+pub const VERSION_TTL_SECS: i64 = 2 * MAX_AGE_MS / 1000;
+const _: () = assert!(VERSION_TTL_SECS * 1000 > MAX_AGE_MS);
+/// Past this many users the expired copies are dropped, then, if still full, all of them.
+const CAPACITY: usize = 100_000;
+
+struct Cached {
+    user: Arc<User>,
+    version: Option<String>,
+    loaded_ms: i64,
+}
+
+pub struct UserCache {
+    entries: RwLock<HashMap<Uuid, Cached>>,
+    clock: SharedClock,
+}
+
+impl UserCache {
+    pub fn new(clock: SharedClock) -> UserCache {
+        UserCache {
+            entries: RwLock::new(HashMap::new()),
+            clock,
+        }
+    }
+
+    /// The cached user, if it was loaded under `version` and is young enough.
+    pub fn get(&self, id: Uuid, version: Option<&str>) -> Option<Arc<User>> {
+        let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
+        let cached = entries.get(&id)?;
+        let fresh = self.clock.now_ms() - cached.loaded_ms < MAX_AGE_MS;
+        (fresh && cached.version.as_deref() == version).then(|| Arc::clone(&cached.user))
+    }
+
+    /// Caches `user` as read from the database after `version` was read from the store.
+    pub fn insert(&self, user: User, version: Option<String>) -> Arc<User> {
+        let user = Arc::new(user);
+        let now = self.clock.now_ms();
+        let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
+        if entries.len() >= CAPACITY {
+            entries.retain(|_, cached| now - cached.loaded_ms < MAX_AGE_MS);
+            if entries.len() >= CAPACITY {
+                entries.clear();
+            }
+        }
+        let cached = Cached {
+            user: Arc::clone(&user),
+            version,
+            loaded_ms: now,
+        };
+        entries.insert(user.id, cached);
+        user
+    }
+
+    pub fn forget(&self, id: Uuid) {
+        self.entries
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::clock::ManualClock;
+
+    fn user() -> User {
+        User {
+            id: Uuid::new_v4(),
+            username: "alice".into(),
+            username_normalized: "alice".into(),
+            email: String::new(),
+            password_hash: String::new(),
+            is_active: true,
+            is_staff: false,
+            date_joined: chrono::Utc::now(),
+            last_login: None,
+        }
+    }
+
+    #[test]
+    fn a_copy_serves_only_its_own_version() {
+        let cache = UserCache::new(ManualClock::starting_now());
+        let alice = user();
+        cache.insert(alice.clone(), None);
+        assert!(cache.get(alice.id, None).is_some());
+        assert!(cache.get(alice.id, Some("v2")).is_none());
+        cache.insert(alice.clone(), Some("v2".into()));
+        assert!(cache.get(alice.id, Some("v2")).is_some());
+        assert!(cache.get(alice.id, None).is_none());
+        cache.forget(alice.id);
+        assert!(cache.get(alice.id, Some("v2")).is_none());
+    }
+
+    #[test]
+    fn a_copy_expires_even_if_the_version_never_changes() {
+        let clock = ManualClock::starting_now();
+        let cache = UserCache::new(clock.clone());
+        let alice = user();
+        cache.insert(alice.clone(), None);
+        clock.advance(Duration::from_millis(MAX_AGE_MS as u64 - 1));
+        assert!(cache.get(alice.id, None).is_some());
+        clock.advance(Duration::from_millis(1));
+        assert!(cache.get(alice.id, None).is_none());
+    }
+}
