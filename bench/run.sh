@@ -86,14 +86,46 @@ peak_rss_mb() {
     awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$SERVER_PID/status"
 }
 
-# run LABEL SCENARIO [load args…]: one row, with the server's peak RSS added.
-run() {
+# load LABEL SCENARIO [load args…]: one JSON row, with the server's peak RSS added.
+load() {
     local label=$1 scenario=$2
     shift 2
     local row
     row=$("$BIN/load" --url "http://127.0.0.1:$PORT" --scenario "$scenario" \
         --connections "$CONNECTIONS" --duration "$DURATION" --label "$label" "$@")
-    echo "${row%\}},\"peak_rss_mb\":$(peak_rss_mb)}" | tee -a "$RESULTS" >&2
+    echo "${row%\}},\"peak_rss_mb\":$(peak_rss_mb)}"
+}
+
+# with FIELD JSON_ROW VALUE: the row with one more field.
+with() {
+    echo "${2%\}},\"$1\":$3}"
+}
+
+# The machine's speed drifts within a run (shared cores), so every scenario is paired with a
+# reference measured just before it: the baseline server (or, for logins, the argon2 bound).
+baseline_rps() {
+    start_baseline
+    load baseline verify --token "$(printf 'x%.0s' $(seq 1 300))" |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)["rps"])'
+}
+
+# measure CONFIG SCENARIO: one row of the table, with its reference.
+measure() {
+    local config=$1 scenario=$2 row
+    if [[ $scenario == obtain ]]; then
+        local bound
+        bound=$("$BIN/argon2_bound")
+        start_jwtd "$config"
+        row=$(CONNECTIONS=8 load "obtain $config" obtain)
+        row=$(with argon2 "$row" "$bound")
+    else
+        local reference
+        reference=$(baseline_rps)
+        start_jwtd "$config"
+        row=$(load "$scenario $config" "$scenario")
+        row=$(with baseline_rps "$row" "$reference")
+    fi
+    echo "$row" | tee -a "$RESULTS" >&2
 }
 
 # The bench user, and an EdDSA key, in each database.
@@ -110,30 +142,20 @@ if [[ -n "${BENCH_POSTGRES_URL:-}" ]]; then
     CONFIGS+=(postgres)
 fi
 
-"$BIN/argon2_bound" | tee -a "$RESULTS" >&2
-
-start_baseline
-run "baseline" verify --token "$(printf 'x%.0s' $(seq 1 300))"
-
 selected() { # selected LIST ITEM: is ITEM in LIST (or LIST empty)?
     [[ -z "$1" || " $1 " == *" $2 "* ]]
 }
-SCENARIOS=(verify me refresh obtain verify-under-obtain)
+# verify-under-obtain right after verify: it is compared with verify alone.
+SCENARIOS=(verify verify-under-obtain me refresh obtain)
 for config in "${CONFIGS[@]}"; do
     selected "${ONLY_CONFIGS:-}" "$config" || continue
     for scenario in "${SCENARIOS[@]}"; do
         selected "${ONLY_SCENARIOS:-}" "$scenario" || continue
-        start_jwtd "$config"
-        if [[ $scenario == obtain ]]; then
-            CONNECTIONS=8 run "obtain $config" obtain
-        else
-            run "$scenario $config" "$scenario"
-        fi
+        measure "$config" "$scenario"
     done
 done
 if selected "${ONLY_CONFIGS:-}" redis && selected "${ONLY_SCENARIOS:-}" verify; then
-    start_jwtd redis
-    CONNECTIONS=256 run "verify redis 256 conns" verify
+    CONNECTIONS=256 measure redis verify
 fi
 stop_server
 

@@ -145,6 +145,7 @@ fn report(args: &Args, mut total: Tally, background_errors: u64) {
     let requests = total.latencies_us.len() as u64 + total.errors;
     let row = json!({
         "label": args.label.clone().unwrap_or_else(|| format!("{:?}", args.scenario)),
+        "connections": args.connections,
         "requests": requests,
         "rps": requests as f64 / args.duration as f64,
         "p50_ms": percentile(0.50),
