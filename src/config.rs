@@ -32,6 +32,7 @@ pub struct Settings {
     pub jwt: JwtSettings,
     pub password: PasswordSettings,
     pub users: UserSettings,
+    pub throttle: ThrottleSettings,
     pub log: LogSettings,
 }
 
@@ -42,6 +43,28 @@ pub struct ServerSettings {
     /// The URL clients reach jwtd at (behind a proxy), for the OAuth metadata's endpoints.
     #[serde(default)]
     pub public_url: Option<String>,
+    /// Proxies (IP addresses or CIDR blocks) whose `X-Forwarded-For` is believed.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+}
+
+/// Login throttling (see `throttle`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ThrottleSettings {
+    /// Logins one client address may attempt per `client_window`; 0 turns the limit off.
+    pub client_attempts: u32,
+    #[serde(deserialize_with = "human_duration")]
+    pub client_window: Duration,
+    /// Failed logins of one account before the back-off starts.
+    pub account_free_failures: u32,
+    /// The first lock; each further failure doubles it, up to `account_backoff_max`.
+    #[serde(deserialize_with = "human_duration")]
+    pub account_backoff: Duration,
+    #[serde(deserialize_with = "human_duration")]
+    pub account_backoff_max: Duration,
+    /// Failures are forgotten this long after the first one (or at a successful login).
+    #[serde(deserialize_with = "human_duration")]
+    pub account_window: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]

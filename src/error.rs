@@ -133,6 +133,17 @@ impl ApiError {
         )
     }
 
+    /// 429 `throttled`: too many login attempts from this client.
+    pub fn throttled(retry_after_secs: u64) -> ApiError {
+        let mut error = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "throttled",
+            format!("Request was throttled. Expected available in {retry_after_secs} seconds."),
+        );
+        error.retry_after_secs = Some(retry_after_secs);
+        error
+    }
+
     /// 503: a store could not be reached. The cause is logged, not shown.
     pub fn unavailable(cause: &dyn fmt::Display) -> ApiError {
         tracing::warn!(error = %cause, "store unavailable");
@@ -366,6 +377,7 @@ impl From<AuthError> for ApiError {
             AuthError::Token(token) => token.into(),
             // OAuth-only refusals; the SimpleJWT endpoints never present a client.
             AuthError::WrongClient | AuthError::ScopeNotGranted(_) => TokenError::Invalid.into(),
+            AuthError::Throttled { retry_after_secs } => ApiError::throttled(retry_after_secs),
             AuthError::Unavailable(cause) => ApiError::unavailable(&cause),
             AuthError::Internal(cause) => ApiError::internal(&cause),
         }
@@ -377,6 +389,9 @@ impl From<OAuthError> for ApiError {
         let code = err.code();
         let status = match &err {
             OAuthError::InvalidClient => StatusCode::UNAUTHORIZED,
+            OAuthError::Throttled(secs) => {
+                return ApiError::throttled(*secs).in_oauth_dialect(code);
+            }
             OAuthError::Unavailable(cause) => {
                 return ApiError::unavailable(cause).in_oauth_dialect(code);
             }

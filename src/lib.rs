@@ -17,6 +17,7 @@ pub mod password;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod throttle;
 pub mod token;
 
 pub use app::App;

@@ -7,7 +7,8 @@ use sea_orm::DatabaseConnection;
 
 use crate::accounts::AccountService;
 use crate::clock::SharedClock;
-use crate::config::{RevocationBackend, Settings};
+use crate::config::{ConfigError, RevocationBackend, Settings};
+use crate::http::client_address::TrustedProxies;
 use crate::oauth::{ClientService, OAuthService};
 use crate::password::{PasswordError, Passwords};
 use crate::store::clients::ClientRepository;
@@ -15,8 +16,10 @@ use crate::store::redis::RedisRevocationStore;
 use crate::store::sessions::SessionRepository;
 use crate::store::sql::SqlRevocationStore;
 use crate::store::users::UserRepository;
-use crate::store::{RevocationStore, StoreError, db};
+use crate::store::{CounterStore, RevocationStore, StoreError, db};
+use crate::throttle::LoginThrottle;
 use crate::token::keys::KeyError;
+use crate::token::service::TokenStores;
 use crate::token::{KeySet, TokenCodec, TokenService};
 
 /// How often refresh times reach the session list of other instances (and of the database).
@@ -51,6 +54,7 @@ pub struct AppState {
     pub accounts: AccountService,
     pub oauth: OAuthService,
     pub clock: SharedClock,
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl AppState {
@@ -60,7 +64,11 @@ impl AppState {
         let keys = KeySet::from_settings(&settings.jwt)?;
         let db = db::connect(&settings.database).await?;
         db::migrate(&db).await?;
-        let store = revocation_store(&settings, &db, &clock)?;
+        let stores = stores(&settings, &db, &clock)?;
+        let trusted_proxies = TrustedProxies::parse(&settings.server.trusted_proxies)
+            .map_err(|e| StartupError::Config(ConfigError::Invalid(e)))?;
+        let throttle =
+            LoginThrottle::new(stores.counters, clock.clone(), settings.throttle.clone());
         let users = UserRepository::new(db.clone());
         let sessions = SessionRepository::new(db.clone());
         sessions.clone().spawn_touch_writer(SESSION_TOUCH_INTERVAL);
@@ -68,10 +76,13 @@ impl AppState {
         let codec = TokenCodec::new(keys, &settings.jwt, clock.clone());
         let tokens = Arc::new(TokenService::new(
             codec,
-            store,
-            users.clone(),
-            sessions.clone(),
+            TokenStores {
+                revocation: stores.revocation,
+                users: users.clone(),
+                sessions: sessions.clone(),
+            },
             passwords.clone(),
+            throttle,
             clock.clone(),
             &settings.jwt,
         ));
@@ -98,25 +109,39 @@ impl AppState {
             accounts,
             oauth,
             clock,
+            trusted_proxies,
         })
     }
 }
 
-fn revocation_store(
+/// The revocation store, and the throttling counters in the same backend.
+struct Stores {
+    revocation: Arc<dyn RevocationStore>,
+    counters: Arc<dyn CounterStore>,
+}
+
+fn stores(
     settings: &Settings,
     db: &DatabaseConnection,
     clock: &SharedClock,
-) -> Result<Arc<dyn RevocationStore>, StoreError> {
+) -> Result<Stores, StoreError> {
     Ok(match settings.revocation.store {
         RevocationBackend::Database => {
             let store = SqlRevocationStore::new(db.clone(), clock.clone());
             store
                 .clone()
                 .spawn_purger(settings.revocation.purge_interval);
-            Arc::new(store)
+            Stores {
+                revocation: Arc::new(store.clone()),
+                counters: Arc::new(store),
+            }
         }
         RevocationBackend::Redis => {
-            Arc::new(RedisRevocationStore::new(&settings.redis, clock.clone())?)
+            let store = Arc::new(RedisRevocationStore::new(&settings.redis, clock.clone())?);
+            Stores {
+                revocation: store.clone(),
+                counters: store,
+            }
         }
     })
 }

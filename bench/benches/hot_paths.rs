@@ -67,7 +67,11 @@ fn sign_and_verify(c: &mut Criterion) {
 }
 
 /// A revocation store as jwtd builds it, through the same `AppState`.
-fn store_on(runtime: &Runtime, backend: RevocationBackend, dir: &std::path::Path) -> Arc<dyn RevocationStore> {
+fn store_on(
+    runtime: &Runtime,
+    backend: RevocationBackend,
+    dir: &std::path::Path,
+) -> Arc<dyn RevocationStore> {
     let mut settings = Settings::defaults();
     settings.database.url = format!("sqlite://{}/bench.db?mode=rwc", dir.display());
     settings.revocation.store = backend;

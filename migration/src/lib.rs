@@ -7,6 +7,7 @@ mod m20261121_000002_create_revocations;
 mod m20261121_000003_unique_user_emails;
 mod m20261121_000004_create_sessions;
 mod m20261121_000005_create_oauth_clients;
+mod m20261122_000006_create_throttle_counters;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000003_unique_user_emails::Migration),
             Box::new(m20261121_000004_create_sessions::Migration),
             Box::new(m20261121_000005_create_oauth_clients::Migration),
+            Box::new(m20261122_000006_create_throttle_counters::Migration),
         ]
     }
 }

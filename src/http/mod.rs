@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod auth;
 pub mod body;
+pub mod client_address;
 pub mod client_auth;
 pub mod discovery;
 pub mod health;

@@ -261,7 +261,7 @@ impl OAuthApi {
         let grant = params.into_grant()?;
         let issued = state
             .oauth
-            .token(&client, grant, login_context(request))
+            .token(&client, grant, login_context(request, &state))
             .await?;
         let body = TokenResponseBody {
             access_token: issued.access_token,

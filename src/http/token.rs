@@ -150,7 +150,7 @@ impl TokenApi {
         let ObtainRequest { username, password } = body.0;
         let pair = state
             .tokens
-            .obtain(&username, password, login_context(request))
+            .obtain(&username, password, login_context(request, &state))
             .await?;
         let body = TokenPairBody {
             access: pair.access,
@@ -225,18 +225,14 @@ impl TokenApi {
 }
 
 /// The user agent and peer address of a login, for the user's session list.
-pub(super) fn login_context(request: &Request) -> LoginContext {
+pub(super) fn login_context(request: &Request, state: &AppState) -> LoginContext {
     let user_agent = request
         .headers()
         .get(poem::http::header::USER_AGENT)
         .and_then(|value| value.to_str().ok())
         .unwrap_or_default()
         .to_owned();
-    let client_address = request
-        .remote_addr()
-        .as_socket_addr()
-        .map(|addr| addr.ip().to_string())
-        .unwrap_or_default();
+    let client_address = state.trusted_proxies.client_of(request);
     LoginContext {
         user_agent,
         client_address,

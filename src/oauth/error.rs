@@ -18,6 +18,9 @@ pub enum OAuthError {
     UnsupportedGrantType(String),
     #[error("{0}")]
     InvalidScope(String),
+    /// Too many logins from this client (HTTP 429 with `Retry-After`).
+    #[error("Too many login attempts; retry in {0} seconds")]
+    Throttled(u64),
     #[error("{0}")]
     Unavailable(String),
     #[error("{0}")]
@@ -34,7 +37,8 @@ impl OAuthError {
             OAuthError::UnauthorizedClient(_) => "unauthorized_client",
             OAuthError::UnsupportedGrantType(_) => "unsupported_grant_type",
             OAuthError::InvalidScope(_) => "invalid_scope",
-            OAuthError::Unavailable(_) => "temporarily_unavailable",
+            // RFC 6749 has no code of its own for this; clients retry on either.
+            OAuthError::Throttled(_) | OAuthError::Unavailable(_) => "temporarily_unavailable",
             OAuthError::Internal(_) => "server_error",
         }
     }
@@ -55,6 +59,7 @@ impl From<AuthError> for OAuthError {
     fn from(err: AuthError) -> OAuthError {
         match err {
             AuthError::ScopeNotGranted(_) => OAuthError::InvalidScope(err.to_string()),
+            AuthError::Throttled { retry_after_secs } => OAuthError::Throttled(retry_after_secs),
             AuthError::Unavailable(e) => OAuthError::Unavailable(e),
             AuthError::Internal(e) => OAuthError::Internal(e),
             AuthError::InvalidCredentials

@@ -2,6 +2,7 @@
 //! Redis and a SQL implementation.
 
 pub mod clients;
+pub mod counters;
 pub mod db;
 pub mod entities;
 pub mod redis;
@@ -11,6 +12,7 @@ pub mod sql;
 pub mod user_cache;
 pub mod users;
 
+pub use counters::CounterStore;
 pub use revocation::RevocationStore;
 
 /// A store failure. `Unavailable` (cannot reach it) fails closed with 503; `Internal` is a bug

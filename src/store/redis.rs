@@ -6,6 +6,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::OnceCell;
 
 use super::StoreError;
+use super::counters::{Counter, CounterStore};
 use super::revocation::{
     JtiState, REVOKED, RevocationEntries, RevocationStore, SpendOutcome, SpendRecord, TokenKeys,
     jti_key, parse_jti_state, parse_user_before, session_key, user_key, user_version_key,
@@ -79,6 +80,19 @@ impl RedisRevocationStore {
         }
     }
 
+    fn counter_key(&self, key: &str) -> String {
+        format!("{}t:{key}", self.prefix)
+    }
+
+    /// A counter from its value and `PTTL` (negative when the key has no expiry: `fallback_ms`).
+    fn counter_of(&self, count: i64, ttl_ms: i64, fallback_ms: i64) -> Counter {
+        let left = if ttl_ms >= 0 { ttl_ms } else { fallback_ms };
+        Counter {
+            count,
+            expires_at_ms: self.clock.now_ms() + left,
+        }
+    }
+
     /// `SET NX GET`: stores the spend record unless the key exists, answering what was there.
     fn spend_command(
         &self,
@@ -105,6 +119,59 @@ impl RedisRevocationStore {
             .arg(self.ttl(until))
             .to_owned();
         self.idempotent::<()>(&cmd).await
+    }
+}
+
+/// Counters live under `<prefix>:t:<key>`, apart from the revocation entries.
+#[async_trait]
+impl CounterStore for RedisRevocationStore {
+    async fn increment(&self, key: &str, window_ms: i64) -> Result<Counter, StoreError> {
+        // MULTI: create with the window only if absent, add one, read what is left of the window.
+        let key = self.counter_key(key);
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .cmd("SET")
+            .arg(&key)
+            .arg(0)
+            .arg("PX")
+            .arg(window_ms.max(1))
+            .arg("NX")
+            .ignore()
+            .cmd("INCR")
+            .arg(&key)
+            .cmd("PTTL")
+            .arg(&key);
+        // Not retried: a retry after a lost answer would count the attempt twice.
+        let mut connection = self.connection().await?;
+        let (count, ttl_ms): (i64, i64) = pipe.query_async(&mut connection).await?;
+        Ok(self.counter_of(count, ttl_ms, window_ms))
+    }
+
+    async fn counter(&self, key: &str) -> Result<Option<Counter>, StoreError> {
+        let key = self.counter_key(key);
+        let mut pipe = redis::pipe();
+        pipe.cmd("GET").arg(&key).cmd("PTTL").arg(&key);
+        let mut connection = self.connection().await?;
+        let (count, ttl_ms): (Option<i64>, i64) = pipe.query_async(&mut connection).await?;
+        Ok(count.map(|count| self.counter_of(count, ttl_ms, 0)))
+    }
+
+    async fn set_counter(&self, key: &str, count: i64, until_ms: i64) -> Result<(), StoreError> {
+        let cmd = redis::cmd("SET")
+            .arg(self.counter_key(key))
+            .arg(count)
+            .arg("PX")
+            .arg((until_ms - self.clock.now_ms()).max(1))
+            .to_owned();
+        self.idempotent::<()>(&cmd).await
+    }
+
+    async fn delete_counters(&self, keys: &[&str]) -> Result<(), StoreError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let keys: Vec<String> = keys.iter().map(|key| self.counter_key(key)).collect();
+        self.idempotent::<()>(redis::cmd("DEL").arg(keys)).await
     }
 }
 

@@ -4,13 +4,15 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sea_orm::sea_query::OnConflict;
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, TryInsertResult,
 };
 
 use super::StoreError;
+use super::counters::{Counter, CounterStore};
 use super::entities::revocation::{ActiveModel, Column, Entity};
+use super::entities::throttle_counter as counter;
 use super::revocation::{
     JtiState, REVOKED, RevocationEntries, RevocationStore, SpendOutcome, SpendRecord, TokenKeys,
     jti_key, parse_jti_state, parse_user_before, session_key, user_key, user_version_key,
@@ -28,13 +30,17 @@ impl SqlRevocationStore {
         SqlRevocationStore { db, clock }
     }
 
-    /// Deletes entries whose tokens have all expired; returns how many.
+    /// Deletes entries whose tokens have all expired, and ended counters; returns how many.
     pub async fn purge_expired(&self) -> Result<u64, StoreError> {
-        let result = Entity::delete_many()
+        let revocations = Entity::delete_many()
             .filter(Column::ExpiresAt.lt(self.clock.now_secs()))
             .exec(&self.db)
             .await?;
-        Ok(result.rows_affected)
+        let counters = counter::Entity::delete_many()
+            .filter(counter::Column::ExpiresAtMs.lte(self.clock.now_ms()))
+            .exec(&self.db)
+            .await?;
+        Ok(revocations.rows_affected + counters.rows_affected)
     }
 
     /// Purges every `interval` for as long as the process runs.
@@ -78,6 +84,75 @@ fn entry(key: String, value: String, until: i64) -> ActiveModel {
         key: Set(key),
         value: Set(value),
         expires_at: Set(until),
+    }
+}
+
+#[async_trait]
+impl CounterStore for SqlRevocationStore {
+    async fn increment(&self, key: &str, window_ms: i64) -> Result<Counter, StoreError> {
+        // One statement, so atomic on SQLite and PostgreSQL alike: a new or expired counter
+        // restarts at 1 with a new window, a live one counts up and keeps its end.
+        let now = self.clock.now_ms();
+        let existing = |column| Expr::col((counter::Entity, column));
+        let expired = existing(counter::Column::ExpiresAtMs).lte(now);
+        let on_conflict = OnConflict::column(counter::Column::Key)
+            .value(
+                counter::Column::Count,
+                Expr::case(expired.clone(), 1).finally(existing(counter::Column::Count).add(1)),
+            )
+            .value(
+                counter::Column::ExpiresAtMs,
+                Expr::case(expired, now + window_ms)
+                    .finally(existing(counter::Column::ExpiresAtMs)),
+            )
+            .to_owned();
+        let row = counter::Entity::insert(counter_row(key, 1, now + window_ms))
+            .on_conflict(on_conflict)
+            .exec_with_returning(&self.db)
+            .await?;
+        Ok(Counter {
+            count: row.count,
+            expires_at_ms: row.expires_at_ms,
+        })
+    }
+
+    async fn counter(&self, key: &str) -> Result<Option<Counter>, StoreError> {
+        let row = counter::Entity::find_by_id(key.to_owned())
+            .filter(counter::Column::ExpiresAtMs.gt(self.clock.now_ms()))
+            .one(&self.db)
+            .await?;
+        Ok(row.map(|row| Counter {
+            count: row.count,
+            expires_at_ms: row.expires_at_ms,
+        }))
+    }
+
+    async fn set_counter(&self, key: &str, count: i64, until_ms: i64) -> Result<(), StoreError> {
+        counter::Entity::insert(counter_row(key, count, until_ms))
+            .on_conflict(
+                OnConflict::column(counter::Column::Key)
+                    .update_columns([counter::Column::Count, counter::Column::ExpiresAtMs])
+                    .to_owned(),
+            )
+            .exec_without_returning(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    async fn delete_counters(&self, keys: &[&str]) -> Result<(), StoreError> {
+        counter::Entity::delete_many()
+            .filter(counter::Column::Key.is_in(keys.iter().copied()))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+}
+
+fn counter_row(key: &str, count: i64, until_ms: i64) -> counter::ActiveModel {
+    counter::ActiveModel {
+        key: Set(key.to_owned()),
+        count: Set(count),
+        expires_at_ms: Set(until_ms),
     }
 }
 

@@ -18,6 +18,7 @@ use crate::store::sessions::{LoginContext, Session, SessionRepository};
 use crate::store::user_cache::{self, UserCache};
 use crate::store::users::{User, UserRepository};
 use crate::store::{RevocationStore, StoreError};
+use crate::throttle::{LoginThrottle, ThrottleError};
 
 /// Why an obtain / refresh / verify / blacklist did not succeed.
 #[derive(Debug, thiserror::Error)]
@@ -42,10 +43,24 @@ pub enum AuthError {
     ScopeNotGranted(String),
     #[error(transparent)]
     Token(#[from] TokenError),
+    /// Too many logins from this client address.
+    #[error("Too many login attempts; retry in {retry_after_secs} seconds")]
+    Throttled { retry_after_secs: u64 },
     #[error("{0}")]
     Unavailable(String),
     #[error("{0}")]
     Internal(String),
+}
+
+impl From<ThrottleError> for AuthError {
+    fn from(err: ThrottleError) -> AuthError {
+        match err {
+            ThrottleError::Throttled { retry_after_secs } => {
+                AuthError::Throttled { retry_after_secs }
+            }
+            ThrottleError::Store(err) => err.into(),
+        }
+    }
 }
 
 impl From<StoreError> for AuthError {
@@ -155,6 +170,13 @@ impl Policy {
     }
 }
 
+/// Where the token service keeps its state.
+pub struct TokenStores {
+    pub revocation: Arc<dyn RevocationStore>,
+    pub users: UserRepository,
+    pub sessions: SessionRepository,
+}
+
 pub struct TokenService {
     codec: TokenCodec,
     store: Arc<dyn RevocationStore>,
@@ -162,6 +184,7 @@ pub struct TokenService {
     user_cache: UserCache,
     sessions: SessionRepository,
     passwords: Passwords,
+    throttle: LoginThrottle,
     clock: SharedClock,
     policy: Policy,
 }
@@ -169,20 +192,20 @@ pub struct TokenService {
 impl TokenService {
     pub fn new(
         codec: TokenCodec,
-        store: Arc<dyn RevocationStore>,
-        users: UserRepository,
-        sessions: SessionRepository,
+        stores: TokenStores,
         passwords: Passwords,
+        throttle: LoginThrottle,
         clock: SharedClock,
         jwt: &JwtSettings,
     ) -> TokenService {
         TokenService {
             codec,
-            store,
-            users,
+            store: stores.revocation,
+            users: stores.users,
             user_cache: UserCache::new(clock.clone()),
-            sessions,
+            sessions: stores.sessions,
             passwords,
+            throttle,
             clock,
             policy: Policy::from_settings(jwt),
         }
@@ -190,6 +213,10 @@ impl TokenService {
 
     pub fn store(&self) -> &Arc<dyn RevocationStore> {
         &self.store
+    }
+
+    pub fn throttle(&self) -> &LoginThrottle {
+        &self.throttle
     }
 
     /// Username and password → a new session's token pair.
@@ -211,15 +238,7 @@ impl TokenService {
         context: LoginContext,
         grant: Option<ClientGrant>,
     ) -> Result<TokenPair, AuthError> {
-        let user = self.users.find_by_username(username).await?;
-        let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
-        let verified = self.passwords.verify(password, stored_hash).await?;
-        let user = match (user, &verified) {
-            (Some(user), Verified::Correct | Verified::CorrectRehashed(_)) if user.is_active => {
-                user
-            }
-            _ => return Err(AuthError::InvalidCredentials),
-        };
+        let (user, verified) = self.check_credentials(username, password, &context).await?;
         self.after_login(&user, verified).await?;
         let user_id = user.id.to_string();
         let now_ms = self.clock.now_ms();
@@ -243,6 +262,38 @@ impl TokenService {
             refresh: self.sign(&refresh)?,
             expires_in: access.exp - now,
         })
+    }
+
+    /// The user behind a username and password, through login throttling: the client address
+    /// is rate limited first; a locked account is refused like a wrong password, after the
+    /// same hashing work so the timing does not tell either.
+    async fn check_credentials(
+        &self,
+        username: &str,
+        password: String,
+        context: &LoginContext,
+    ) -> Result<(User, Verified), AuthError> {
+        self.throttle.admit_client(&context.client_address).await?;
+        let account = self.throttle.account(username);
+        let (user, locked) = tokio::join!(
+            self.users.find_by_username(username),
+            self.throttle.is_locked(&account)
+        );
+        let (user, locked) = (user?, locked?);
+        let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
+        let verified = self.passwords.verify(password, stored_hash).await?;
+        let password_ok = matches!(verified, Verified::Correct | Verified::CorrectRehashed(_));
+        if !password_ok {
+            self.throttle.record_failure(&account).await?;
+            return Err(AuthError::InvalidCredentials);
+        }
+        match user {
+            Some(user) if user.is_active && !locked => {
+                self.throttle.record_success(&account).await?;
+                Ok((user, verified))
+            }
+            _ => Err(AuthError::InvalidCredentials),
+        }
     }
 
     /// A client's own access token (client-credentials grant): `sub` is the client, there is no

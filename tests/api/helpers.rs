@@ -102,6 +102,8 @@ impl TestApp {
     pub async fn spawn_with(backend: Backend, configure: impl FnOnce(&mut Settings)) -> TestApp {
         let mut settings = Settings::defaults();
         settings.server.bind = "127.0.0.1:0".into();
+        // Every test logs in from 127.0.0.1; throttling tests set their own limits.
+        settings.throttle.client_attempts = 10_000;
         let mut resources = Resources::default();
         let dir = tempfile::tempdir().unwrap();
         settings.database.url = sqlite_url(dir.path());
@@ -115,6 +117,8 @@ impl TestApp {
             }
             Backend::Redis => {
                 settings.revocation.store = RevocationBackend::Redis;
+                // Tests share one Redis: per-address counters must not add up across them.
+                settings.redis.key_prefix = format!("jwtd-test-{}", uuid::Uuid::new_v4().simple());
                 settings.redis.url = match std::env::var("JWTD_TEST_REDIS_URL") {
                     Ok(url) => url,
                     Err(_) => {
@@ -162,6 +166,7 @@ impl TestApp {
     pub async fn spawn_on_redis(redis: &RedisServer) -> TestApp {
         let mut settings = Settings::defaults();
         settings.server.bind = "127.0.0.1:0".into();
+        settings.throttle.client_attempts = 10_000;
         let dir = tempfile::tempdir().unwrap();
         settings.database.url = sqlite_url(dir.path());
         settings.revocation.store = RevocationBackend::Redis;

@@ -14,4 +14,5 @@ mod rotation;
 mod sessions;
 mod store_contract;
 mod store_down;
+mod throttling;
 mod token_endpoints;

@@ -15,13 +15,13 @@ on_every_store!(
 );
 
 /// A registered client's id and secret.
-struct TestClient {
+pub(crate) struct TestClient {
     id: String,
     secret: String,
 }
 
 impl TestApp {
-    async fn register_client(&self, grants: &[&str], scopes: &[&str]) -> TestClient {
+    pub(crate) async fn register_client(&self, grants: &[&str], scopes: &[&str]) -> TestClient {
         let to_strings = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         let created = self
             .state
@@ -37,7 +37,7 @@ impl TestApp {
     }
 
     /// POSTs form `fields` to `path`, authenticating `client` with HTTP Basic.
-    async fn oauth_post(
+    pub(crate) async fn oauth_post(
         &self,
         path: &str,
         client: Option<&TestClient>,
@@ -81,7 +81,11 @@ impl TestApp {
 }
 
 /// Asserts RFC 6749 §5.2's error: status, `error`, and no-store caching.
-async fn expect_oauth_error(response: reqwest::Response, status: StatusCode, error: &str) -> Value {
+pub(crate) async fn expect_oauth_error(
+    response: reqwest::Response,
+    status: StatusCode,
+    error: &str,
+) -> Value {
     let headers = response.headers().clone();
     let body = expect_status(response, status).await;
     assert_eq!(body["error"], error, "{body}");

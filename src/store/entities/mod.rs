@@ -3,4 +3,5 @@
 pub mod oauth_client;
 pub mod revocation;
 pub mod session;
+pub mod throttle_counter;
 pub mod user;

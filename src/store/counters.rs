@@ -1,0 +1,29 @@
+//! Counters with a time window, kept in the revocation store's backend (Redis, or SQL in the
+//! embedded mode) so that every instance shares them: login throttling counts attempts per
+//! client address and failures per account here.
+
+use async_trait::async_trait;
+
+use super::StoreError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Counter {
+    pub count: i64,
+    /// Unix milliseconds when the counter's window ends and it is gone.
+    pub expires_at_ms: i64,
+}
+
+#[async_trait]
+pub trait CounterStore: Send + Sync + 'static {
+    /// Atomically adds one to the counter `key`. A counter that does not exist (or has
+    /// expired) starts at 1 with a window ending `window_ms` from now; increments keep the end.
+    async fn increment(&self, key: &str, window_ms: i64) -> Result<Counter, StoreError>;
+
+    /// The live counter `key`, if any.
+    async fn counter(&self, key: &str) -> Result<Option<Counter>, StoreError>;
+
+    /// Sets the counter `key` to `count`, ending at `until_ms`, whatever was there.
+    async fn set_counter(&self, key: &str, count: i64, until_ms: i64) -> Result<(), StoreError>;
+
+    async fn delete_counters(&self, keys: &[&str]) -> Result<(), StoreError>;
+}

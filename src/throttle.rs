@@ -1,0 +1,134 @@
+//! Login throttling that an attacker cannot talk around.
+//!
+//! - Per client address: at most `client_attempts` logins per `client_window`; past that the
+//!   answer is 429 `throttled` with `Retry-After`. Checked before any password is hashed.
+//! - Per account (by normalised username, existing or not, so it reveals nothing): after
+//!   `account_free_failures` failures, each further failure locks the account for a back-off
+//!   that doubles, from `account_backoff` up to `account_backoff_max`. While locked, every
+//!   attempt gets the same 401 as a wrong password (the password is still hashed, so the timing
+//!   is the same too), and a wrong password counts as one more failure. A successful login
+//!   clears the account's failures; failures are forgotten `account_window` after the first.
+//!
+//! Counters live in the revocation store's backend, so every instance shares them.
+
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+
+use crate::clock::SharedClock;
+use crate::config::ThrottleSettings;
+use crate::store::users::normalize_username;
+use crate::store::{CounterStore, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ThrottleError {
+    #[error("too many login attempts from this client; retry in {retry_after_secs}s")]
+    Throttled { retry_after_secs: u64 },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The counters of one account: its failures and its lock.
+pub struct AccountKeys {
+    failures: String,
+    lock: String,
+}
+
+pub struct LoginThrottle {
+    counters: Arc<dyn CounterStore>,
+    clock: SharedClock,
+    settings: ThrottleSettings,
+}
+
+impl LoginThrottle {
+    pub fn new(
+        counters: Arc<dyn CounterStore>,
+        clock: SharedClock,
+        settings: ThrottleSettings,
+    ) -> LoginThrottle {
+        LoginThrottle {
+            counters,
+            clock,
+            settings,
+        }
+    }
+
+    /// Counts a login attempt from `client` (an IP address); refuses it past the limit.
+    pub async fn admit_client(&self, client: &str) -> Result<(), ThrottleError> {
+        if self.settings.client_attempts == 0 {
+            return Ok(());
+        }
+        let key = format!("c:{client}");
+        let window_ms = millis(self.settings.client_window);
+        let counter = self.counters.increment(&key, window_ms).await?;
+        if counter.count <= i64::from(self.settings.client_attempts) {
+            return Ok(());
+        }
+        let left_ms = (counter.expires_at_ms - self.clock.now_ms()).max(0);
+        Err(ThrottleError::Throttled {
+            retry_after_secs: u64::try_from((left_ms + 999) / 1000).unwrap_or(1).max(1),
+        })
+    }
+
+    /// The counter keys of an account. The username is hashed: counters hold no personal data
+    /// and keys have a fixed length.
+    pub fn account(&self, username: &str) -> AccountKeys {
+        let digest = Sha256::digest(normalize_username(username).as_bytes());
+        let id: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+        AccountKeys {
+            failures: format!("f:{id}"),
+            lock: format!("l:{id}"),
+        }
+    }
+
+    pub async fn is_locked(&self, account: &AccountKeys) -> Result<bool, StoreError> {
+        Ok(self.counters.counter(&account.lock).await?.is_some())
+    }
+
+    /// Counts a failure; past the free ones, (re)locks the account for its back-off.
+    pub async fn record_failure(&self, account: &AccountKeys) -> Result<i64, StoreError> {
+        let window_ms = millis(self.settings.account_window);
+        let failures = self
+            .counters
+            .increment(&account.failures, window_ms)
+            .await?
+            .count;
+        if let Some(lock_ms) = self.backoff_ms(failures) {
+            let until = self.clock.now_ms() + lock_ms;
+            self.counters
+                .set_counter(&account.lock, failures, until)
+                .await?;
+        }
+        Ok(failures)
+    }
+
+    pub async fn record_success(&self, account: &AccountKeys) -> Result<(), StoreError> {
+        self.counters
+            .delete_counters(&[&account.failures, &account.lock])
+            .await
+    }
+
+    /// How long the `failures`-th failure locks the account, if at all.
+    fn backoff_ms(&self, failures: i64) -> Option<i64> {
+        let free = i64::from(self.settings.account_free_failures);
+        if failures <= free {
+            return None;
+        }
+        let doublings = u32::try_from(failures - free - 1)
+            .unwrap_or(u32::MAX)
+            .min(40);
+        let base = millis(self.settings.account_backoff);
+        let max = millis(self.settings.account_backoff_max);
+        Some(base.saturating_mul(1 << doublings).min(max))
+    }
+
+    /// An account's failure count (tests and operators).
+    pub async fn failures(&self, account: &AccountKeys) -> Result<i64, StoreError> {
+        let counter = self.counters.counter(&account.failures).await?;
+        Ok(counter.map_or(0, |counter| counter.count))
+    }
+}
+
+fn millis(duration: std::time::Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
