@@ -110,10 +110,7 @@ impl CounterStore for SqlRevocationStore {
             .on_conflict(on_conflict)
             .exec_with_returning(&self.db)
             .await?;
-        Ok(Counter {
-            count: row.count,
-            expires_at_ms: row.expires_at_ms,
-        })
+        Ok(row.into())
     }
 
     async fn counter(&self, key: &str) -> Result<Option<Counter>, StoreError> {
@@ -121,10 +118,7 @@ impl CounterStore for SqlRevocationStore {
             .filter(counter::Column::ExpiresAtMs.gt(self.clock.now_ms()))
             .one(&self.db)
             .await?;
-        Ok(row.map(|row| Counter {
-            count: row.count,
-            expires_at_ms: row.expires_at_ms,
-        }))
+        Ok(row.map(Counter::from))
     }
 
     async fn set_counter(&self, key: &str, count: i64, until_ms: i64) -> Result<(), StoreError> {
@@ -145,6 +139,15 @@ impl CounterStore for SqlRevocationStore {
             .exec(&self.db)
             .await?;
         Ok(())
+    }
+}
+
+impl From<counter::Model> for Counter {
+    fn from(row: counter::Model) -> Counter {
+        Counter {
+            count: row.count,
+            expires_at_ms: row.expires_at_ms,
+        }
     }
 }
 

@@ -3,9 +3,12 @@
 //!
 //! A cached copy is used only while the user's version entry in the revocation store
 //! (`{user}:v`, read in the same round trip as the revocation entries) is still the one seen
-//! when the copy was loaded, and never for longer than [`MAX_AGE_MS`]. Every change to a user
-//! writes a new version, and the entry lives [`VERSION_TTL_SECS`], longer than any copy, so a
-//! change made through any instance is seen by every instance's next refresh.
+//! when the copy was loaded, and never for longer than [`MAX_AGE_MS`]. Every change to what a
+//! refresh reads (`AccountService`'s profile and staff updates call
+//! `TokenService::user_changed`) writes a new version; password changes, deactivation and
+//! deletion revoke the user's sessions instead. The version entry lives [`VERSION_TTL_SECS`],
+//! longer than any copy, so a change made through any instance is seen by every instance's
+//! next refresh.
 //!
 //! The version is read before the database, so a copy can be tagged with a version older than
 //! its data (harmless: it is reloaded once more), never with one newer than its data.
