@@ -70,6 +70,7 @@ impl App {
         tracing::info!(port = self.port, "jwtd listening");
         let endpoint = http::routes(self.state.clone()).map_to_response();
         let result = Server::new_with_acceptor(self.acceptor)
+            .idle_timeout(self.state.settings.server.idle_timeout)
             .run_with_graceful_shutdown(endpoint, shutdown, Some(SHUTDOWN_GRACE))
             .await;
         if let Err(err) = self.state.sessions.flush_touches().await {

@@ -40,6 +40,14 @@ pub struct Settings {
 pub struct ServerSettings {
     pub bind: String,
     pub max_body_bytes: usize,
+    /// The request line and headers together; more gets 431 `headers_too_large`.
+    pub max_header_bytes: usize,
+    /// The whole request, body included; a slower one gets 408 `request_timeout`.
+    #[serde(deserialize_with = "human_duration")]
+    pub request_timeout: Duration,
+    /// A connection with no traffic for this long is closed.
+    #[serde(deserialize_with = "human_duration")]
+    pub idle_timeout: Duration,
     /// The URL clients reach jwtd at (behind a proxy), for the OAuth metadata's endpoints.
     #[serde(default)]
     pub public_url: Option<String>,
@@ -220,7 +228,8 @@ impl Settings {
                     .try_parsing(true)
                     .list_separator(",")
                     .with_list_parse_key("jwt.previous_public_key_files")
-                    .with_list_parse_key("jwt.access_token_extra_claims"),
+                    .with_list_parse_key("jwt.access_token_extra_claims")
+                    .with_list_parse_key("server.trusted_proxies"),
             )
             .set_override("environment", environment)?
             .build()?
@@ -346,12 +355,17 @@ mod tests {
                 ("JWTD__JWT__ROTATE_REFRESH_TOKENS", "false"),
                 ("JWTD__JWT__PREVIOUS_PUBLIC_KEY_FILES", "a.pem,b.pem"),
                 ("JWTD__JWT__ACCESS_TOKEN_EXTRA_CLAIMS", "username,is_staff"),
+                ("JWTD__SERVER__TRUSTED_PROXIES", "10.0.0.0/8,192.168.1.7"),
             ],
         )
         .unwrap();
         assert_eq!(settings.jwt.access_token_lifetime, Duration::from_secs(600));
         assert!(!settings.jwt.rotate_refresh_tokens);
         assert_eq!(settings.jwt.previous_public_key_files.len(), 2);
+        assert_eq!(
+            settings.server.trusted_proxies,
+            ["10.0.0.0/8", "192.168.1.7"]
+        );
         assert_eq!(
             settings.jwt.access_token_extra_claims,
             [ExtraClaim::Username, ExtraClaim::IsStaff]

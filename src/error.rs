@@ -6,7 +6,9 @@ use std::fmt;
 
 use poem::http::{HeaderValue, StatusCode, header};
 use poem::{IntoResponse, Response};
-use poem_openapi::registry::{MetaHeader, MetaMediaType, MetaResponse, MetaResponses, Registry};
+use poem_openapi::registry::{
+    MetaHeader, MetaMediaType, MetaResponse, MetaResponses, MetaSchemaRef, Registry,
+};
 use poem_openapi::types::{ToJSON, Type};
 use poem_openapi::{ApiResponse, Object};
 
@@ -54,7 +56,12 @@ pub struct ApiError {
     body: Box<ErrorBody>,
     retry_after_secs: Option<u64>,
     dialect: Dialect,
+    store_failure: bool,
 }
+
+/// Response data on an answer caused by a failing store (database or Redis), for the metrics.
+#[derive(Debug, Clone, Copy)]
+pub struct StoreFailure;
 
 pub const NO_ACTIVE_ACCOUNT: &str = "No active account found with the given credentials";
 const BEARER_CHALLENGE: &str = r#"Bearer realm="api""#;
@@ -73,6 +80,7 @@ impl ApiError {
             }),
             retry_after_secs: None,
             dialect: Dialect::Api,
+            store_failure: false,
         }
     }
 
@@ -125,6 +133,26 @@ impl ApiError {
         )
     }
 
+    pub fn headers_too_large(limit: usize) -> ApiError {
+        ApiError::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers_too_large",
+            format!("The request line and headers are larger than {limit} bytes."),
+        )
+    }
+
+    /// 408: the request (its body, usually) did not arrive in time. The connection is closed.
+    pub fn request_timeout(limit: std::time::Duration) -> ApiError {
+        ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            format!(
+                "The request was not completed within {}.",
+                humantime::format_duration(limit)
+            ),
+        )
+    }
+
     pub fn unsupported_media_type(content_type: &str) -> ApiError {
         ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -147,6 +175,18 @@ impl ApiError {
     /// 503: a store could not be reached. The cause is logged, not shown.
     pub fn unavailable(cause: &dyn fmt::Display) -> ApiError {
         tracing::warn!(error = %cause, "store unavailable");
+        let mut error = ApiError::service_unavailable();
+        error.store_failure = true;
+        error
+    }
+
+    /// 503: every password-hashing slot stayed busy (a flood of logins). The cause is logged.
+    pub fn busy(cause: &dyn fmt::Display) -> ApiError {
+        tracing::warn!(error = %cause, "password hashing busy");
+        ApiError::service_unavailable()
+    }
+
+    fn service_unavailable() -> ApiError {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",
@@ -265,6 +305,12 @@ impl poem::error::ResponseError for ApiError {
         if let Some(secs) = self.retry_after_secs {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
+        if self.status == StatusCode::REQUEST_TIMEOUT {
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        if self.store_failure {
+            response.set_data(StoreFailure);
+        }
         response
     }
 }
@@ -279,23 +325,7 @@ impl IntoResponse for ApiError {
 impl ApiResponse for ApiError {
     fn meta() -> MetaResponses {
         let response =
-            |status: u16, description: &'static str, headers: Vec<MetaHeader>| MetaResponse {
-                description,
-                status: Some(status),
-                status_range: None,
-                content: vec![MetaMediaType {
-                    content_type: "application/json; charset=utf-8",
-                    schema: ErrorBody::schema_ref(),
-                }],
-                headers,
-            };
-        let header = |name: &str, description: &str, schema| MetaHeader {
-            name: name.into(),
-            description: Some(description.into()),
-            required: true,
-            deprecated: false,
-            schema,
-        };
+            |status, description, headers| documented::<ErrorBody>(status, description, headers);
         MetaResponses {
             responses: vec![
                 response(
@@ -306,7 +336,7 @@ impl ApiResponse for ApiError {
                 response(
                     401,
                     "`no_active_account` or `token_not_valid` (invalid, expired, wrong type, blacklisted).",
-                    vec![header(
+                    vec![required_header(
                         "WWW-Authenticate",
                         r#"Bearer realm="api""#,
                         String::schema_ref(),
@@ -318,6 +348,11 @@ impl ApiResponse for ApiError {
                     vec![],
                 ),
                 response(404, "`not_found`.", vec![]),
+                response(
+                    408,
+                    "`request_timeout`: the request did not arrive in time; the connection is closed.",
+                    vec![],
+                ),
                 response(413, "`too_large`: the body is over the limit.", vec![]),
                 response(
                     415,
@@ -325,10 +360,11 @@ impl ApiResponse for ApiError {
                     vec![],
                 ),
                 response(
-                    429,
-                    "`throttled`: too many attempts.",
-                    vec![header("Retry-After", "Seconds to wait.", u64::schema_ref())],
+                    431,
+                    "`headers_too_large`: the request line and headers are over the limit.",
+                    vec![],
                 ),
+                response(429, "`throttled`: too many attempts.", vec![retry_after()]),
                 response(500, "`internal`: logged under `id`.", vec![]),
                 response(
                     503,
@@ -379,6 +415,7 @@ impl From<AuthError> for ApiError {
             AuthError::WrongClient | AuthError::ScopeNotGranted(_) => TokenError::Invalid.into(),
             AuthError::Throttled { retry_after_secs } => ApiError::throttled(retry_after_secs),
             AuthError::Unavailable(cause) => ApiError::unavailable(&cause),
+            AuthError::Busy(cause) => ApiError::busy(&cause),
             AuthError::Internal(cause) => ApiError::internal(&cause),
         }
     }
@@ -395,6 +432,7 @@ impl From<OAuthError> for ApiError {
             OAuthError::Unavailable(cause) => {
                 return ApiError::unavailable(cause).in_oauth_dialect(code);
             }
+            OAuthError::Busy(cause) => return ApiError::busy(cause).in_oauth_dialect(code),
             OAuthError::Internal(cause) => return ApiError::internal(cause).in_oauth_dialect(code),
             _ => StatusCode::BAD_REQUEST,
         };
@@ -436,18 +474,42 @@ impl IntoResponse for OAuthApiError {
     }
 }
 
+/// An error status in the spec, with `T` as its JSON body.
+fn documented<T: Type>(
+    status: u16,
+    description: &'static str,
+    headers: Vec<MetaHeader>,
+) -> MetaResponse {
+    MetaResponse {
+        description,
+        status: Some(status),
+        status_range: None,
+        content: vec![MetaMediaType {
+            content_type: "application/json; charset=utf-8",
+            schema: T::schema_ref(),
+        }],
+        headers,
+    }
+}
+
+fn required_header(name: &str, description: &str, schema: MetaSchemaRef) -> MetaHeader {
+    MetaHeader {
+        name: name.into(),
+        description: Some(description.into()),
+        required: true,
+        deprecated: false,
+        schema,
+    }
+}
+
+fn retry_after() -> MetaHeader {
+    required_header("Retry-After", "Seconds to wait.", u64::schema_ref())
+}
+
 impl ApiResponse for OAuthApiError {
     fn meta() -> MetaResponses {
-        let response = |status: u16, description: &'static str| MetaResponse {
-            description,
-            status: Some(status),
-            status_range: None,
-            content: vec![MetaMediaType {
-                content_type: "application/json; charset=utf-8",
-                schema: OAuthErrorBody::schema_ref(),
-            }],
-            headers: vec![],
-        };
+        let response =
+            |status, description| documented::<OAuthErrorBody>(status, description, vec![]);
         MetaResponses {
             responses: vec![
                 response(
@@ -460,6 +522,11 @@ impl ApiResponse for OAuthApiError {
                 ),
                 response(413, "`invalid_request`: the body is over the limit."),
                 response(415, "`invalid_request`: neither form data nor JSON."),
+                documented::<OAuthErrorBody>(
+                    429,
+                    "`temporarily_unavailable`: too many password grants from this client address.",
+                    vec![retry_after()],
+                ),
                 response(
                     500,
                     "`server_error`: logged under the id in the description.",

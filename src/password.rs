@@ -1,23 +1,28 @@
-//! Password hashing with argon2id on blocking threads, at most N at once so logins can never
-//! starve the rest of the server; unknown users still cost a full verify.
+//! Password hashing with argon2id on a few dedicated threads, at most one hash per thread, so
+//! logins can never starve the rest of the server; unknown users still cost a full verify.
 
-use std::sync::Arc;
+use std::panic::AssertUnwindSafe;
+use std::sync::mpsc::{self, Receiver};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
-
-use std::ops::{Deref, DerefMut};
-use std::sync::{Mutex, PoisonError};
 
 use argon2::password_hash::phc::{Output, ParamsString, Salt};
 use argon2::{
     ARGON2ID_IDENT, Algorithm, Argon2, Block, Params, PasswordHash, Version, password_hash,
 };
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
 use crate::config::{Argon2Settings, PasswordSettings};
 
 pub const MIN_PASSWORD_CHARS: usize = 8;
 /// Longer passwords are refused before hashing: hashing cost must not be the attacker's choice.
 pub const MAX_PASSWORD_CHARS: usize = 128;
+
+/// The nice value of the hashing threads. Under a flood of logins the scheduler then gives the
+/// request threads (verify, refresh) the CPU first, and the hashes take whatever is left: one
+/// hash costs as much CPU as thousands of verifies. Linux lets a thread lower its own priority
+/// but not raise it again, so it is set once, when the thread starts.
+const HASHING_NICE: i32 = 10;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PasswordError {
@@ -43,9 +48,11 @@ pub struct Passwords {
 
 struct Inner {
     params: Params,
-    slots: Semaphore,
+    /// One permit per hashing thread. A permit is held until its hash is done, even when the
+    /// request that asked for it has gone, so no more hashes are ever queued than threads.
+    slots: Arc<Semaphore>,
     queue_timeout: Duration,
-    memory: MemoryPool,
+    threads: HashingThreads,
     /// Verified against when the user does not exist, so timing does not tell who does.
     dummy_hash: String,
 }
@@ -57,25 +64,21 @@ impl Passwords {
             0 => std::thread::available_parallelism().map_or(1, usize::from),
             n => n,
         };
-        let memory = MemoryPool::new(params.block_count());
-        let dummy_hash = hash_now(
-            &params,
-            "jwtd dummy password for unknown users",
-            &mut memory.take(),
-        )?;
+        let dummy_hash = unmatchable_hash(&params)?;
         Ok(Passwords {
             inner: Arc::new(Inner {
+                threads: HashingThreads::start(slots, params.block_count())?,
                 params,
-                slots: Semaphore::new(slots),
+                slots: Arc::new(Semaphore::new(slots)),
                 queue_timeout: settings.hash_queue_timeout,
-                memory,
                 dummy_hash,
             }),
         })
     }
 
     pub async fn hash(&self, password: String) -> Result<String, PasswordError> {
-        self.on_blocking_slot(move |inner, memory| hash_now(&inner.params, &password, memory))
+        let params = self.inner.params.clone();
+        self.on_hashing_thread(move |memory| hash_now(&params, &password, memory))
             .await?
     }
 
@@ -86,89 +89,97 @@ impl Passwords {
         stored: Option<String>,
     ) -> Result<Verified, PasswordError> {
         let exists = stored.is_some();
+        let params = self.inner.params.clone();
+        let stored = stored.unwrap_or_else(|| self.inner.dummy_hash.clone());
         let verified = self
-            .on_blocking_slot(move |inner, memory| {
-                let stored = stored.as_deref().unwrap_or(&inner.dummy_hash);
-                verify_now(&inner.params, &password, stored, memory)
-            })
+            .on_hashing_thread(move |memory| verify_now(&params, &password, &stored, memory))
             .await??;
         Ok(if exists { verified } else { Verified::Wrong })
     }
 
-    /// Runs `work` on a blocking thread once a hashing slot is free, with that slot's memory.
-    async fn on_blocking_slot<T: Send + 'static>(
+    /// Runs `work` on a hashing thread, with that thread's memory, once a slot is free.
+    async fn on_hashing_thread<T: Send + 'static>(
         &self,
-        work: impl FnOnce(&Inner, &mut [Block]) -> T + Send + 'static,
+        work: impl FnOnce(&mut [Block]) -> T + Send + 'static,
     ) -> Result<T, PasswordError> {
         let timeout = self.inner.queue_timeout;
-        let _slot = tokio::time::timeout(timeout, self.inner.slots.acquire())
+        let slot = tokio::time::timeout(timeout, Arc::clone(&self.inner.slots).acquire_owned())
             .await
             .map_err(|_| PasswordError::Busy(timeout))?
             .expect("the semaphore is never closed");
-        let inner = Arc::clone(&self.inner);
-        tokio::task::spawn_blocking(move || work(&inner, &mut inner.memory.take()))
-            .await
-            .map_err(|e| PasswordError::Hashing(format!("hashing task failed: {e}")))
+        self.inner.threads.run(slot, work).await
     }
 }
 
-/// Argon2's working memory (19 MiB at the default parameters), kept for reuse. Allocating it
-/// per hash leaves freed blocks in glibc's per-thread arenas: a burst of logins on tokio's
-/// blocking threads once held 300-480 MB. The slot semaphore bounds how many are ever taken at
-/// once, so the pool never holds more than one block per slot.
-struct MemoryPool {
-    block_count: usize,
-    free: Mutex<Vec<Vec<Block>>>,
+type Job = Box<dyn FnOnce(&mut [Block]) + Send>;
+
+/// Threads that do nothing but hash, each with its own argon2 working memory (19 MiB at the
+/// default parameters) allocated once and reused. Allocating it per hash on tokio's blocking
+/// threads left freed blocks in glibc's per-thread arenas: a burst of logins once held
+/// 300-480 MB. The threads end when `Passwords` is dropped.
+struct HashingThreads {
+    jobs: mpsc::Sender<Job>,
 }
 
-impl MemoryPool {
-    fn new(block_count: usize) -> MemoryPool {
-        MemoryPool {
-            block_count,
-            free: Mutex::new(Vec::new()),
+impl HashingThreads {
+    fn start(count: usize, block_count: usize) -> Result<HashingThreads, PasswordError> {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let queue = Arc::new(Mutex::new(queue));
+        for n in 0..count {
+            let queue = Arc::clone(&queue);
+            std::thread::Builder::new()
+                .name(format!("jwtd-argon2-{n}"))
+                .spawn(move || hash_forever(&queue, block_count))
+                .map_err(|e| PasswordError::Hashing(format!("starting a hashing thread: {e}")))?;
         }
+        Ok(HashingThreads { jobs })
     }
 
-    fn take(&self) -> PooledMemory<'_> {
-        let blocks = self
-            .free
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .pop()
-            .unwrap_or_else(|| vec![Block::default(); self.block_count]);
-        PooledMemory { pool: self, blocks }
-    }
-}
-
-/// Memory taken from the pool; it goes back when dropped, even if hashing panicked.
-struct PooledMemory<'a> {
-    pool: &'a MemoryPool,
-    blocks: Vec<Block>,
-}
-
-impl Deref for PooledMemory<'_> {
-    type Target = [Block];
-    fn deref(&self) -> &[Block] {
-        &self.blocks
+    async fn run<T: Send + 'static>(
+        &self,
+        slot: OwnedSemaphorePermit,
+        work: impl FnOnce(&mut [Block]) -> T + Send + 'static,
+    ) -> Result<T, PasswordError> {
+        let (answer, answered) = oneshot::channel();
+        let job: Job = Box::new(move |memory| {
+            let _ = answer.send(work(memory));
+            drop(slot);
+        });
+        let stopped = || PasswordError::Hashing("the hashing thread stopped".into());
+        self.jobs.send(job).map_err(|_| stopped())?;
+        answered.await.map_err(|_| stopped())
     }
 }
 
-impl DerefMut for PooledMemory<'_> {
-    fn deref_mut(&mut self) -> &mut [Block] {
-        &mut self.blocks
+fn hash_forever(queue: &Mutex<Receiver<Job>>, block_count: usize) {
+    lower_own_priority();
+    let mut memory = Vec::new();
+    loop {
+        let next = queue.lock().unwrap_or_else(PoisonError::into_inner).recv();
+        let Ok(job) = next else { return };
+        if memory.is_empty() {
+            memory = vec![Block::default(); block_count];
+        }
+        // A panicking hash answers its caller with an error (its sender is dropped); the
+        // thread, and its slot, stay.
+        let _ = std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut memory)));
     }
 }
 
-impl Drop for PooledMemory<'_> {
-    fn drop(&mut self) {
-        let blocks = std::mem::take(&mut self.blocks);
-        self.pool
-            .free
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(blocks);
+#[cfg(target_os = "linux")]
+fn lower_own_priority() {
+    // On Linux PRIO_PROCESS with 0 names the calling thread, not the whole process.
+    // SAFETY: setpriority only reads its integer arguments.
+    if unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, HASHING_NICE) } != 0 {
+        tracing::warn!(
+            error = %std::io::Error::last_os_error(),
+            "could not lower the priority of a password-hashing thread"
+        );
     }
 }
+
+#[cfg(not(target_os = "linux"))]
+fn lower_own_priority() {}
 
 fn argon2_params(settings: &Argon2Settings) -> Result<Params, PasswordError> {
     Params::new(
@@ -195,12 +206,27 @@ fn hash_now(
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
         .hash_password_into_with_memory(password.as_bytes(), &salt, &mut output, memory)
         .map_err(hashing_error)?;
+    phc_string(params, &salt, &output)
+}
+
+/// A well-formed hash that no password matches: a random salt and a random output. Checking a
+/// password against it costs a full hash, like a real one, and computing it costs nothing (nor
+/// 19 MiB of working memory at startup).
+fn unmatchable_hash(params: &Params) -> Result<String, PasswordError> {
+    let salt = password_hash::try_generate_salt().map_err(hashing_error)?;
+    let mut output = vec![0u8; params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN)];
+    aws_lc_rs::rand::fill(&mut output).map_err(|_| hashing_error("no system randomness"))?;
+    phc_string(params, &salt, &output)
+}
+
+/// `$argon2id$v=19$m=…,t=…,p=…$<salt>$<output>`
+fn phc_string(params: &Params, salt: &[u8], output: &[u8]) -> Result<String, PasswordError> {
     let hash = PasswordHash {
         algorithm: ARGON2ID_IDENT,
         version: Some(Version::V0x13.into()),
         params: ParamsString::try_from(params).map_err(hashing_error)?,
-        salt: Some(Salt::new(&salt).map_err(hashing_error)?),
-        hash: Some(Output::new(&output).map_err(hashing_error)?),
+        salt: Some(Salt::new(salt).map_err(hashing_error)?),
+        hash: Some(Output::new(output).map_err(hashing_error)?),
     };
     Ok(hash.to_string())
 }
@@ -318,13 +344,21 @@ mod tests {
         let passwords = Passwords::new(&settings(1024)).unwrap();
         let dummy = passwords.inner.dummy_hash.clone();
         assert_eq!(
+            passwords.verify("any password".into(), None).await.unwrap(),
+            Verified::Wrong
+        );
+        assert!(
+            dummy.starts_with("$argon2id$v=19$m=1024,t=1,p=1$"),
+            "{dummy}"
+        );
+        // Checked against like any stored hash: a full hash, and no match.
+        assert_eq!(
             passwords
-                .verify("jwtd dummy password for unknown users".into(), None)
+                .verify("any password".into(), Some(dummy))
                 .await
                 .unwrap(),
             Verified::Wrong
         );
-        assert!(dummy.starts_with("$argon2id$"));
     }
 
     #[tokio::test]
@@ -346,16 +380,46 @@ mod tests {
         );
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn working_memory_is_reused_one_block_per_slot() {
-        let mut two_slots = settings(1024);
-        two_slots.max_concurrent_hashes = 2;
-        let passwords = Passwords::new(&two_slots).unwrap();
-        let hashes = (0..16).map(|n| passwords.hash(format!("password {n}")));
-        for hash in futures::future::join_all(hashes).await {
-            hash.unwrap();
-        }
-        let pooled = passwords.inner.memory.free.lock().unwrap().len();
-        assert!((1..=2).contains(&pooled), "{pooled} blocks kept");
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn hashing_threads_run_at_a_lower_priority() {
+        let passwords = Passwords::new(&settings(1024)).unwrap();
+        // SAFETY: getpriority only reads its integer arguments.
+        let nice = passwords
+            .on_hashing_thread(|_| unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) })
+            .await
+            .unwrap();
+        // SAFETY: as above.
+        let ours = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
+        assert_eq!(nice, (ours + HASHING_NICE).min(19));
+    }
+
+    #[tokio::test]
+    async fn a_slot_stays_taken_until_its_hash_ends_even_if_the_caller_left() {
+        let mut short_queue = settings(1024);
+        short_queue.hash_queue_timeout = Duration::from_millis(50);
+        let passwords = Passwords::new(&short_queue).unwrap();
+        let (started, has_started) = std::sync::mpsc::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let first = tokio::spawn({
+            let passwords = passwords.clone();
+            async move {
+                passwords
+                    .on_hashing_thread(move |_| {
+                        started.send(()).unwrap();
+                        released.recv().unwrap();
+                    })
+                    .await
+            }
+        });
+        tokio::task::spawn_blocking(move || has_started.recv().unwrap())
+            .await
+            .unwrap();
+        first.abort();
+        let _ = first.await;
+        let waited = passwords.hash("password 1".into()).await;
+        assert!(matches!(waited, Err(PasswordError::Busy(_))), "{waited:?}");
+        release.send(()).unwrap();
+        passwords.hash("password 2".into()).await.unwrap();
     }
 }

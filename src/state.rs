@@ -9,6 +9,7 @@ use crate::accounts::AccountService;
 use crate::clock::SharedClock;
 use crate::config::{ConfigError, RevocationBackend, Settings};
 use crate::http::client_address::TrustedProxies;
+use crate::metrics::Metrics;
 use crate::oauth::{ClientService, OAuthService};
 use crate::password::{PasswordError, Passwords};
 use crate::store::clients::ClientRepository;
@@ -55,6 +56,7 @@ pub struct AppState {
     pub oauth: OAuthService,
     pub clock: SharedClock,
     pub trusted_proxies: TrustedProxies,
+    pub metrics: Arc<Metrics>,
 }
 
 impl AppState {
@@ -74,6 +76,7 @@ impl AppState {
         sessions.clone().spawn_touch_writer(SESSION_TOUCH_INTERVAL);
         let passwords = Passwords::new(&settings.password)?;
         let codec = TokenCodec::new(keys, &settings.jwt, clock.clone());
+        let metrics = Arc::new(Metrics::new());
         let tokens = Arc::new(TokenService::new(
             codec,
             TokenStores {
@@ -85,6 +88,7 @@ impl AppState {
             throttle,
             clock.clone(),
             &settings.jwt,
+            metrics.clone(),
         ));
         let accounts = AccountService::new(
             users.clone(),
@@ -110,6 +114,7 @@ impl AppState {
             oauth,
             clock,
             trusted_proxies,
+            metrics,
         })
     }
 }

@@ -2,6 +2,7 @@
 //! `keys generate`, `openapi`. Every command reads the same configuration as the server.
 
 mod clients;
+mod healthcheck;
 mod keys;
 
 use std::io::{IsTerminal, Read};
@@ -52,6 +53,9 @@ enum Command {
     Keys(keys::KeysCommand),
     /// Print the OpenAPI specification (JSON) to standard output.
     Openapi,
+    /// Ask the server at `server.bind` whether it is ready; exit 0 only on 200 (for container
+    /// health checks).
+    Healthcheck(healthcheck::Healthcheck),
 }
 
 #[derive(Debug, Subcommand)]
@@ -128,6 +132,12 @@ pub async fn run() -> ExitCode {
         Ok(settings) => settings,
         Err(err) => return fail(&err),
     };
+    if let Some(Command::Healthcheck(args)) = cli.command {
+        return match healthcheck::run(&settings, args).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => fail(&*err),
+        };
+    }
     telemetry::init(&settings.log);
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings).await,
@@ -138,8 +148,8 @@ pub async fn run() -> ExitCode {
         Command::Users(UsersCommand::Deactivate(args)) => deactivate(settings, args).await,
         Command::Users(UsersCommand::Delete(args)) => delete_user(settings, args).await,
         Command::Clients(command) => clients::run(settings, command).await,
-        Command::Openapi | Command::Keys(_) => {
-            unreachable!("handled before loading the configuration")
+        Command::Openapi | Command::Keys(_) | Command::Healthcheck(_) => {
+            unreachable!("handled before")
         }
     };
     match result {

@@ -1,9 +1,10 @@
-//! Staff administration of users: list, read, update, delete. Everyone else gets 403.
+//! Staff administration of users: list (served from `UsersApi`), read, update, delete.
+//! Everyone else gets 403.
 
 use std::sync::Arc;
 
 use poem::web::Data;
-use poem_openapi::param::{Path, Query};
+use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 use uuid::Uuid;
@@ -25,7 +26,9 @@ const MAX_PAGE_SIZE: u64 = 100;
 pub struct UserPage {
     /// Users matching the filters, on all pages.
     pub count: u64,
+    #[oai(nullable)]
     pub next: Option<String>,
+    #[oai(nullable)]
     pub previous: Option<String>,
     pub results: Vec<UserBody>,
 }
@@ -59,59 +62,45 @@ fn require_staff(auth: &BearerAuth) -> Result<(), ApiError> {
     }
 }
 
+/// `GET /api/users/` (staff only), served from `UsersApi`: see the note on its operation.
+pub(super) async fn list_users(
+    state: &AppState,
+    auth: &BearerAuth,
+    page: Option<u64>,
+    page_size: Option<u64>,
+    filter: UserFilter,
+) -> Result<Json<UserPage>, ApiError> {
+    require_staff(auth)?;
+    let page = page.unwrap_or(1);
+    let page_size = page_size.unwrap_or(DEFAULT_PAGE_SIZE);
+    if page == 0 || page_size == 0 || page_size > MAX_PAGE_SIZE {
+        return Err(ApiError::invalid(format!(
+            "page must be at least 1 and page_size between 1 and {MAX_PAGE_SIZE}."
+        )));
+    }
+    let (users, count) = state
+        .users
+        .list(filter, page, page_size)
+        .await
+        .map_err(crate::token::service::AuthError::from)?;
+    let link = |page: u64| Some(format!("/api/users/?page={page}&page_size={page_size}"));
+    Ok(Json(UserPage {
+        count,
+        next: if page * page_size < count {
+            link(page + 1)
+        } else {
+            None
+        },
+        previous: if page > 1 { link(page - 1) } else { None },
+        results: users.into_iter().map(UserBody::from).collect(),
+    }))
+}
+
 #[derive(Default)]
 pub struct AdminApi;
 
 #[OpenApi(tag = "ApiTags::Admin")]
 impl AdminApi {
-    /// List users (staff only), paginated, filtered by username part, email or active flag.
-    #[allow(clippy::too_many_arguments)]
-    #[oai(
-        path = "/api/users/",
-        method = "get",
-        operation_id = "admin_users_list"
-    )]
-    async fn list(
-        &self,
-        state: Data<&Arc<AppState>>,
-        auth: BearerAuth,
-        page: Query<Option<u64>>,
-        page_size: Query<Option<u64>>,
-        username: Query<Option<String>>,
-        email: Query<Option<String>>,
-        is_active: Query<Option<bool>>,
-    ) -> Result<Json<UserPage>, ApiError> {
-        require_staff(&auth)?;
-        let page = page.0.unwrap_or(1);
-        let page_size = page_size.0.unwrap_or(DEFAULT_PAGE_SIZE);
-        if page == 0 || page_size == 0 || page_size > MAX_PAGE_SIZE {
-            return Err(ApiError::invalid(format!(
-                "page must be at least 1 and page_size between 1 and {MAX_PAGE_SIZE}."
-            )));
-        }
-        let filter = UserFilter {
-            username: username.0,
-            email: email.0,
-            is_active: is_active.0,
-        };
-        let (users, count) = state
-            .users
-            .list(filter, page, page_size)
-            .await
-            .map_err(crate::token::service::AuthError::from)?;
-        let link = |page: u64| Some(format!("/api/users/?page={page}&page_size={page_size}"));
-        Ok(Json(UserPage {
-            count,
-            next: if page * page_size < count {
-                link(page + 1)
-            } else {
-                None
-            },
-            previous: if page > 1 { link(page - 1) } else { None },
-            results: users.into_iter().map(UserBody::from).collect(),
-        }))
-    }
-
     /// Read any user (staff only).
     #[oai(
         path = "/api/users/:id/",

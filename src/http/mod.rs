@@ -8,20 +8,25 @@ pub mod client_address;
 pub mod client_auth;
 pub mod discovery;
 pub mod health;
+pub mod limits;
 pub mod oauth;
+pub mod observe;
 pub mod token;
 pub mod users;
 
 use std::sync::Arc;
 
-use poem::http::Uri;
+use poem::http::{Uri, header};
 use poem::middleware::CatchPanic;
-use poem::{Endpoint, EndpointExt, IntoResponse, Request, Route};
+use poem::web::Data;
+use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route, get, handler};
 use poem_openapi::{OpenApiService, Tags};
 
 use crate::error::ApiError;
+use crate::metrics;
 use crate::state::AppState;
 use body::BodyLimit;
+use limits::RequestLimits;
 
 #[derive(Tags)]
 pub enum ApiTags {
@@ -63,19 +68,30 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
     let spec = api.spec_endpoint();
     let docs = api.swagger_ui();
     let body_limit = BodyLimit(state.settings.server.max_body_bytes);
+    let limits = RequestLimits::from_settings(&state.settings.server);
+    let metrics = state.metrics.clone();
     Route::new()
         .nest("/", api)
         .at("/openapi.json", spec)
         .nest("/docs", docs)
+        .at("/metrics", get(metrics_text))
         .before(|request| async move { Ok(without_api_trailing_slash(request)) })
         .data(state)
         .data(body_limit)
-        .catch_all_error(|err| async move { ApiError::from_poem(&err).into_response() })
         .with(
             CatchPanic::new().with_handler(|_| {
                 ApiError::internal(&"a request handler panicked").into_response()
             }),
         )
+        .around(move |next, request| observe::observe(next, request, metrics.clone(), limits))
+}
+
+/// `GET /metrics`: Prometheus scrapes this (OpenMetrics text).
+#[handler]
+fn metrics_text(state: Data<&Arc<AppState>>) -> Response {
+    Response::builder()
+        .header(header::CONTENT_TYPE, metrics::CONTENT_TYPE)
+        .body(state.metrics.render())
 }
 
 /// SimpleJWT's paths end in a slash, which poem-openapi routes without: `/api/token/` and
@@ -93,4 +109,22 @@ fn without_api_trailing_slash(mut request: Request) -> Request {
         }
     }
     request
+}
+
+#[cfg(test)]
+mod tests {
+    /// JSON parsers keep one of two equal keys: a path written twice (by two APIs sharing it)
+    /// would hide the other's operations from every client of the spec.
+    #[test]
+    fn every_path_appears_once_in_the_spec_with_all_its_operations() {
+        let text = super::openapi().spec();
+        let spec: serde_json::Value = serde_json::from_str(&text).unwrap();
+        for path in spec["paths"].as_object().unwrap().keys() {
+            let key_line = format!("    \"{path}\": {{");
+            let count = text.lines().filter(|line| *line == key_line).count();
+            assert_eq!(count, 1, "{path} appears {count} times");
+        }
+        let users = spec["paths"]["/api/users"].as_object().unwrap();
+        assert!(users.contains_key("get") && users.contains_key("post"));
+    }
 }

@@ -4,19 +4,21 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use poem::web::Data;
-use poem_openapi::param::Path;
+use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use uuid::Uuid;
 
 use super::ApiTags;
+use super::admin::{self, UserPage};
 use super::auth::BearerAuth;
 use super::body::{Fields, FromFields, JsonOrForm};
 use crate::accounts::{MAX_EMAIL_CHARS, MAX_USERNAME_CHARS, Registration};
 use crate::error::ApiError;
 use crate::password::MAX_PASSWORD_CHARS;
 use crate::state::AppState;
+use crate::store::users::UserFilter;
 use crate::store::users::{ProfileChange, User};
 
 /// A user as the API shows it: never the password hash.
@@ -28,6 +30,7 @@ pub struct UserBody {
     pub is_active: bool,
     pub is_staff: bool,
     pub date_joined: DateTime<Utc>,
+    #[oai(nullable)]
     pub last_login: Option<DateTime<Utc>>,
 }
 
@@ -146,6 +149,7 @@ pub struct SessionBody {
     /// The `sid` claim of the session's tokens.
     pub sid: Uuid,
     pub created_at: DateTime<Utc>,
+    #[oai(nullable)]
     pub last_refreshed_at: Option<DateTime<Utc>>,
     pub expires_at: DateTime<Utc>,
     pub user_agent: String,
@@ -157,10 +161,43 @@ pub struct SessionBody {
 #[derive(Default)]
 pub struct UsersApi;
 
-#[OpenApi(tag = "ApiTags::Users")]
+#[OpenApi]
 impl UsersApi {
+    /// List users (staff only), paginated, filtered by username part, email or active flag.
+    // An Admin operation declared here: poem-openapi writes each API's paths on their own, so
+    // `/api/users/` in two APIs would appear twice in the spec and clients would keep one.
+    #[allow(clippy::too_many_arguments)]
+    #[oai(
+        path = "/api/users/",
+        method = "get",
+        operation_id = "admin_users_list",
+        tag = "ApiTags::Admin"
+    )]
+    async fn list(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: BearerAuth,
+        page: Query<Option<u64>>,
+        page_size: Query<Option<u64>>,
+        username: Query<Option<String>>,
+        email: Query<Option<String>>,
+        is_active: Query<Option<bool>>,
+    ) -> Result<Json<UserPage>, ApiError> {
+        let filter = UserFilter {
+            username: username.0,
+            email: email.0,
+            is_active: is_active.0,
+        };
+        admin::list_users(&state, &auth, page.0, page_size.0, filter).await
+    }
+
     /// Register a new account (when `users.allow_registration` is on).
-    #[oai(path = "/api/users/", method = "post", operation_id = "users_register")]
+    #[oai(
+        path = "/api/users/",
+        method = "post",
+        operation_id = "users_register",
+        tag = "ApiTags::Users"
+    )]
     async fn register(
         &self,
         state: Data<&Arc<AppState>>,
@@ -184,7 +221,8 @@ impl UsersApi {
     #[oai(
         path = "/api/users/me/",
         method = "get",
-        operation_id = "users_me_read"
+        operation_id = "users_me_read",
+        tag = "ApiTags::Users"
     )]
     async fn me(&self, auth: BearerAuth) -> Result<Json<UserBody>, ApiError> {
         Ok(Json(auth.user.into()))
@@ -194,7 +232,8 @@ impl UsersApi {
     #[oai(
         path = "/api/users/me/",
         method = "patch",
-        operation_id = "users_me_update"
+        operation_id = "users_me_update",
+        tag = "ApiTags::Users"
     )]
     async fn update_me(
         &self,
@@ -214,7 +253,8 @@ impl UsersApi {
     #[oai(
         path = "/api/users/me/sessions/",
         method = "get",
-        operation_id = "users_me_sessions"
+        operation_id = "users_me_sessions",
+        tag = "ApiTags::Users"
     )]
     async fn sessions(
         &self,
@@ -242,7 +282,8 @@ impl UsersApi {
     #[oai(
         path = "/api/users/me/sessions/:sid/",
         method = "delete",
-        operation_id = "users_me_session_end"
+        operation_id = "users_me_session_end",
+        tag = "ApiTags::Users"
     )]
     async fn end_session(
         &self,
@@ -258,7 +299,8 @@ impl UsersApi {
     #[oai(
         path = "/api/users/me/password/",
         method = "post",
-        operation_id = "users_me_password"
+        operation_id = "users_me_password",
+        tag = "ApiTags::Users"
     )]
     async fn change_password(
         &self,

@@ -23,6 +23,9 @@ pub enum OAuthError {
     Throttled(u64),
     #[error("{0}")]
     Unavailable(String),
+    /// Every password-hashing slot stayed busy.
+    #[error("{0}")]
+    Busy(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -38,7 +41,9 @@ impl OAuthError {
             OAuthError::UnsupportedGrantType(_) => "unsupported_grant_type",
             OAuthError::InvalidScope(_) => "invalid_scope",
             // RFC 6749 has no code of its own for this; clients retry on either.
-            OAuthError::Throttled(_) | OAuthError::Unavailable(_) => "temporarily_unavailable",
+            OAuthError::Throttled(_) | OAuthError::Unavailable(_) | OAuthError::Busy(_) => {
+                "temporarily_unavailable"
+            }
             OAuthError::Internal(_) => "server_error",
         }
     }
@@ -46,10 +51,7 @@ impl OAuthError {
 
 impl From<StoreError> for OAuthError {
     fn from(err: StoreError) -> OAuthError {
-        match err {
-            StoreError::Unavailable(e) => OAuthError::Unavailable(e),
-            StoreError::Internal(e) => OAuthError::Internal(e),
-        }
+        AuthError::from(err).into()
     }
 }
 
@@ -61,6 +63,7 @@ impl From<AuthError> for OAuthError {
             AuthError::ScopeNotGranted(_) => OAuthError::InvalidScope(err.to_string()),
             AuthError::Throttled { retry_after_secs } => OAuthError::Throttled(retry_after_secs),
             AuthError::Unavailable(e) => OAuthError::Unavailable(e),
+            AuthError::Busy(e) => OAuthError::Busy(e),
             AuthError::Internal(e) => OAuthError::Internal(e),
             AuthError::InvalidCredentials
             | AuthError::TokenUserInactive

@@ -64,14 +64,18 @@ fn sqlx_error_is_unavailability(err: &sea_orm::sqlx::Error) -> bool {
     }
 }
 
+/// Anything Redis may get over by itself is "unavailable" (503): a lost connection, a timeout,
+/// and a cluster between masters (CLUSTERDOWN, TRYAGAIN, MASTERDOWN, READONLY on a demoted
+/// node, LOADING). Only errors that would repeat forever (a wrong command, a wrong type) are
+/// internal.
 impl From<::redis::RedisError> for StoreError {
     fn from(err: ::redis::RedisError) -> StoreError {
-        if err.is_io_error()
+        let transient = err.is_io_error()
             || err.is_timeout()
             || err.is_connection_dropped()
             || err.is_connection_refusal()
-            || err.is_unrecoverable_error()
-        {
+            || !matches!(err.retry_method(), ::redis::RetryMethod::NoRetry);
+        if transient {
             StoreError::Unavailable(err.to_string())
         } else {
             StoreError::Internal(err.to_string())

@@ -1,8 +1,13 @@
-//! The Redis revocation store: for production and for many instances sharing one Redis.
-//! Entries expire by themselves (`EX`); a spend is one `SET NX GET` (Redis 7.0 or newer).
+//! The Redis revocation store: for production and for many instances sharing one Redis, or a
+//! Redis Cluster. Entries expire by themselves (`EX`); a spend is one `SET NX GET` (Redis 7.0 or
+//! newer). Every key of a user carries the user's hash tag (`{<user id>}`), so each request's
+//! keys live in one cluster slot and its pipeline is one round trip to one node.
 
 use async_trait::async_trait;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, Pipeline, RedisFuture, Value};
 use tokio::sync::OnceCell;
 
 use super::StoreError;
@@ -15,46 +20,108 @@ use crate::clock::SharedClock;
 use crate::config::RedisSettings;
 
 pub struct RedisRevocationStore {
-    client: redis::Client,
-    config: ConnectionManagerConfig,
-    /// Connected on first use, so jwtd starts (and answers 503) while Redis is down; the manager
-    /// reconnects by itself afterwards.
-    connection: OnceCell<ConnectionManager>,
+    target: Target,
+    /// Connected on first use, so jwtd starts (and answers 503) while Redis is down; both kinds
+    /// of connection reconnect by themselves afterwards (a cluster connection also follows
+    /// failovers and slot moves).
+    connection: OnceCell<Connection>,
     prefix: String,
     clock: SharedClock,
 }
 
-impl RedisRevocationStore {
-    pub fn new(settings: &RedisSettings, clock: SharedClock) -> Result<Self, StoreError> {
-        if settings.cluster {
-            return Err(StoreError::Internal(
-                "redis.cluster = true is not supported by this build yet".into(),
-            ));
+/// What `redis.url` names: one server, or a cluster's seed nodes.
+enum Target {
+    Single(redis::Client, ConnectionManagerConfig),
+    Cluster(ClusterClient),
+}
+
+/// A connection to either; cheap to clone (both multiplex one set of sockets).
+#[derive(Clone)]
+enum Connection {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Connection::Single(connection) => connection.req_packed_command(cmd),
+            Connection::Cluster(connection) => connection.req_packed_command(cmd),
         }
-        let client = redis::Client::open(settings.url.as_str())
-            .map_err(|e| StoreError::Internal(format!("redis.url: {e}")))?;
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Connection::Single(connection) => {
+                connection.req_packed_commands(pipeline, offset, count)
+            }
+            Connection::Cluster(connection) => {
+                connection.req_packed_commands(pipeline, offset, count)
+            }
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Connection::Single(connection) => connection.get_db(),
+            Connection::Cluster(connection) => connection.get_db(),
+        }
+    }
+}
+
+impl Target {
+    fn from_settings(settings: &RedisSettings) -> Result<Target, StoreError> {
+        let invalid = |e: redis::RedisError| StoreError::Internal(format!("redis.url: {e}"));
+        if settings.cluster {
+            let seeds: Vec<&str> = settings.url.split(',').map(str::trim).collect();
+            let client = ClusterClient::builder(seeds)
+                .connection_timeout(settings.connect_timeout)
+                .response_timeout(settings.response_timeout)
+                .retries(1)
+                .build()
+                .map_err(invalid)?;
+            return Ok(Target::Cluster(client));
+        }
+        let client = redis::Client::open(settings.url.as_str()).map_err(invalid)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(settings.connect_timeout))
             .set_response_timeout(Some(settings.response_timeout))
             .set_number_of_retries(1)
             .set_max_delay(settings.connect_timeout);
+        Ok(Target::Single(client, config))
+    }
+
+    async fn connect(&self) -> redis::RedisResult<Connection> {
+        Ok(match self {
+            Target::Single(client, config) => Connection::Single(
+                ConnectionManager::new_with_config(client.clone(), config.clone()).await?,
+            ),
+            Target::Cluster(client) => Connection::Cluster(client.get_async_connection().await?),
+        })
+    }
+}
+
+impl RedisRevocationStore {
+    pub fn new(settings: &RedisSettings, clock: SharedClock) -> Result<Self, StoreError> {
         Ok(RedisRevocationStore {
-            client,
-            config,
+            target: Target::from_settings(settings)?,
             connection: OnceCell::new(),
             prefix: format!("{}:", settings.key_prefix),
             clock,
         })
     }
 
-    async fn connection(&self) -> Result<ConnectionManager, StoreError> {
-        let manager = self
+    async fn connection(&self) -> Result<Connection, StoreError> {
+        let connection = self
             .connection
-            .get_or_try_init(|| {
-                ConnectionManager::new_with_config(self.client.clone(), self.config.clone())
-            })
+            .get_or_try_init(|| self.target.connect())
             .await?;
-        Ok(manager.clone())
+        Ok(connection.clone())
     }
 
     fn key(&self, key: String) -> String {

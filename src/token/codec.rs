@@ -109,3 +109,142 @@ impl TokenCodec {
         Ok(())
     }
 }
+
+/// The token parser under arbitrary input: it refuses everything but intact tokens of ours, and
+/// never panics, whatever the header, payload or signature hold.
+#[cfg(test)]
+mod properties {
+    use std::sync::Arc;
+
+    use jsonwebtoken::{Header, encode};
+    use proptest::prelude::*;
+    use serde_json::{Map, Value, json};
+
+    use super::TokenCodec;
+    use crate::clock::SystemClock;
+    use crate::config::Settings;
+    use crate::token::KeySet;
+    use crate::token::claims::{Claims, SessionId, TokenType, new_jti};
+
+    fn codec() -> TokenCodec {
+        let jwt = Settings::defaults().jwt;
+        TokenCodec::new(
+            KeySet::from_settings(&jwt).unwrap(),
+            &jwt,
+            Arc::new(SystemClock),
+        )
+    }
+
+    fn valid_token(codec: &TokenCodec) -> String {
+        let now = chrono::Utc::now().timestamp();
+        let claims = Claims {
+            token_type: TokenType::Access,
+            exp: now + 300,
+            iat: now,
+            jti: new_jti(),
+            user_id: uuid::Uuid::new_v4().to_string(),
+            subject_is_client: false,
+            sid: SessionId::start(now * 1000),
+            iss: None,
+            aud: None,
+            username: None,
+            is_staff: None,
+            scope: None,
+            client_id: None,
+        };
+        codec.sign(&claims).unwrap()
+    }
+
+    /// Any JSON, nested a little: what a forger may put in a payload.
+    fn any_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            ".{0,40}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(3, 24, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::btree_map(".{0,12}", inner, 0..6)
+                    .prop_map(|map| Value::Object(map.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// A payload that has every claim name jwtd reads, each with a value of any type.
+    fn claim_shaped_payload() -> impl Strategy<Value = Map<String, Value>> {
+        let names = [
+            "token_type",
+            "exp",
+            "iat",
+            "jti",
+            "user_id",
+            "sub",
+            "sid",
+            "scope",
+        ];
+        prop::collection::vec(any_json(), names.len()).prop_map(move |values| {
+            names
+                .iter()
+                .map(|name| name.to_string())
+                .zip(values)
+                .collect()
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn arbitrary_text_is_refused(text in "\\PC{0,400}") {
+            prop_assert!(codec().decode(&text).is_err());
+        }
+
+        #[test]
+        fn three_base64url_segments_of_garbage_are_refused(
+            header in "[A-Za-z0-9_-]{0,120}",
+            payload in "[A-Za-z0-9_-]{0,300}",
+            signature in "[A-Za-z0-9_-]{0,100}",
+        ) {
+            let token = format!("{header}.{payload}.{signature}");
+            prop_assert!(codec().decode(&token).is_err());
+        }
+
+        #[test]
+        fn a_valid_token_with_one_character_changed_is_refused(
+            at in any::<prop::sample::Index>(),
+            replacement in "[A-Za-z0-9_.=+/-]",
+        ) {
+            let codec = codec();
+            let token = valid_token(&codec);
+            prop_assert!(codec.decode(&token).is_ok());
+            let at = at.index(token.len());
+            let mut changed = token.clone();
+            changed.replace_range(at..=at, &replacement);
+            prop_assume!(changed != token);
+            prop_assert!(codec.decode(&changed).is_err(), "{changed}");
+        }
+
+        /// Correctly signed, with our key and `kid`, but any payload: refused unless it holds
+        /// every claim with its type, never a panic.
+        #[test]
+        fn a_signed_payload_of_any_shape_is_read_or_refused(
+            payload in prop_oneof![
+                any_json().prop_map(|value| json!({ "claims": value })),
+                claim_shaped_payload().prop_map(Value::Object),
+            ],
+        ) {
+            let codec = codec();
+            let key = codec.keys().signing();
+            let mut header = Header::new(key.algorithm);
+            header.kid = Some(key.kid.clone());
+            let token = encode(&header, &payload, &key.key).unwrap();
+            if let Ok(claims) = codec.decode(&token) {
+                prop_assert_eq!(Some(&json!(claims.jti)), payload.get("jti"));
+                prop_assert!(payload["exp"].is_i64());
+            }
+        }
+    }
+}

@@ -12,6 +12,7 @@ use super::codec::{SignError, TokenCodec};
 use super::scope::Scope;
 use crate::clock::SharedClock;
 use crate::config::{ExtraClaim, JwtSettings};
+use crate::metrics::{Grant, LoginFailure, Metrics, Revocation};
 use crate::password::{PasswordError, Passwords, Verified};
 use crate::store::revocation::{JtiState, RevocationEntries, SpendOutcome, SpendRecord, TokenKeys};
 use crate::store::sessions::{LoginContext, Session, SessionRepository};
@@ -48,6 +49,9 @@ pub enum AuthError {
     Throttled { retry_after_secs: u64 },
     #[error("{0}")]
     Unavailable(String),
+    /// Every password-hashing slot stayed busy: a flood of logins, not a failing store.
+    #[error("{0}")]
+    Busy(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -75,7 +79,7 @@ impl From<StoreError> for AuthError {
 impl From<PasswordError> for AuthError {
     fn from(err: PasswordError) -> AuthError {
         match err {
-            PasswordError::Busy(_) => AuthError::Unavailable(err.to_string()),
+            PasswordError::Busy(_) => AuthError::Busy(err.to_string()),
             PasswordError::Hashing(e) => AuthError::Internal(e),
         }
     }
@@ -187,6 +191,7 @@ pub struct TokenService {
     throttle: LoginThrottle,
     clock: SharedClock,
     policy: Policy,
+    metrics: Arc<Metrics>,
 }
 
 impl TokenService {
@@ -197,6 +202,7 @@ impl TokenService {
         throttle: LoginThrottle,
         clock: SharedClock,
         jwt: &JwtSettings,
+        metrics: Arc<Metrics>,
     ) -> TokenService {
         TokenService {
             codec,
@@ -208,6 +214,7 @@ impl TokenService {
             throttle,
             clock,
             policy: Policy::from_settings(jwt),
+            metrics,
         }
     }
 
@@ -238,7 +245,10 @@ impl TokenService {
         context: LoginContext,
         grant: Option<ClientGrant>,
     ) -> Result<TokenPair, AuthError> {
-        let (user, verified) = self.check_credentials(username, password, &context).await?;
+        let (user, verified) = self
+            .check_credentials(username, password, &context)
+            .await
+            .inspect_err(|err| self.count_login_failure(err))?;
         self.after_login(&user, verified).await?;
         let user_id = user.id.to_string();
         let now_ms = self.clock.now_ms();
@@ -257,11 +267,23 @@ impl TokenService {
             claims.client_id.clone_from(&client_id);
             claims.scope.clone_from(&scope);
         }
-        Ok(TokenPair {
+        let pair = TokenPair {
             access: self.sign(&access)?,
             refresh: self.sign(&refresh)?,
             expires_in: access.exp - now,
-        })
+        };
+        self.metrics.issued(Grant::Password);
+        Ok(pair)
+    }
+
+    fn count_login_failure(&self, err: &AuthError) {
+        match err {
+            AuthError::InvalidCredentials => {
+                self.metrics.login_failed(LoginFailure::InvalidCredentials);
+            }
+            AuthError::Throttled { .. } => self.metrics.login_failed(LoginFailure::Throttled),
+            _ => {}
+        }
     }
 
     /// The user behind a username and password, through login throttling: the client address
@@ -309,10 +331,12 @@ impl TokenService {
         claims.subject_is_client = true;
         claims.client_id = Some(client_id.to_owned());
         claims.scope = Some(scope.to_string());
-        Ok(ClientToken {
+        let token = ClientToken {
             access: self.sign(&claims)?,
             expires_in: claims.exp - now,
-        })
+        };
+        self.metrics.issued(Grant::ClientCredentials);
+        Ok(token)
     }
 
     /// A new session must start after the user's latest "revoke all", even when that was written
@@ -352,6 +376,7 @@ impl TokenService {
         let presented = presented_by(claims, by)?;
         let refreshed = self.refresh_presented(&presented).await?;
         self.sessions.touch(presented.claims.sid.uuid(), self.now());
+        self.metrics.refreshed();
         Ok(refreshed)
     }
 
@@ -466,7 +491,7 @@ impl TokenService {
     pub async fn blacklist(&self, token: &str) -> Result<(), AuthError> {
         let claims = self.decode_as(token, TokenType::Refresh)?;
         self.ensure_not_revoked(&claims).await?;
-        self.revoke_session(&claims).await
+        self.revoke_session(&claims, Revocation::Logout).await
     }
 
     /// One store round trip: neither the token (blacklisted or spent), nor its session, nor
@@ -574,7 +599,8 @@ impl TokenService {
             return self.refreshed_with(presented, user, &successor, now_ms.div_euclid(1000));
         }
         tracing::warn!(user_id = %claims.user_id, sid = %claims.sid, "refresh token reuse detected: session revoked");
-        self.revoke_session(claims).await?;
+        self.metrics.reuse_detected();
+        self.revoke_session(claims, Revocation::Reuse).await?;
         Err(TokenError::Blacklisted.into())
     }
 
@@ -594,8 +620,8 @@ impl TokenService {
         })
     }
 
-    async fn revoke_session(&self, claims: &Claims) -> Result<(), AuthError> {
-        self.revoke_session_of(&claims.user_id, claims.sid, claims.exp)
+    async fn revoke_session(&self, claims: &Claims, reason: Revocation) -> Result<(), AuthError> {
+        self.revoke_session_of(&claims.user_id, claims.sid, claims.exp, reason)
             .await
     }
 
@@ -605,11 +631,13 @@ impl TokenService {
         user_id: &str,
         sid: SessionId,
         latest_exp: i64,
+        reason: Revocation,
     ) -> Result<(), AuthError> {
         let until = self.session_end(sid).max(latest_exp) + self.policy.leeway_secs;
         self.store
             .revoke_session(user_id, &sid.to_string(), until)
             .await?;
+        self.metrics.revoked(reason);
         self.sessions.end(sid.uuid(), self.now()).await?;
         Ok(())
     }
@@ -625,7 +653,8 @@ impl TokenService {
         let sid = session
             .and_then(|session| SessionId::from_uuid(session.id))
             .ok_or(AuthError::SessionNotFound)?;
-        self.revoke_session_of(&user_id.to_string(), sid, 0).await
+        self.revoke_session_of(&user_id.to_string(), sid, 0, Revocation::SessionEnded)
+            .await
     }
 
     /// Revokes every session of the user that exists now (password change, deactivation).
@@ -635,16 +664,17 @@ impl TokenService {
         self.store
             .revoke_user(&user_id.to_string(), now_ms, until)
             .await?;
+        self.metrics.revoked(Revocation::AllSessions);
         self.sessions.end_all_of(user_id, from_ms(now_ms)).await?;
         Ok(())
     }
 
-    /// The access token a refresh returns: the session's client, the (possibly narrowed) scope.
     /// Revokes every token issued to an OAuth client as itself (client credentials).
     pub async fn revoke_all_of_client(&self, client_id: &str) -> Result<(), AuthError> {
         let now_ms = self.clock.now_ms();
         let until = now_ms.div_euclid(1000) + self.policy.access_secs + self.policy.leeway_secs;
         self.store.revoke_user(client_id, now_ms, until).await?;
+        self.metrics.revoked(Revocation::ClientDeleted);
         Ok(())
     }
 
@@ -660,12 +690,13 @@ impl TokenService {
             return Err(AuthError::WrongClient);
         }
         match claims.token_type {
-            TokenType::Refresh => self.revoke_session(&claims).await,
+            TokenType::Refresh => self.revoke_session(&claims, Revocation::OAuthRevoke).await,
             TokenType::Access => {
                 let until = claims.exp + self.policy.leeway_secs;
                 self.store
                     .revoke_token(&claims.user_id, &claims.jti, until)
                     .await?;
+                self.metrics.revoked(Revocation::OAuthRevoke);
                 Ok(())
             }
         }
@@ -675,6 +706,7 @@ impl TokenService {
         &self.codec
     }
 
+    /// The access token a refresh returns: the session's client, the (possibly narrowed) scope.
     fn access_for(&self, presented: &Presented, user: &User, now: i64) -> Claims {
         let mut access = self.access_claims(user, presented.claims.sid, now);
         access.client_id.clone_from(&presented.claims.client_id);

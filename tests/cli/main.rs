@@ -437,3 +437,144 @@ async fn a_generated_key_and_a_registered_client_work_end_to_end() {
         .unwrap();
     assert!(server.wait().unwrap().success());
 }
+
+/// `jwtd serve` on a free port with `env`, stderr captured; returns it once it answers.
+async fn serve_with(dir: &Path, env: &[(&str, &str)]) -> (std::process::Child, u16) {
+    let port = free_port();
+    let server = jwtd(dir)
+        .arg("serve")
+        .env("JWTD__SERVER__BIND", format!("127.0.0.1:{port}"))
+        .envs(env.iter().copied())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "jwtd did not start listening");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (server, port)
+}
+
+fn stop(server: &mut std::process::Child) {
+    Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(server.wait().unwrap().success());
+}
+
+fn healthcheck(dir: &Path, port: u16, extra: &[&str]) -> Output {
+    jwtd(dir)
+        .arg("healthcheck")
+        .args(extra)
+        .env("JWTD__SERVER__BIND", format!("0.0.0.0:{port}"))
+        .output()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn healthcheck_exits_0_only_when_the_server_is_ready() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut ready, port) = serve_with(dir.path(), &[]).await;
+    let answer = healthcheck(dir.path(), port, &[]);
+    assert!(answer.status.success(), "{answer:?}");
+    stop(&mut ready);
+    let gone = healthcheck(dir.path(), port, &[]);
+    assert!(!gone.status.success());
+    assert!(
+        String::from_utf8_lossy(&gone.stderr).contains("cannot reach"),
+        "{gone:?}"
+    );
+
+    // Live, but its Redis is gone: not ready.
+    let closed_port = free_port().to_string();
+    let redis_url = format!("redis://127.0.0.1:{closed_port}");
+    let env = [
+        ("JWTD__REVOCATION__STORE", "redis"),
+        ("JWTD__REDIS__URL", redis_url.as_str()),
+    ];
+    let (mut degraded, port) = serve_with(dir.path(), &env).await;
+    let not_ready = healthcheck(dir.path(), port, &[]);
+    assert!(!not_ready.status.success());
+    let said = String::from_utf8_lossy(&not_ready.stderr);
+    assert!(said.contains("not ready: HTTP/1.1 503"), "{said}");
+    assert!(healthcheck(dir.path(), port, &["--live"]).status.success());
+    stop(&mut degraded);
+}
+
+#[tokio::test]
+async fn json_logs_carry_the_request_id_and_never_a_password_or_token() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(create_user(dir.path(), "dora", PASSWORD).status.success());
+    let (mut server, port) = serve_with(
+        dir.path(),
+        &[
+            ("JWTD__LOG__FORMAT", "json"),
+            ("RUST_LOG", "info,jwtd=trace"),
+        ],
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let url = |path: &str| format!("http://127.0.0.1:{port}{path}");
+    let pair: serde_json::Value = client
+        .post(url("/api/token/"))
+        .header("x-request-id", "login-req-1")
+        .json(&serde_json::json!({"username": "dora", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (access, refresh) = (
+        pair["access"].as_str().unwrap(),
+        pair["refresh"].as_str().unwrap(),
+    );
+    let wrong = serde_json::json!({"username": "dora", "password": "wrong horse battery"});
+    client
+        .post(url("/api/token/"))
+        .json(&wrong)
+        .send()
+        .await
+        .unwrap();
+    for (path, field, token) in [
+        ("/api/token/verify/", "token", access),
+        ("/api/token/refresh/", "refresh", refresh),
+        // Spent: reuse detection logs a warning.
+        ("/api/token/refresh/", "refresh", refresh),
+    ] {
+        client
+            .post(url(path))
+            .json(&serde_json::json!({ field: token }))
+            .send()
+            .await
+            .unwrap();
+    }
+    stop(&mut server);
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut server.stderr.take().unwrap(), &mut stderr).unwrap();
+
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}")))
+        .collect();
+    let in_request = |id: &str| lines.iter().filter(|line| line["span"]["id"] == id).count();
+    assert!(in_request("login-req-1") >= 1, "{stderr}");
+    let reuse = lines
+        .iter()
+        .find(|line| {
+            line["fields"]["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("reuse")
+        })
+        .unwrap_or_else(|| panic!("no reuse warning in {stderr}"));
+    assert_eq!(reuse["span"]["id"].as_str().unwrap().len(), 32, "{reuse}");
+    for secret in [PASSWORD, "wrong horse battery", access, refresh] {
+        assert!(!stderr.contains(secret), "a secret was logged: {secret}");
+    }
+    // Nor any part of a token that would let it be pieced together.
+    let signature = access.rsplit('.').next().unwrap();
+    assert!(!stderr.contains(signature));
+}

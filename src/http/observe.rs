@@ -1,0 +1,154 @@
+//! What every request leaves behind: an id on each log line written while it runs and on its
+//! response, one access-log line, and its count and latency in the metrics. Errors become the
+//! contract's JSON here, inside the request's span, where the operation is still known.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
+use std::time::Instant;
+
+use poem::http::{HeaderValue, Method};
+use poem::{Endpoint, IntoResponse, Request, Response};
+use poem_openapi::OperationId;
+use tracing::Instrument;
+
+use crate::error::{ApiError, StoreFailure};
+use crate::http::limits::RequestLimits;
+use crate::metrics::Metrics;
+
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+/// A caller's own request id is kept when it is this short and plain; otherwise one is made.
+const MAX_REQUEST_ID_CHARS: usize = 64;
+
+/// Observes one request through `next`, within `limits`.
+pub async fn observe<E: Endpoint>(
+    next: Arc<E>,
+    request: Request,
+    metrics: Arc<Metrics>,
+    limits: RequestLimits,
+) -> poem::Result<Response> {
+    let started = Instant::now();
+    let id = request_id(&request);
+    let method = method_label(request.method());
+    // The path only: a query string could carry something secret.
+    let span = tracing::info_span!(
+        "request",
+        id = %id,
+        method,
+        path = %request.uri().path()
+    );
+    let uri = request.uri().clone();
+    let (mut response, operation) = async {
+        match limits.apply(next.as_ref(), request).await {
+            Ok(response) => {
+                let operation = operation_of(response.data::<OperationId>(), uri.path());
+                (response, operation)
+            }
+            Err(err) => {
+                let operation = operation_of(err.data::<OperationId>(), uri.path());
+                (ApiError::from_poem(&err).into_response(), operation)
+            }
+        }
+    }
+    .instrument(span.clone())
+    .await;
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    metrics.request_answered(operation, method, status, elapsed);
+    if response.data::<StoreFailure>().is_some() {
+        metrics.store_failed(operation);
+    }
+    span.in_scope(|| {
+        tracing::info!(
+            target: "jwtd::access",
+            operation,
+            status,
+            micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+            "answered"
+        );
+    });
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    Ok(response)
+}
+
+/// The caller's `X-Request-Id` when it is plain (letters, digits, `-`, `_`, `.`; at most 64),
+/// so ids can follow a request through a proxy; anything else is replaced, never logged.
+fn request_id(request: &Request) -> String {
+    request
+        .header(REQUEST_ID_HEADER)
+        .filter(|id| {
+            (1..=MAX_REQUEST_ID_CHARS).contains(&id.len())
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        })
+        .map_or_else(new_request_id, str::to_owned)
+}
+
+/// 32 hex digits: this process's random 64-bit prefix, then a counter. Unique across instances
+/// without a system call per request (a random UUID costs one).
+fn new_request_id() -> String {
+    static PROCESS: LazyLock<u64> = LazyLock::new(|| uuid::Uuid::new_v4().as_u64_pair().0);
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("{:016x}{n:016x}", *PROCESS)
+}
+
+/// The OpenAPI operation, or a fixed name for the few routes outside it: never the raw path,
+/// which would give the metrics one series per probed URL.
+fn operation_of(operation: Option<&OperationId>, path: &str) -> &'static str {
+    match (operation, path) {
+        (Some(operation), _) => operation.0,
+        (None, "/metrics") => "metrics",
+        (None, "/openapi.json") => "openapi_json",
+        (None, docs) if docs.starts_with("/docs") => "swagger_ui",
+        (None, _) => "unmatched",
+    }
+}
+
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_id(id: &str) -> Request {
+        Request::builder().header(REQUEST_ID_HEADER, id).finish()
+    }
+
+    #[test]
+    fn a_plain_caller_id_is_kept_and_anything_else_replaced() {
+        assert_eq!(request_id(&with_id("edge-7f3a.2_b")), "edge-7f3a.2_b");
+        for bad in ["", "has space", "quote\"", &"x".repeat(65), "ünïcode"] {
+            let made = request_id(&with_id(bad));
+            assert_eq!(made.len(), 32, "{bad:?} gave {made:?}");
+            assert!(made.bytes().all(|b| b.is_ascii_hexdigit()));
+        }
+        assert_ne!(
+            request_id(&Request::default()),
+            request_id(&Request::default())
+        );
+    }
+
+    #[test]
+    fn routes_outside_the_spec_get_fixed_names() {
+        assert_eq!(
+            operation_of(Some(&OperationId("verify_token")), "/x"),
+            "verify_token"
+        );
+        assert_eq!(operation_of(None, "/docs/index.css"), "swagger_ui");
+        assert_eq!(operation_of(None, "/wp-admin/setup.php"), "unmatched");
+    }
+}
