@@ -40,13 +40,14 @@ pub struct CreateClient {
 
 #[derive(Debug, Args)]
 pub struct ClientRef {
-    #[arg(long)]
+    // Ids made before they were hex may start with '-': still a value, not a flag.
+    #[arg(long, allow_hyphen_values = true)]
     client_id: String,
 }
 
 #[derive(Debug, Args)]
 pub struct RotateSecret {
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     client_id: String,
     /// Print `{"client_id","client_secret"}` instead of text.
     #[arg(long)]
@@ -103,4 +104,26 @@ fn client_json(client: &Client) -> serde_json::Value {
         "created_at": client.created_at,
         "secret_rotated_at": client.secret_rotated_at,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use crate::cli::Cli;
+
+    #[test]
+    fn a_client_id_starting_with_a_hyphen_is_a_value() {
+        for command in ["rotate-secret", "delete"] {
+            let args = [
+                "jwtd",
+                "clients",
+                command,
+                "--client-id",
+                "-X8Yhid3IEgYlKhmc",
+            ];
+            let parsed = Cli::try_parse_from(args);
+            assert!(parsed.is_ok(), "{command}: {}", parsed.unwrap_err());
+        }
+    }
 }

@@ -134,7 +134,7 @@ impl ClientService {
         let now = self.now();
         let secret = random_token(32);
         let record = ClientRecord {
-            id: random_token(16),
+            id: random_id(),
             name: name.to_owned(),
             secret_hash: digest(&secret),
             grant_types: join(grants.iter().map(|g| g.as_str())),
@@ -258,6 +258,14 @@ fn random_token(bytes: usize) -> String {
     URL_SAFE_NO_PAD.encode(buffer)
 }
 
+/// 128 random bits in lowercase hex: a client id that never starts with '-' (which command
+/// lines take for a flag) and survives case-insensitive handling.
+fn random_id() -> String {
+    let mut buffer = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut buffer).expect("the system random source works");
+    buffer.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
 fn digest(secret: &str) -> String {
     Sha256::digest(secret.as_bytes())
         .iter()
@@ -282,6 +290,17 @@ mod tests {
             Err(ClientError::UnknownGrant(_))
         ));
         assert!(matches!(parse_grants(&[]), Err(ClientError::NoGrant)));
+    }
+
+    #[test]
+    fn client_ids_are_random_lowercase_hex() {
+        let (a, b) = (random_id(), random_id());
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 32);
+        assert!(
+            a.bytes()
+                .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+        );
     }
 
     #[test]

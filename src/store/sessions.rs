@@ -29,6 +29,9 @@ pub struct SessionRepository {
     db: DatabaseConnection,
     /// Refresh times not yet written: the latest per session.
     pending_touches: Arc<Mutex<HashMap<Uuid, DateTime<Utc>>>>,
+    /// Held across a whole flush: a flush that finds nothing pending must still wait for one
+    /// that took the pending times and has not committed them yet.
+    flushing: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl SessionRepository {
@@ -36,6 +39,7 @@ impl SessionRepository {
         SessionRepository {
             db,
             pending_touches: Arc::default(),
+            flushing: Arc::default(),
         }
     }
 
@@ -71,6 +75,7 @@ impl SessionRepository {
     /// Writes the recorded refresh times in one transaction. On failure they are kept (unless
     /// a newer one came meanwhile) for the next flush.
     pub async fn flush_touches(&self) -> Result<(), StoreError> {
+        let _flushing = self.flushing.lock().await;
         let touches = std::mem::take(&mut *self.pending());
         if touches.is_empty() {
             return Ok(());

@@ -104,6 +104,10 @@ impl TestApp {
         settings.server.bind = "127.0.0.1:0".into();
         // Every test logs in from 127.0.0.1; throttling tests set their own limits.
         settings.throttle.client_attempts = 10_000;
+        // Bursts of logins queue behind two hashing slots on a machine busy with other tests:
+        // tests that are not about the queue's or the request's patience must not hit either.
+        settings.password.hash_queue_timeout = Duration::from_secs(120);
+        settings.server.request_timeout = Duration::from_secs(150);
         let mut resources = Resources::default();
         let dir = tempfile::tempdir().unwrap();
         settings.database.url = sqlite_url(dir.path());
@@ -117,6 +121,9 @@ impl TestApp {
             }
             Backend::Redis => {
                 settings.revocation.store = RevocationBackend::Redis;
+                // A loaded machine may answer more slowly than production's 500 ms budget; the
+                // store-down tests keep that budget (`spawn_on_redis`).
+                settings.redis.response_timeout = Duration::from_secs(5);
                 // Tests share one Redis: per-address counters must not add up across them.
                 settings.redis.key_prefix = format!("jwtd-test-{}", uuid::Uuid::new_v4().simple());
                 settings.redis.url = match std::env::var("JWTD_TEST_REDIS_URL") {

@@ -207,7 +207,8 @@ async fn entries_live_as_long_as_their_tokens(backend: Backend) {
             .query_async(&mut connection)
             .await
             .unwrap();
-        assert!((118..=120).contains(&ttl), "ttl {ttl}");
+        // Counted down in real time since the write: allow a slow machine some seconds.
+        assert!((100..=120).contains(&ttl), "ttl {ttl}");
     } else {
         let live_sid = ids().2;
         store

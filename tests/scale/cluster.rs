@@ -153,7 +153,7 @@ impl Node {
             ])
             .args([
                 "--cluster-node-timeout",
-                "1000",
+                "3000",
                 "--save",
                 "",
                 "--appendonly",
