@@ -17,6 +17,11 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, 
         .acquire_timeout(settings.acquire_timeout)
         .connect_timeout(settings.acquire_timeout)
         .sqlx_logging(false)
+        // sqlx pings a connection on every checkout by default: a second round trip per query
+        // (on SQLite, a second hand-off to the connection's thread). Only a connection idle long
+        // enough to have been dropped (a restarted server, a proxy) is worth checking; a broken
+        // busy one fails its query, and sqlx discards it on release.
+        .test_before_acquire_if_idle_for(Duration::from_secs(1))
         // WAL lets readers (verify, refresh checks) proceed while a writer commits.
         .map_sqlx_sqlite_opts(|options| {
             options

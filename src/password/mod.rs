@@ -1,7 +1,10 @@
 //! Password hashing with argon2id on a few dedicated threads, at most one hash per thread, so
 //! logins can never starve the rest of the server; unknown users still cost a full verify.
 
+mod memory;
+
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -13,6 +16,7 @@ use argon2::{
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
 use crate::config::{Argon2Settings, PasswordSettings};
+use memory::HashMemory;
 
 pub const MIN_PASSWORD_CHARS: usize = 8;
 /// Longer passwords are refused before hashing: hashing cost must not be the attacker's choice.
@@ -103,45 +107,73 @@ impl Passwords {
         work: impl FnOnce(&mut [Block]) -> T + Send + 'static,
     ) -> Result<T, PasswordError> {
         let timeout = self.inner.queue_timeout;
+        let waiting = self.inner.threads.waiting();
         let slot = tokio::time::timeout(timeout, Arc::clone(&self.inner.slots).acquire_owned())
             .await
             .map_err(|_| PasswordError::Busy(timeout))?
             .expect("the semaphore is never closed");
-        self.inner.threads.run(slot, work).await
+        self.inner.threads.run(slot, waiting, work).await
     }
 }
 
 type Job = Box<dyn FnOnce(&mut [Block]) + Send>;
 
-/// Threads that do nothing but hash, each with its own argon2 working memory (19 MiB at the
-/// default parameters) allocated once and reused. Allocating it per hash on tokio's blocking
-/// threads left freed blocks in glibc's per-thread arenas: a burst of logins once held
-/// 300-480 MB. The threads end when `Passwords` is dropped.
+/// Threads that do nothing but hash, at most one hash each. A thread keeps its argon2 working
+/// memory (see `memory`) while more hashes are waiting, so a flood of logins maps it once, and
+/// gives it back as soon as none is: a server that is not hashing does not hold 19 MiB per
+/// thread. The threads end when `Passwords` is dropped.
 struct HashingThreads {
     jobs: mpsc::Sender<Job>,
+    shared: Arc<Shared>,
+}
+
+#[derive(Default)]
+struct Shared {
+    /// Hashes asked for and not yet started: waiting for a slot, or queued for a thread.
+    waiting: AtomicUsize,
+    /// Working memories mapped since the start, and those mapped now.
+    mapped_total: AtomicUsize,
+    mapped_now: AtomicUsize,
+}
+
+/// One waiting hash, counted in [`Shared::waiting`] until it starts or its caller gives up.
+struct Waiting(Arc<Shared>);
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.0.waiting.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl HashingThreads {
     fn start(count: usize, block_count: usize) -> Result<HashingThreads, PasswordError> {
         let (jobs, queue) = mpsc::channel::<Job>();
         let queue = Arc::new(Mutex::new(queue));
+        let shared = Arc::new(Shared::default());
         for n in 0..count {
-            let queue = Arc::clone(&queue);
+            let (queue, shared) = (Arc::clone(&queue), Arc::clone(&shared));
             std::thread::Builder::new()
                 .name(format!("jwtd-argon2-{n}"))
-                .spawn(move || hash_forever(&queue, block_count))
+                .spawn(move || hash_forever(&queue, &shared, block_count))
                 .map_err(|e| PasswordError::Hashing(format!("starting a hashing thread: {e}")))?;
         }
-        Ok(HashingThreads { jobs })
+        Ok(HashingThreads { jobs, shared })
+    }
+
+    fn waiting(&self) -> Waiting {
+        self.shared.waiting.fetch_add(1, Ordering::AcqRel);
+        Waiting(Arc::clone(&self.shared))
     }
 
     async fn run<T: Send + 'static>(
         &self,
         slot: OwnedSemaphorePermit,
+        waiting: Waiting,
         work: impl FnOnce(&mut [Block]) -> T + Send + 'static,
     ) -> Result<T, PasswordError> {
         let (answer, answered) = oneshot::channel();
         let job: Job = Box::new(move |memory| {
+            drop(waiting);
             let _ = answer.send(work(memory));
             drop(slot);
         });
@@ -151,18 +183,37 @@ impl HashingThreads {
     }
 }
 
-fn hash_forever(queue: &Mutex<Receiver<Job>>, block_count: usize) {
+fn hash_forever(queue: &Mutex<Receiver<Job>>, shared: &Shared, block_count: usize) {
     lower_own_priority();
-    let mut memory = Vec::new();
+    let mut memory: Option<HashMemory> = None;
     loop {
         let next = queue.lock().unwrap_or_else(PoisonError::into_inner).recv();
         let Ok(job) = next else { return };
-        if memory.is_empty() {
-            memory = vec![Block::default(); block_count];
+        if memory.is_none() {
+            memory = shared.map(block_count);
         }
+        // Unmapped (logged): the job is dropped unrun, its caller gets an error.
+        let Some(held) = memory.as_mut() else {
+            continue;
+        };
         // A panicking hash answers its caller with an error (its sender is dropped); the
         // thread, and its slot, stay.
-        let _ = std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut memory)));
+        let _ = std::panic::catch_unwind(AssertUnwindSafe(|| job(held.blocks())));
+        if shared.waiting.load(Ordering::Acquire) == 0 {
+            memory = None;
+            shared.mapped_now.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Shared {
+    fn map(&self, block_count: usize) -> Option<HashMemory> {
+        let mapped = HashMemory::map(block_count)
+            .inspect_err(|err| tracing::error!(error = %err, "mapping argon2 memory failed"))
+            .ok()?;
+        self.mapped_total.fetch_add(1, Ordering::Relaxed);
+        self.mapped_now.fetch_add(1, Ordering::Relaxed);
+        Some(mapped)
     }
 }
 
@@ -392,6 +443,35 @@ mod tests {
         // SAFETY: as above.
         let ours = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
         assert_eq!(nice, (ours + HASHING_NICE).min(19));
+    }
+
+    /// Waits (a real thread is releasing) until no working memory is mapped.
+    async fn until_unmapped(passwords: &Passwords) {
+        let shared = &passwords.inner.threads.shared;
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while shared.mapped_now.load(Ordering::Relaxed) > 0 {
+            assert!(std::time::Instant::now() < deadline, "memory still mapped");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn memory_is_kept_while_hashes_wait_and_given_back_after() {
+        let passwords = Passwords::new(&settings(1024)).unwrap();
+        let shared = Arc::clone(&passwords.inner.threads.shared);
+        passwords.hash("password 0".into()).await.unwrap();
+        until_unmapped(&passwords).await;
+        assert_eq!(shared.mapped_total.load(Ordering::Relaxed), 1);
+
+        // Eight at once on one slot: each hash ends with others waiting, so the memory mapped
+        // for the first serves them all, and is given back after the last.
+        let burst = (1..=8).map(|n| passwords.hash(format!("password {n}")));
+        for hashed in futures::future::join_all(burst).await {
+            hashed.unwrap();
+        }
+        until_unmapped(&passwords).await;
+        assert_eq!(shared.mapped_total.load(Ordering::Relaxed), 2);
+        assert_eq!(shared.waiting.load(Ordering::Relaxed), 0);
     }
 
     #[tokio::test]
