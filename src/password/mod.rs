@@ -467,6 +467,32 @@ mod tests {
         assert_eq!(nice, (ours + HASHING_NICE).min(19));
     }
 
+    /// Starts a job that holds a slot (and its thread) until told to end; returns once it runs.
+    async fn hold_a_slot(
+        passwords: &Passwords,
+    ) -> (
+        tokio::task::JoinHandle<Result<(), PasswordError>>,
+        std::sync::mpsc::Sender<()>,
+    ) {
+        let (started, has_started) = std::sync::mpsc::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let held = tokio::spawn({
+            let passwords = passwords.clone();
+            async move {
+                passwords
+                    .on_hashing_thread(move |_| {
+                        started.send(()).unwrap();
+                        released.recv().unwrap();
+                    })
+                    .await
+            }
+        });
+        tokio::task::spawn_blocking(move || has_started.recv().unwrap())
+            .await
+            .unwrap();
+        (held, release)
+    }
+
     /// Waits (a real thread is releasing) until no working memory is mapped.
     async fn until_unmapped(passwords: &Passwords) {
         let shared = &passwords.inner.threads.shared;
@@ -487,22 +513,7 @@ mod tests {
 
         // Eight queued on one slot behind a held job: each ends with others waiting, so the
         // memory mapped for the held job serves them all, and is given back after the last.
-        let (started, has_started) = std::sync::mpsc::channel();
-        let (release, released) = std::sync::mpsc::channel::<()>();
-        let held = tokio::spawn({
-            let passwords = passwords.clone();
-            async move {
-                passwords
-                    .on_hashing_thread(move |_| {
-                        started.send(()).unwrap();
-                        released.recv().unwrap();
-                    })
-                    .await
-            }
-        });
-        tokio::task::spawn_blocking(move || has_started.recv().unwrap())
-            .await
-            .unwrap();
+        let (held, release) = hold_a_slot(&passwords).await;
         let burst: Vec<_> = (1..=8)
             .map(|n| {
                 let passwords = passwords.clone();
@@ -529,22 +540,7 @@ mod tests {
         let mut short_queue = settings(1024);
         short_queue.hash_queue_timeout = Duration::from_millis(50);
         let passwords = Passwords::new(&short_queue).unwrap();
-        let (started, has_started) = std::sync::mpsc::channel();
-        let (release, released) = std::sync::mpsc::channel::<()>();
-        let first = tokio::spawn({
-            let passwords = passwords.clone();
-            async move {
-                passwords
-                    .on_hashing_thread(move |_| {
-                        started.send(()).unwrap();
-                        released.recv().unwrap();
-                    })
-                    .await
-            }
-        });
-        tokio::task::spawn_blocking(move || has_started.recv().unwrap())
-            .await
-            .unwrap();
+        let (first, release) = hold_a_slot(&passwords).await;
         first.abort();
         let _ = first.await;
         let waited = passwords.hash("password 1".into()).await;
