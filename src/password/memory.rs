@@ -4,7 +4,7 @@
 //! Why not a `Vec`: glibc serves a freed block of this size again from its heap rather than
 //! returning it, so memory freed after a burst of logins stayed in the process (300-480 MB once).
 //! An anonymous mapping is returned by `munmap`, always. Asking for transparent huge pages
-//! makes mapping it again cheap: about 3 ms of page faults per hash instead of 10.
+//! makes mapping it again cheap: 3-5 ms of page faults per hash instead of 10.
 
 use std::io;
 use std::ptr::NonNull;
@@ -27,9 +27,12 @@ unsafe impl Send for HashMemory {}
 
 impl HashMemory {
     pub(super) fn map(count: usize) -> io::Result<HashMemory> {
-        let len = count * size_of::<Block>();
+        let too_large = || io::Error::new(io::ErrorKind::InvalidInput, "argon2 memory too large");
+        let len = count
+            .checked_mul(size_of::<Block>())
+            .ok_or_else(too_large)?;
         // Room to start the blocks on a huge-page boundary.
-        let mapping_len = len + HUGE_PAGE;
+        let mapping_len = len.checked_add(HUGE_PAGE).ok_or_else(too_large)?;
         // SAFETY: a fresh private anonymous mapping; no existing memory is touched.
         let mapping = unsafe {
             libc::mmap(
