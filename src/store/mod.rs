@@ -17,7 +17,7 @@ pub use revocation::RevocationStore;
 
 /// A store failure. `Unavailable` (cannot reach it) fails closed with 503; `Internal` is a bug
 /// or a corrupt entry, answered 500 with a logged id.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("store unavailable: {0}")]
     Unavailable(String),

@@ -9,6 +9,7 @@ use jwtd::clock::Clock;
 use jwtd::store::RevocationStore;
 use jwtd::store::entities::revocation;
 use jwtd::store::revocation::{JtiState, RevocationEntries, SpendOutcome, SpendRecord, TokenKeys};
+use jwtd::store::sql::SqlRevocationStore;
 
 use crate::helpers::{Backend, TestApp};
 use crate::on_every_store;
@@ -17,6 +18,7 @@ on_every_store!(
     spend_is_atomic_under_real_concurrency,
     a_checked_spend_is_atomic_and_reads_the_revocations,
     revocations_are_read_back_in_one_call,
+    concurrent_lookups_each_get_their_own_entries,
     entries_live_as_long_as_their_tokens
 );
 
@@ -183,6 +185,62 @@ async fn revocations_are_read_back_in_one_call(backend: Backend) {
     );
 }
 
+/// Lookups in flight together (which the SQL store answers with shared queries) each get their
+/// own token's entries: 240 tokens of three users, with every kind of entry among them.
+async fn concurrent_lookups_each_get_their_own_entries(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    // A store of the test's own for SQL, so its query count is this test's alone.
+    let sql = (backend != Backend::Redis)
+        .then(|| SqlRevocationStore::new(app.state.db.clone(), app.clock.clone()));
+    let store: Arc<dyn RevocationStore> = match &sql {
+        Some(sql) => Arc::new(sql.clone()),
+        None => app.state.tokens.store().clone(),
+    };
+    let users = [ids().0, ids().0, ids().0];
+    let sids = [ids().0, ids().0, ids().0, ids().0];
+    let tokens: Vec<(usize, String, usize)> = (0..240).map(|i| (i % 3, ids().0, i % 4)).collect();
+    let until = app.clock.now_secs() + 60;
+    for (i, (_, jti, _)) in tokens.iter().enumerate().step_by(5) {
+        store.revoke_token(&users[i % 3], jti, until).await.unwrap();
+    }
+    store
+        .revoke_session(&users[0], &sids[1], until)
+        .await
+        .unwrap();
+    store.revoke_user(&users[1], 77, until).await.unwrap();
+    store
+        .mark_user_changed(&users[2], "v2", until)
+        .await
+        .unwrap();
+
+    let lookups = tokens.iter().map(|(user, jti, sid)| {
+        store.entries(TokenKeys {
+            user_id: &users[*user],
+            jti,
+            sid: &sids[*sid],
+        })
+    });
+    let found = futures::future::join_all(lookups).await;
+    for (i, ((user, _, sid), entries)) in tokens.iter().zip(found).enumerate() {
+        let expected = RevocationEntries {
+            jti: (i % 5 == 0).then_some(JtiState::Revoked),
+            session_revoked: (*user, *sid) == (0, 1),
+            user_revoked_before_ms: (*user == 1).then_some(77),
+            user_version: (*user == 2).then(|| "v2".into()),
+        };
+        assert_eq!(entries.unwrap(), expected, "token {i}");
+    }
+    if let Some(sql) = sql {
+        let stats = sql.lookup_stats();
+        assert_eq!(stats.lookups(), 240);
+        assert!(
+            stats.queries() <= 60,
+            "{} queries for 240 lookups in flight together",
+            stats.queries()
+        );
+    }
+}
+
 async fn entries_live_as_long_as_their_tokens(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let store = app.state.tokens.store();
@@ -221,7 +279,7 @@ async fn entries_live_as_long_as_their_tokens(backend: Backend) {
             "expired entries no longer count"
         );
         // The app's own purger may run first; either way the expired row goes and the live one stays.
-        jwtd::store::sql::SqlRevocationStore::new(app.state.db.clone(), app.clock.clone())
+        SqlRevocationStore::new(app.state.db.clone(), app.clock.clone())
             .purge_expired()
             .await
             .unwrap();

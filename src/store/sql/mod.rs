@@ -1,5 +1,8 @@
 //! The SQL revocation store (SQLite or PostgreSQL through SeaORM): the embedded default.
-//! A spend is a unique insert; expired rows are purged periodically.
+//! A spend is a unique insert; expired rows are purged periodically; concurrent lookups are
+//! read together (`lookups`).
+
+mod lookups;
 
 use std::time::Duration;
 
@@ -9,6 +12,8 @@ use sea_orm::{
     ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, TryInsertResult,
 };
 
+pub use self::lookups::LookupStats;
+use self::lookups::Lookups;
 use super::StoreError;
 use super::counters::{Counter, CounterStore};
 use super::entities::revocation::{ActiveModel, Column, Entity};
@@ -23,11 +28,20 @@ use crate::clock::SharedClock;
 pub struct SqlRevocationStore {
     db: DatabaseConnection,
     clock: SharedClock,
+    lookups: Lookups,
 }
 
 impl SqlRevocationStore {
+    /// Starts the tasks that read lookups (on the current tokio runtime); they stop when the
+    /// last clone of the store is dropped.
     pub fn new(db: DatabaseConnection, clock: SharedClock) -> SqlRevocationStore {
-        SqlRevocationStore { db, clock }
+        let lookups = Lookups::start(db.clone(), clock.clone());
+        SqlRevocationStore { db, clock, lookups }
+    }
+
+    /// How many token lookups were asked for, and how many queries answered them.
+    pub fn lookup_stats(&self) -> &LookupStats {
+        self.lookups.stats()
     }
 
     /// Deletes entries whose tokens have all expired, and ended counters; returns how many.
@@ -162,29 +176,7 @@ fn counter_row(key: &str, count: i64, until_ms: i64) -> counter::ActiveModel {
 #[async_trait]
 impl RevocationStore for SqlRevocationStore {
     async fn entries(&self, token: TokenKeys<'_>) -> Result<RevocationEntries, StoreError> {
-        let jti = jti_key(token.user_id, token.jti);
-        let session = session_key(token.user_id, token.sid);
-        let user = user_key(token.user_id);
-        let version = user_version_key(token.user_id);
-        let keys = [&jti, &session, &user, &version].map(String::as_str);
-        let rows = Entity::find()
-            .filter(Column::Key.is_in(keys))
-            .filter(Column::ExpiresAt.gte(self.clock.now_secs()))
-            .all(&self.db)
-            .await?;
-        let mut entries = RevocationEntries::default();
-        for row in rows {
-            if row.key == jti {
-                entries.jti = Some(parse_jti_state(&row.value));
-            } else if row.key == session {
-                entries.session_revoked = true;
-            } else if row.key == user {
-                entries.user_revoked_before_ms = Some(parse_user_before(&row.value));
-            } else {
-                entries.user_version = Some(row.value);
-            }
-        }
-        Ok(entries)
+        self.lookups.entries(token).await
     }
 
     async fn jti_state(&self, user_id: &str, jti: &str) -> Result<Option<JtiState>, StoreError> {
