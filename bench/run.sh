@@ -103,14 +103,16 @@ with() {
     echo "${2%\}},\"$1\":$3}"
 }
 
-# The machine's speed drifts within a run (shared cores), so every scenario is paired with a
-# reference measured just before it: the baseline server (or, for logins, the argon2 bound).
-# Sets REFERENCE to the baseline's req/s (not in a subshell: it starts a server).
+# The machine's speed drifts within a run (shared cores, other tenants), so every scenario is
+# compared with a reference measured around it: the baseline server just before and just after
+# (the after of one scenario is the before of the next), or, for logins, the argon2 bound.
+# measure_baseline sets REFERENCE (not in a subshell: it starts a server).
 measure_baseline() {
     start_baseline
     REFERENCE=$(load baseline verify --token "$(printf 'x%.0s' $(seq 1 300))" |
         python3 -c 'import json, sys; print(json.load(sys.stdin)["rps"])')
 }
+BASELINE_BEFORE= # the last baseline measured, if nothing has run since
 
 # measure CONFIG SCENARIO: one row of the table, with its reference.
 measure() {
@@ -121,11 +123,17 @@ measure() {
         start_jwtd "$config"
         row=$(CONNECTIONS=8 load "obtain $config" obtain)
         row=$(with argon2 "$row" "$bound")
+        BASELINE_BEFORE=
     else
-        measure_baseline
+        if [[ -z $BASELINE_BEFORE ]]; then
+            measure_baseline
+            BASELINE_BEFORE=$REFERENCE
+        fi
         start_jwtd "$config"
         row=$(load "$scenario $config" "$scenario")
-        row=$(with baseline_rps "$row" "$REFERENCE")
+        measure_baseline
+        row=$(with baseline_rps "$row" "[$BASELINE_BEFORE, $REFERENCE]")
+        BASELINE_BEFORE=$REFERENCE
     fi
     echo "$row" | tee -a "$RESULTS" >&2
 }
@@ -157,6 +165,7 @@ for config in "${CONFIGS[@]}"; do
     done
 done
 if selected "${ONLY_CONFIGS:-}" redis && selected "${ONLY_SCENARIOS:-}" verify; then
+    BASELINE_BEFORE= # measured again, at 256 connections
     CONNECTIONS=256 measure redis verify
 fi
 stop_server

@@ -1,6 +1,7 @@
 """Prints bench/run.sh's JSON lines as one table. Each row's rate is a ratio to the reference
-measured just before it in the same run: the baseline server, or for logins the argon2 bound;
-verify-under-obtain is compared with verify alone on the same store."""
+measured around it in the same run: the mean of the baseline server just before and just after
+it, or for logins the argon2 bound; verify-under-obtain is compared with verify alone on the
+same store."""
 
 import json
 import sys
@@ -21,7 +22,9 @@ def reference(row):
     if label.startswith("verify-under-obtain"):
         alone = verify_alone.get(label.split()[-1])
         return f"{row['rps'] / alone:.2f} x verify alone" if alone else ""
-    return f"{row['rps'] / row['baseline_rps']:.2f} x baseline ({row['baseline_rps']:.0f}/s)"
+    before, after = row["baseline_rps"]
+    mean = (before + after) / 2
+    return f"{row['rps'] / mean:.2f} x baseline ({before:.0f}/s before, {after:.0f}/s after)"
 
 
 print(f"{'scenario':<28}{'conns':>6}{'req/s':>9}{'p50 ms':>8}{'p99 ms':>8}{'errors':>7}"

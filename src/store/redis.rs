@@ -3,6 +3,9 @@
 //! newer). Every key of a user carries the user's hash tag (`{<user id>}`), so each request's
 //! keys live in one cluster slot and its pipeline is one round trip to one node.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
@@ -12,6 +15,7 @@ use tokio::sync::OnceCell;
 
 use super::StoreError;
 use super::counters::{Counter, CounterStore};
+use super::lookups::{LookupStats, Lookups, ReadEntries};
 use super::revocation::{
     JtiState, REVOKED, RevocationEntries, RevocationStore, SpendOutcome, SpendRecord, TokenKeys,
     jti_key, parse_jti_state, parse_user_before, session_key, user_key, user_version_key,
@@ -20,13 +24,21 @@ use crate::clock::SharedClock;
 use crate::config::RedisSettings;
 
 pub struct RedisRevocationStore {
+    redis: Arc<Redis>,
+    clock: SharedClock,
+    /// Concurrent lookups read with one `MGET`: on a single server only, since a cluster
+    /// cannot `MGET` keys of different users (their hash tags put them in different slots).
+    lookups: Option<Lookups>,
+}
+
+/// The connection and the key prefix, shared by the store and its lookup readers.
+struct Redis {
     target: Target,
     /// Connected on first use, so jwtd starts (and answers 503) while Redis is down; both kinds
     /// of connection reconnect by themselves afterwards (a cluster connection also follows
     /// failovers and slot moves).
     connection: OnceCell<Connection>,
     prefix: String,
-    clock: SharedClock,
 }
 
 /// What `redis.url` names: one server, or a cluster's seed nodes.
@@ -106,16 +118,7 @@ impl Target {
     }
 }
 
-impl RedisRevocationStore {
-    pub fn new(settings: &RedisSettings, clock: SharedClock) -> Result<Self, StoreError> {
-        Ok(RedisRevocationStore {
-            target: Target::from_settings(settings)?,
-            connection: OnceCell::new(),
-            prefix: format!("{}:", settings.key_prefix),
-            clock,
-        })
-    }
-
+impl Redis {
     async fn connection(&self) -> Result<Connection, StoreError> {
         let connection = self
             .connection
@@ -126,10 +129,6 @@ impl RedisRevocationStore {
 
     fn key(&self, key: String) -> String {
         format!("{}{key}", self.prefix)
-    }
-
-    fn ttl(&self, until: i64) -> i64 {
-        (until - self.clock.now_secs()).max(1)
     }
 
     /// Runs an idempotent command, once more if the connection had dropped: the manager's
@@ -146,9 +145,75 @@ impl RedisRevocationStore {
             result => Ok(result?),
         }
     }
+}
+
+/// What the lookup readers read with: one `MGET`.
+struct RedisEntries(Arc<Redis>);
+
+#[async_trait]
+impl ReadEntries for RedisEntries {
+    async fn read_entries(&self, keys: &[&str]) -> Result<HashMap<String, String>, StoreError> {
+        let mut cmd = redis::cmd("MGET");
+        for key in keys {
+            cmd.arg(format!("{}{key}", self.0.prefix));
+        }
+        let values: Vec<Option<String>> = self.0.idempotent(&cmd).await?;
+        if values.len() != keys.len() {
+            return Err(unexpected_answer("MGET", values.len()));
+        }
+        let found = keys.iter().zip(values);
+        Ok(found
+            .filter_map(|(key, value)| Some(((*key).to_owned(), value?)))
+            .collect())
+    }
+}
+
+impl RedisRevocationStore {
+    /// On a single server, starts the lookup readers (on the current tokio runtime).
+    pub fn new(settings: &RedisSettings, clock: SharedClock) -> Result<Self, StoreError> {
+        let redis = Arc::new(Redis {
+            target: Target::from_settings(settings)?,
+            connection: OnceCell::new(),
+            prefix: format!("{}:", settings.key_prefix),
+        });
+        let lookups = match redis.target {
+            Target::Single(..) => Some(Lookups::start(RedisEntries(redis.clone()))),
+            Target::Cluster(_) => None,
+        };
+        Ok(RedisRevocationStore {
+            redis,
+            clock,
+            lookups,
+        })
+    }
+
+    /// How many token lookups were asked for, and how many `MGET`s answered them (none on a
+    /// cluster, where each lookup is its own).
+    pub fn lookup_stats(&self) -> Option<&LookupStats> {
+        self.lookups.as_ref().map(Lookups::stats)
+    }
+
+    async fn connection(&self) -> Result<Connection, StoreError> {
+        self.redis.connection().await
+    }
+
+    fn key(&self, key: String) -> String {
+        self.redis.key(key)
+    }
+
+    async fn idempotent<T: redis::FromRedisValue>(
+        &self,
+        cmd: &redis::Cmd,
+    ) -> Result<T, StoreError> {
+        self.redis.idempotent(cmd).await
+    }
+
+    fn ttl(&self, until: i64) -> i64 {
+        (until - self.clock.now_secs()).max(1)
+    }
 
     fn counter_key(&self, key: &str) -> String {
-        format!("{}t:{key}", self.prefix)
+        format!("{}t:{key}", self.redis.prefix)
     }
 
     /// A counter from its value and `PTTL` (negative when the key has no expiry: `fallback_ms`).
@@ -245,6 +310,9 @@ impl CounterStore for RedisRevocationStore {
 #[async_trait]
 impl RevocationStore for RedisRevocationStore {
     async fn entries(&self, token: TokenKeys<'_>) -> Result<RevocationEntries, StoreError> {
+        if let Some(lookups) = &self.lookups {
+            return lookups.entries(token).await;
+        }
         let cmd = redis::cmd("MGET")
             .arg(self.key(jti_key(token.user_id, token.jti)))
             .arg(self.key(session_key(token.user_id, token.sid)))

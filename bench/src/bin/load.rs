@@ -66,11 +66,11 @@ async fn main() {
         .pool_max_idle_per_host(args.connections + args.background_connections)
         .build()
         .expect("an HTTP client");
-    let login = match &args.token {
-        Some(token) => json!({ "access": token }),
-        None => obtain(&client, &args)
+    let access_tokens = match &args.token {
+        Some(token) => vec![token.clone()],
+        None => access_tokens(&client, &args)
             .await
-            .expect("the bench user can log in"),
+            .expect("the bench user can log in and refresh"),
     };
     let start = Instant::now();
     let measure_from = start + Duration::from_secs(args.warmup);
@@ -88,7 +88,7 @@ async fn main() {
                     client,
                     args,
                     Scenario::Obtain,
-                    Value::Null,
+                    String::new(),
                     measure_from,
                     until,
                 )
@@ -97,10 +97,11 @@ async fn main() {
         }
     }
     let mut workers = Vec::new();
-    for _ in 0..args.connections {
-        let (client, worker_args, login) = (client.clone(), clone_args(&args), login.clone());
+    for i in 0..args.connections {
+        let access = access_tokens[i % access_tokens.len()].clone();
+        let (client, worker_args) = (client.clone(), clone_args(&args));
         workers.push(tokio::spawn(async move {
-            worker(client, worker_args, scenario, login, measure_from, until).await
+            worker(client, worker_args, scenario, access, measure_from, until).await
         }));
     }
     let mut total = Tally::default();
@@ -155,6 +156,24 @@ fn report(args: &Args, mut total: Tally, background_errors: u64) {
     println!("{row}");
 }
 
+/// An access token for each worker, all different (as many clients' would be): one login,
+/// then its refresh token rotated once per further token.
+async fn access_tokens(client: &Client, args: &Args) -> Result<Vec<String>, String> {
+    let field = |pair: &Value, name: &str| pair[name].as_str().unwrap_or_default().to_owned();
+    let mut pair = obtain(client, args).await?;
+    let mut tokens = vec![field(&pair, "access")];
+    while tokens.len() < args.connections {
+        let body = json!({"refresh": field(&pair, "refresh")});
+        pair = post(client, &args.url, "/api/token/refresh/", body)
+            .await
+            .ok()
+            .flatten()
+            .ok_or("a refresh failed")?;
+        tokens.push(field(&pair, "access"));
+    }
+    Ok(tokens)
+}
+
 /// A fresh login: `{"access","refresh"}`.
 async fn obtain(client: &Client, args: &Args) -> Result<Value, String> {
     let response = client
@@ -173,7 +192,7 @@ async fn worker(
     client: Client,
     args: Args,
     scenario: Scenario,
-    login: Value,
+    access: String,
     measure_from: Instant,
     until: Instant,
 ) -> Tally {
@@ -185,7 +204,6 @@ async fn worker(
             .unwrap_or_default(),
         _ => String::new(),
     };
-    let access = login["access"].as_str().unwrap_or_default().to_owned();
     loop {
         let sent = Instant::now();
         if sent >= until {

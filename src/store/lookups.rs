@@ -1,38 +1,45 @@
-//! Coalesced revocation lookups for the SQL store.
+//! Coalesced revocation lookups, for the stores that can read many tokens' entries at once
+//! (SQL with one `key IN (…)` query, a single Redis server with one `MGET`).
 //!
 //! Every verify reads its token's entries. As one query each, perf showed the queries
 //! themselves cheap and the hand-offs around them dear: on SQLite each query wakes the
-//! connection's worker thread and is woken back, and those wake-ups and context switches took
-//! a third of the server's time under load. So lookups queue here, and a few reader tasks
-//! each take whatever has queued (up to [`MAX_BATCH`] tokens) and read it with one
-//! `key IN (…)` query. An idle reader takes a lone lookup at once: nothing waits for a batch
-//! to fill, and batches grow only while the store is busy.
+//! connection's worker thread and is woken back, and those wake-ups took a third of the
+//! server's time under load; on Redis each command has its own framing, parsing and reply on
+//! both sides, and Redis shares the machine's cores. So lookups queue here, and a few reader
+//! tasks each take whatever has queued (up to [`MAX_BATCH`] tokens) and read it in one go. An
+//! idle reader takes a lone lookup at once: nothing waits for a batch to fill, and batches
+//! grow only while the store is busy.
 //!
-//! A lookup joins only a query that has not started, so it sees every revocation committed
-//! before it was asked for, exactly as a query of its own would.
+//! A lookup joins only a read that has not started, so it sees every revocation written
+//! before it was asked for, exactly as a read of its own would.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use async_trait::async_trait;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-use crate::clock::SharedClock;
 use crate::store::StoreError;
-use crate::store::entities::revocation::{Column, Entity, Model};
 use crate::store::revocation::{
     RevocationEntries, TokenKeys, jti_key, parse_jti_state, parse_user_before, session_key,
     user_key, user_version_key,
 };
 
-/// Tokens read by one query: 256 keys at most, well under SQLite's and PostgreSQL's limits
-/// on bound parameters.
+/// Tokens read at once: 256 keys at most, well under SQLite's and PostgreSQL's limits on
+/// bound parameters.
 const MAX_BATCH: usize = 64;
 
-/// Queries in flight at once. More than one, so a slow round trip (PostgreSQL over a network)
+/// Reads in flight at once. More than one, so a slow round trip (PostgreSQL over a network)
 /// does not hold up the lookups queued behind it; each holds one pooled connection.
 const READERS: usize = 4;
+
+/// A store's side of it: one read for many keys.
+#[async_trait]
+pub(crate) trait ReadEntries: Send + Sync + 'static {
+    /// The live entries among `keys` (sorted, no duplicates), by key.
+    async fn read_entries(&self, keys: &[&str]) -> Result<HashMap<String, String>, StoreError>;
+}
 
 /// The four keys that can revoke one token.
 struct TokenEntryKeys {
@@ -56,9 +63,9 @@ impl TokenEntryKeys {
         [&self.jti, &self.session, &self.user, &self.version].map(String::as_str)
     }
 
-    /// This token's entries among the rows a batch read.
-    fn entries_in(&self, rows: &HashMap<&str, &Model>) -> RevocationEntries {
-        let value = |key: &String| rows.get(key.as_str()).map(|row| row.value.as_str());
+    /// This token's entries among those a batch read.
+    fn entries_in(&self, found: &HashMap<String, String>) -> RevocationEntries {
+        let value = |key: &String| found.get(key).map(String::as_str);
         RevocationEntries {
             jti: value(&self.jti).map(parse_jti_state),
             session_revoked: value(&self.session).is_some(),
@@ -73,11 +80,11 @@ struct Lookup {
     reply: oneshot::Sender<Result<RevocationEntries, StoreError>>,
 }
 
-/// How much coalescing happened: lookups asked for, and the queries that answered them.
+/// How much coalescing happened: lookups asked for, and the reads that answered them.
 #[derive(Debug, Default)]
 pub struct LookupStats {
     lookups: AtomicU64,
-    queries: AtomicU64,
+    reads: AtomicU64,
 }
 
 impl LookupStats {
@@ -85,25 +92,24 @@ impl LookupStats {
         self.lookups.load(Ordering::Relaxed)
     }
 
-    pub fn queries(&self) -> u64 {
-        self.queries.load(Ordering::Relaxed)
+    pub fn reads(&self) -> u64 {
+        self.reads.load(Ordering::Relaxed)
     }
 }
 
 /// The queue of lookups; its readers run until every clone of it is dropped.
 #[derive(Clone)]
-pub(super) struct Lookups {
+pub(crate) struct Lookups {
     queue: mpsc::UnboundedSender<Lookup>,
     stats: Arc<LookupStats>,
 }
 
 impl Lookups {
     /// Starts the readers (on the current tokio runtime).
-    pub(super) fn start(db: DatabaseConnection, clock: SharedClock) -> Lookups {
+    pub(crate) fn start(store: impl ReadEntries) -> Lookups {
         let (queue, receiver) = mpsc::unbounded_channel();
         let reader = Arc::new(Reader {
-            db,
-            clock,
+            store: Box::new(store),
             queue: Mutex::new(receiver),
             stats: Arc::default(),
         });
@@ -114,7 +120,7 @@ impl Lookups {
         Lookups { queue, stats }
     }
 
-    pub(super) async fn entries(
+    pub(crate) async fn entries(
         &self,
         token: TokenKeys<'_>,
     ) -> Result<RevocationEntries, StoreError> {
@@ -128,14 +134,13 @@ impl Lookups {
         answer.await.map_err(|_| stopped())?
     }
 
-    pub(super) fn stats(&self) -> &LookupStats {
+    pub(crate) fn stats(&self) -> &LookupStats {
         &self.stats
     }
 }
 
 struct Reader {
-    db: DatabaseConnection,
-    clock: SharedClock,
+    store: Box<dyn ReadEntries>,
     queue: Mutex<mpsc::UnboundedReceiver<Lookup>>,
     stats: Arc<LookupStats>,
 }
@@ -160,37 +165,25 @@ impl Reader {
     }
 
     async fn answer(&self, batch: &mut Vec<Lookup>) {
-        let read = self.read(batch).await;
-        let rows = read.as_deref().map(by_key);
+        let found = self.read(batch).await;
         for lookup in batch.drain(..) {
-            let entries = match &rows {
-                Ok(rows) => Ok(lookup.keys.entries_in(rows)),
-                Err(err) => Err(StoreError::clone(err)),
+            let entries = match &found {
+                Ok(found) => Ok(lookup.keys.entries_in(found)),
+                Err(err) => Err(err.clone()),
             };
             // The asker may have gone (its request timed out or was dropped): nothing to do.
             let _ = lookup.reply.send(entries);
         }
     }
 
-    /// One query for every key of the batch. The key list is padded to a power of two, so
-    /// the statements the pool's connections prepare and cache are few.
-    async fn read(&self, batch: &[Lookup]) -> Result<Vec<Model>, StoreError> {
+    async fn read(&self, batch: &[Lookup]) -> Result<HashMap<String, String>, StoreError> {
         self.stats
             .lookups
             .fetch_add(batch.len() as u64, Ordering::Relaxed);
-        self.stats.queries.fetch_add(1, Ordering::Relaxed);
+        self.stats.reads.fetch_add(1, Ordering::Relaxed);
         let mut keys: Vec<&str> = batch.iter().flat_map(|l| l.keys.all()).collect();
         keys.sort_unstable();
         keys.dedup();
-        keys.resize(keys.len().next_power_of_two(), keys[0]);
-        Ok(Entity::find()
-            .filter(Column::Key.is_in(keys))
-            .filter(Column::ExpiresAt.gte(self.clock.now_secs()))
-            .all(&self.db)
-            .await?)
+        self.store.read_entries(&keys).await
     }
-}
-
-fn by_key(rows: &[Model]) -> HashMap<&str, &Model> {
-    rows.iter().map(|row| (row.key.as_str(), row)).collect()
 }

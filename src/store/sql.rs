@@ -1,9 +1,8 @@
 //! The SQL revocation store (SQLite or PostgreSQL through SeaORM): the embedded default.
 //! A spend is a unique insert; expired rows are purged periodically; concurrent lookups are
-//! read together (`lookups`).
+//! read together ([`Lookups`]).
 
-mod lookups;
-
+use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -12,12 +11,11 @@ use sea_orm::{
     ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, TryInsertResult,
 };
 
-pub use self::lookups::LookupStats;
-use self::lookups::Lookups;
 use super::StoreError;
 use super::counters::{Counter, CounterStore};
 use super::entities::revocation::{ActiveModel, Column, Entity};
 use super::entities::throttle_counter as counter;
+use super::lookups::{LookupStats, Lookups, ReadEntries};
 use super::revocation::{
     JtiState, REVOKED, RevocationEntries, RevocationStore, SpendOutcome, SpendRecord, TokenKeys,
     jti_key, parse_jti_state, parse_user_before, session_key, user_key, user_version_key,
@@ -35,7 +33,10 @@ impl SqlRevocationStore {
     /// Starts the tasks that read lookups (on the current tokio runtime); they stop when the
     /// last clone of the store is dropped.
     pub fn new(db: DatabaseConnection, clock: SharedClock) -> SqlRevocationStore {
-        let lookups = Lookups::start(db.clone(), clock.clone());
+        let lookups = Lookups::start(SqlEntries {
+            db: db.clone(),
+            clock: clock.clone(),
+        });
         SqlRevocationStore { db, clock, lookups }
     }
 
@@ -90,6 +91,31 @@ impl SqlRevocationStore {
             .one(&self.db)
             .await?;
         Ok(row.map(|row| row.value))
+    }
+}
+
+/// What the lookup readers query with.
+struct SqlEntries {
+    db: DatabaseConnection,
+    clock: SharedClock,
+}
+
+#[async_trait]
+impl ReadEntries for SqlEntries {
+    /// One query. The key list is padded to a power of two, so the statements the pool's
+    /// connections prepare and cache are few.
+    async fn read_entries(&self, keys: &[&str]) -> Result<HashMap<String, String>, StoreError> {
+        let Some(&first) = keys.first() else {
+            return Ok(HashMap::new());
+        };
+        let mut keys = keys.to_vec();
+        keys.resize(keys.len().next_power_of_two(), first);
+        let rows = Entity::find()
+            .filter(Column::Key.is_in(keys))
+            .filter(Column::ExpiresAt.gte(self.clock.now_secs()))
+            .all(&self.db)
+            .await?;
+        Ok(rows.into_iter().map(|row| (row.key, row.value)).collect())
     }
 }
 
