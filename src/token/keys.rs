@@ -51,9 +51,9 @@ pub struct SigningKey {
 
 pub struct VerifyingKey {
     pub key: DecodingKey,
-    /// Accepts exactly this key's algorithm. Claims (exp, iss, aud…) are checked by the codec
-    /// against the injected clock, so jsonwebtoken's own claim checks are all off.
-    pub validation: Validation,
+    /// The only algorithm this key verifies: a token whose header names another is refused
+    /// (no algorithm confusion).
+    pub algorithm: Algorithm,
 }
 
 /// A public key as published in the JWKS (RFC 7517): public members only, by construction.
@@ -116,7 +116,7 @@ impl KeySet {
         let kid = hmac_kid(algorithm, secret);
         let verifying = VerifyingKey {
             key: DecodingKey::from_secret(secret),
-            validation: claim_free_validation(algorithm),
+            algorithm,
         };
         Ok(KeySet {
             signing: SigningKey {
@@ -160,7 +160,7 @@ impl KeySet {
             key.jwk.kid.clone(),
             VerifyingKey {
                 key: key.decoding,
-                validation: claim_free_validation(key.algorithm),
+                algorithm: key.algorithm,
             },
         );
         self.public.push(key.jwk);
