@@ -16,8 +16,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use async_trait::async_trait;
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::store::StoreError;
@@ -29,6 +31,14 @@ use crate::store::revocation::{
 /// Tokens read at once: 256 keys at most, well under SQLite's and PostgreSQL's limits on
 /// bound parameters.
 const MAX_BATCH: usize = 64;
+
+/// Lookups waiting at most; past this the store is too far behind and a lookup fails at once
+/// (503) instead of queueing without bound.
+const MAX_QUEUED: usize = 64 * MAX_BATCH;
+
+/// A read that takes longer fails (503) and lets its reader go on: a store that stops
+/// answering mid-query (a network black hole) must not hold every verify behind it.
+const READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Reads in flight at once. More than one, so a slow round trip (PostgreSQL over a network)
 /// does not hold up the lookups queued behind it; each holds one pooled connection.
@@ -100,22 +110,27 @@ impl LookupStats {
 /// The queue of lookups; its readers run until every clone of it is dropped.
 #[derive(Clone)]
 pub(crate) struct Lookups {
-    queue: mpsc::UnboundedSender<Lookup>,
+    queue: mpsc::Sender<Lookup>,
     stats: Arc<LookupStats>,
 }
 
 impl Lookups {
     /// Starts the readers (on the current tokio runtime).
     pub(crate) fn start(store: impl ReadEntries) -> Lookups {
-        let (queue, receiver) = mpsc::unbounded_channel();
+        Lookups::start_with(store, READ_TIMEOUT)
+    }
+
+    fn start_with(store: impl ReadEntries, read_timeout: Duration) -> Lookups {
+        let (queue, receiver) = mpsc::channel(MAX_QUEUED);
         let reader = Arc::new(Reader {
             store: Box::new(store),
             queue: Mutex::new(receiver),
+            read_timeout,
             stats: Arc::default(),
         });
         let stats = reader.stats.clone();
         for _ in 0..READERS {
-            tokio::spawn(reader.clone().run());
+            tokio::spawn(supervise(reader.clone()));
         }
         Lookups { queue, stats }
     }
@@ -129,9 +144,14 @@ impl Lookups {
             keys: TokenEntryKeys::of(token),
             reply,
         };
-        let stopped = || StoreError::Unavailable("the revocation readers have stopped".into());
-        self.queue.send(lookup).map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
+        self.queue.try_send(lookup).map_err(|err| match err {
+            TrySendError::Full(_) => unavailable("too many revocation lookups queued"),
+            TrySendError::Closed(_) => unavailable("the revocation readers have stopped"),
+        })?;
+        // A dropped reply: the read panicked (its reader is replaced) or the readers stopped.
+        answer
+            .await
+            .map_err(|_| unavailable("the revocation read failed"))?
     }
 
     pub(crate) fn stats(&self) -> &LookupStats {
@@ -139,9 +159,26 @@ impl Lookups {
     }
 }
 
+fn unavailable(why: &str) -> StoreError {
+    StoreError::Unavailable(why.to_owned())
+}
+
+/// Runs a reader, and another in its place if it panics: a bug deep in a store driver must not
+/// leave lookups unanswered until a restart. Ends when the reader ends (the store was dropped)
+/// or the runtime shuts down.
+async fn supervise(reader: Arc<Reader>) {
+    while let Err(err) = tokio::spawn(reader.clone().run()).await {
+        if err.is_cancelled() {
+            return;
+        }
+        tracing::error!(error = %err, "a revocation reader panicked; starting another");
+    }
+}
+
 struct Reader {
     store: Box<dyn ReadEntries>,
-    queue: Mutex<mpsc::UnboundedReceiver<Lookup>>,
+    queue: Mutex<mpsc::Receiver<Lookup>>,
+    read_timeout: Duration,
     stats: Arc<LookupStats>,
 }
 
@@ -165,7 +202,14 @@ impl Reader {
     }
 
     async fn answer(&self, batch: &mut Vec<Lookup>) {
-        let found = self.read(batch).await;
+        // Askers that have gone (timed out, disconnected) need no read.
+        batch.retain(|lookup| !lookup.reply.is_closed());
+        if batch.is_empty() {
+            return;
+        }
+        let found = tokio::time::timeout(self.read_timeout, self.read(batch))
+            .await
+            .unwrap_or_else(|_| Err(unavailable("the revocation read timed out")));
         for lookup in batch.drain(..) {
             let entries = match &found {
                 Ok(found) => Ok(lookup.keys.entries_in(found)),
@@ -185,5 +229,57 @@ impl Reader {
         keys.sort_unstable();
         keys.dedup();
         self.store.read_entries(&keys).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// More panics than there are readers, so only replaced readers can answer after them.
+    const PANICS: u64 = READERS as u64 + 1;
+
+    /// A store read that panics `PANICS` times, then hangs once, then answers.
+    #[derive(Default)]
+    struct Faulty {
+        reads: AtomicU64,
+    }
+
+    #[async_trait]
+    impl ReadEntries for Faulty {
+        async fn read_entries(&self, _: &[&str]) -> Result<HashMap<String, String>, StoreError> {
+            let read = self.reads.fetch_add(1, Ordering::SeqCst);
+            if read < PANICS {
+                panic!("a driver bug");
+            }
+            if read == PANICS {
+                std::future::pending::<()>().await;
+            }
+            Ok(HashMap::new())
+        }
+    }
+
+    fn token() -> TokenKeys<'static> {
+        TokenKeys {
+            user_id: "u",
+            jti: "j",
+            sid: "s",
+        }
+    }
+
+    /// A panicking read and a hung read each fail their lookups with 503, and the lookups
+    /// after them are answered: the readers recover by themselves.
+    #[tokio::test]
+    async fn a_panicking_or_hung_read_fails_closed_and_the_readers_recover() {
+        let lookups = Lookups::start_with(Faulty::default(), Duration::from_millis(200));
+        for fault in 0..=PANICS {
+            let failed = lookups.entries(token()).await;
+            assert!(
+                matches!(failed, Err(StoreError::Unavailable(_))),
+                "{fault}: {failed:?}"
+            );
+        }
+        let entries = lookups.entries(token()).await.unwrap();
+        assert_eq!(entries, RevocationEntries::default());
     }
 }
