@@ -282,4 +282,44 @@ mod tests {
         let entries = lookups.entries(token()).await.unwrap();
         assert_eq!(entries, RevocationEntries::default());
     }
+
+    /// A store that never answers.
+    struct Stuck;
+
+    #[async_trait]
+    impl ReadEntries for Stuck {
+        async fn read_entries(&self, _: &[&str]) -> Result<HashMap<String, String>, StoreError> {
+            std::future::pending().await
+        }
+    }
+
+    /// Behind a stuck store the queue fills, and the next lookup fails at once with 503
+    /// instead of queueing without bound.
+    #[tokio::test]
+    async fn a_full_queue_answers_503_at_once() {
+        use futures::FutureExt;
+
+        let lookups = Lookups::start_with(Stuck, Duration::from_secs(3600));
+        let mut waiting = Vec::new();
+        let refused = loop {
+            let mut lookup = Box::pin(lookups.entries(token()));
+            match lookup.as_mut().now_or_never() {
+                None => waiting.push(lookup),
+                Some(answer) => break answer,
+            }
+            assert!(
+                waiting.len() <= MAX_QUEUED + READERS * MAX_BATCH,
+                "never refused"
+            );
+        };
+        assert!(
+            matches!(refused, Err(StoreError::Unavailable(_))),
+            "{refused:?}"
+        );
+        assert!(
+            waiting.len() >= MAX_QUEUED,
+            "refused after {}",
+            waiting.len()
+        );
+    }
 }
