@@ -1,19 +1,22 @@
 //! jwtd: a standalone, SimpleJWT-compatible token service.
 //!
-//! - [`http`]: the API (one `#[OpenApi]` struct per tag), routes and body parsing;
-//! - [`token`]: claims, keys, signing / verifying, and the obtain / refresh / verify / blacklist flows;
+//! - [`http`]: the API (one `#[OpenApi]` struct per tag), routes, body parsing, the HTTP error;
+//! - [`flows`]: login, refresh, verify and revocation, each in a room of its own;
+//! - [`token`]: claims, keys, signing and verifying;
+//! - [`accounts`], [`oauth`]: the services above the flows;
 //! - [`store`]: users (SeaORM) and the revocation store (Redis or SQL behind one trait);
-//! - [`config`], [`error`], [`password`], [`clock`]; [`cli`] for the `jwtd` command line.
+//! - [`config`], [`outage`], [`password`], [`clock`]; [`cli`] for the `jwtd` command line.
 
 pub mod accounts;
 pub mod app;
 pub mod cli;
 pub mod clock;
 pub mod config;
-pub mod error;
+pub mod flows;
 pub mod http;
 pub mod metrics;
 pub mod oauth;
+pub mod outage;
 pub mod password;
 pub mod state;
 pub mod store;

@@ -8,37 +8,39 @@ use sea_orm::DatabaseConnection;
 use crate::accounts::AccountService;
 use crate::clock::SharedClock;
 use crate::config::{ConfigError, RevocationBackend, Settings};
+use crate::flows::{FlowDeps, Flows};
 use crate::http::client_address::TrustedProxies;
 use crate::metrics::Metrics;
 use crate::oauth::{ClientService, OAuthService};
+use crate::outage::Outage;
 use crate::password::{PasswordError, Passwords};
 use crate::store::clients::ClientRepository;
 use crate::store::redis::RedisRevocationStore;
 use crate::store::sessions::SessionRepository;
 use crate::store::sql::SqlRevocationStore;
 use crate::store::users::UserRepository;
-use crate::store::{CounterStore, RevocationStore, StoreError, db};
+use crate::store::{CounterStore, RevocationStore, db};
 use crate::throttle::LoginThrottle;
 use crate::token::keys::KeyError;
-use crate::token::service::TokenStores;
-use crate::token::{KeySet, TokenCodec, TokenService};
+use crate::token::{KeySet, TokenCodec};
 
 /// How often refresh times reach the session list of other instances (and of the database).
 const SESSION_TOUCH_INTERVAL: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
+    // Each cause names what failed (a key, a URL, a setting) well enough on its own.
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
-    #[error("database: {0}")]
+    #[error(transparent)]
     Database(#[from] sea_orm::DbErr),
-    #[error("signing keys: {0}")]
+    #[error(transparent)]
     Keys(#[from] KeyError),
-    #[error("revocation store: {0}")]
-    Store(#[from] StoreError),
-    #[error("passwords: {0}")]
+    #[error(transparent)]
+    Store(#[from] Outage),
+    #[error(transparent)]
     Password(#[from] PasswordError),
-    #[error("cannot listen on {address}: {source}")]
+    #[error("cannot listen on {address}")]
     Bind {
         address: String,
         source: std::io::Error,
@@ -51,11 +53,15 @@ pub struct AppState {
     pub users: UserRepository,
     pub sessions: SessionRepository,
     pub passwords: Passwords,
-    pub tokens: Arc<TokenService>,
-    pub accounts: AccountService,
-    pub oauth: OAuthService,
+    pub revocation_store: Arc<dyn RevocationStore>,
+    pub throttle: Arc<LoginThrottle>,
+    pub codec: Arc<TokenCodec>,
+    pub flows: Flows,
+    pub accounts: Arc<AccountService>,
+    pub clients: Arc<ClientService>,
+    pub oauth: Arc<OAuthService>,
     pub clock: SharedClock,
-    pub trusted_proxies: TrustedProxies,
+    pub trusted_proxies: Arc<TrustedProxies>,
     pub metrics: Arc<Metrics>,
 }
 
@@ -69,51 +75,57 @@ impl AppState {
         let stores = stores(&settings, &db, &clock)?;
         let trusted_proxies = TrustedProxies::parse(&settings.server.trusted_proxies)
             .map_err(|e| StartupError::Config(ConfigError::Invalid(e)))?;
-        let throttle =
-            LoginThrottle::new(stores.counters, clock.clone(), settings.throttle.clone());
+        let throttle = Arc::new(LoginThrottle::new(
+            stores.counters,
+            clock.clone(),
+            settings.throttle.clone(),
+        ));
         let users = UserRepository::new(db.clone());
         let sessions = SessionRepository::new(db.clone());
         sessions.clone().spawn_touch_writer(SESSION_TOUCH_INTERVAL);
         let passwords = Passwords::new(&settings.password)?;
-        let codec = TokenCodec::new(keys, &settings.jwt, clock.clone());
+        let codec = Arc::new(TokenCodec::new(keys, &settings.jwt, clock.clone()));
         let metrics = Arc::new(Metrics::new());
-        let tokens = Arc::new(TokenService::new(
-            codec,
-            TokenStores {
-                revocation: stores.revocation,
-                users: users.clone(),
-                sessions: sessions.clone(),
-            },
-            passwords.clone(),
-            throttle,
-            clock.clone(),
-            &settings.jwt,
-            metrics.clone(),
-        ));
-        let accounts = AccountService::new(
+        let deps = FlowDeps {
+            codec: codec.clone(),
+            revocation_store: stores.revocation.clone(),
+            users: users.clone(),
+            sessions: sessions.clone(),
+            passwords: passwords.clone(),
+            throttle: throttle.clone(),
+            clock: clock.clone(),
+            metrics: metrics.clone(),
+        };
+        let flows = Flows::new(deps, &settings.jwt);
+        let accounts = Arc::new(AccountService::new(
             users.clone(),
             passwords.clone(),
-            tokens.clone(),
+            flows.revocation.clone(),
+            flows.active_users.clone(),
             clock.clone(),
             settings.users.allow_registration,
-        );
-        let clients = ClientService::new(
+        ));
+        let clients = Arc::new(ClientService::new(
             ClientRepository::new(db.clone()),
-            tokens.clone(),
+            flows.revocation.clone(),
             clock.clone(),
-        );
-        let oauth = OAuthService::new(clients, tokens.clone());
+        ));
+        let oauth = Arc::new(OAuthService::new(clients.clone(), flows.clone()));
         Ok(AppState {
             settings,
             db,
             users,
             sessions,
             passwords,
-            tokens,
+            revocation_store: stores.revocation,
+            throttle,
+            codec,
+            flows,
             accounts,
+            clients,
             oauth,
             clock,
-            trusted_proxies,
+            trusted_proxies: Arc::new(trusted_proxies),
             metrics,
         })
     }
@@ -129,7 +141,7 @@ fn stores(
     settings: &Settings,
     db: &DatabaseConnection,
     clock: &SharedClock,
-) -> Result<Stores, StoreError> {
+) -> Result<Stores, Outage> {
     Ok(match settings.revocation.store {
         RevocationBackend::Database => {
             let store = SqlRevocationStore::new(db.clone(), clock.clone());

@@ -17,15 +17,16 @@ use sha2::{Digest, Sha256};
 
 use crate::clock::SharedClock;
 use crate::config::ThrottleSettings;
+use crate::outage::Outage;
+use crate::store::CounterStore;
 use crate::store::users::normalize_username;
-use crate::store::{CounterStore, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ThrottleError {
     #[error("too many login attempts from this client; retry in {retry_after_secs}s")]
     Throttled { retry_after_secs: u64 },
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(#[from] Outage),
 }
 
 /// The counters of one account: its failures and its lock.
@@ -81,12 +82,12 @@ impl LoginThrottle {
         }
     }
 
-    pub async fn is_locked(&self, account: &AccountKeys) -> Result<bool, StoreError> {
+    pub async fn is_locked(&self, account: &AccountKeys) -> Result<bool, Outage> {
         Ok(self.counters.counter(&account.lock).await?.is_some())
     }
 
     /// Counts a failure; past the free ones, (re)locks the account for its back-off.
-    pub async fn record_failure(&self, account: &AccountKeys) -> Result<i64, StoreError> {
+    pub async fn record_failure(&self, account: &AccountKeys) -> Result<i64, Outage> {
         let window_ms = millis(self.settings.account_window);
         let failures = self
             .counters
@@ -102,7 +103,7 @@ impl LoginThrottle {
         Ok(failures)
     }
 
-    pub async fn record_success(&self, account: &AccountKeys) -> Result<(), StoreError> {
+    pub async fn record_success(&self, account: &AccountKeys) -> Result<(), Outage> {
         self.counters
             .delete_counters(&[&account.failures, &account.lock])
             .await
@@ -123,7 +124,7 @@ impl LoginThrottle {
     }
 
     /// An account's failure count (tests and operators).
-    pub async fn failures(&self, account: &AccountKeys) -> Result<i64, StoreError> {
+    pub async fn failures(&self, account: &AccountKeys) -> Result<i64, Outage> {
         let counter = self.counters.counter(&account.failures).await?;
         Ok(counter.map_or(0, |counter| counter.count))
     }

@@ -82,7 +82,7 @@ fn store_on(
         let state = jwtd::state::AppState::build(settings, Arc::new(SystemClock))
             .await
             .unwrap();
-        state.tokens.store().clone()
+        state.revocation_store.clone()
     })
 }
 

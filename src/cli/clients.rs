@@ -1,15 +1,11 @@
 //! `jwtd clients …`: register and manage OAuth 2.0 clients.
 
-use std::sync::Arc;
-
 use clap::{Args, Subcommand};
 
-use super::CliResult;
-use crate::clock::SystemClock;
+use super::{CliResult, app_state};
 use crate::config::Settings;
 use crate::oauth::Client;
 use crate::oauth::clients::ClientWithSecret;
-use crate::state::AppState;
 
 #[derive(Debug, Subcommand)]
 pub enum ClientsCommand {
@@ -55,8 +51,8 @@ pub struct RotateSecret {
 }
 
 pub async fn run(settings: Settings, command: ClientsCommand) -> CliResult {
-    let state = AppState::build(settings, Arc::new(SystemClock)).await?;
-    let clients = &state.oauth.clients;
+    let state = app_state(settings).await?;
+    let clients = &state.clients;
     match command {
         ClientsCommand::Create(args) => {
             let created = clients

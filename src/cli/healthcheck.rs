@@ -8,6 +8,8 @@ use clap::Args;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use anyhow::{Context, anyhow, bail};
+
 use super::CliResult;
 use crate::config::Settings;
 
@@ -33,21 +35,21 @@ pub async fn run(settings: &Settings, args: Healthcheck) -> CliResult {
     };
     let answer = tokio::time::timeout(args.timeout, get(address, path))
         .await
-        .map_err(|_| format!("no answer from {address}{path} within {:?}", args.timeout))?
-        .map_err(|err| format!("cannot reach {address}{path}: {err}"))?;
+        .map_err(|_| anyhow!("no answer from {address}{path} within {:?}", args.timeout))?
+        .with_context(|| format!("cannot reach {address}{path}"))?;
     let status_line = answer.lines().next().unwrap_or_default();
     if status_line.split(' ').nth(1) == Some("200") {
         return Ok(());
     }
     let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
-    Err(format!("not ready: {status_line} {body}").into())
+    bail!("not ready: {status_line} {body}")
 }
 
 /// Where to reach a server bound to `bind`: a wildcard address is reached on loopback.
-fn local_address(bind: &str) -> Result<SocketAddr, String> {
+fn local_address(bind: &str) -> anyhow::Result<SocketAddr> {
     let mut address: SocketAddr = bind
         .parse()
-        .map_err(|_| format!("server.bind {bind:?} is not an IP address and port"))?;
+        .map_err(|_| anyhow!("server.bind {bind:?} is not an IP address and port"))?;
     match address.ip() {
         IpAddr::V4(ip) if ip.is_unspecified() => address.set_ip(Ipv4Addr::LOCALHOST.into()),
         IpAddr::V6(ip) if ip.is_unspecified() => address.set_ip(Ipv6Addr::LOCALHOST.into()),

@@ -35,8 +35,8 @@ pub struct Generate {
 
 pub fn run(command: KeysCommand) -> CliResult {
     let KeysCommand::Generate(args) = command;
-    let algorithm =
-        Algorithm::from_str(&args.alg).map_err(|_| format!("unknown algorithm {:?}", args.alg))?;
+    let algorithm = Algorithm::from_str(&args.alg)
+        .map_err(|_| anyhow::anyhow!("unknown algorithm {:?}", args.alg))?;
     let pair = generate_key_pair(algorithm, args.bits)?;
     let kid = kid_of_private_key(pair.private_pem.as_bytes(), algorithm)?;
     std::fs::create_dir_all(&args.out_dir)?;

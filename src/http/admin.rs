@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use poem::web::Data;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
@@ -12,26 +11,13 @@ use uuid::Uuid;
 use super::ApiTags;
 use super::auth::BearerAuth;
 use super::body::{Fields, FromFields, JsonOrForm};
-use super::users::{NoContent, UserBody};
-use crate::accounts::MAX_EMAIL_CHARS;
-use crate::error::ApiError;
-use crate::state::AppState;
+use super::error::ApiError;
+use super::schemas::{NoContent, UserBody, UserPage};
+use crate::accounts::{AccountService, MAX_EMAIL_CHARS};
 use crate::store::users::{AdminChange, UserFilter};
 
 const DEFAULT_PAGE_SIZE: u64 = 20;
 const MAX_PAGE_SIZE: u64 = 100;
-
-/// One page of users, as DRF's page-number pagination shapes it.
-#[derive(Debug, Object)]
-pub struct UserPage {
-    /// Users matching the filters, on all pages.
-    pub count: u64,
-    #[oai(nullable)]
-    pub next: Option<String>,
-    #[oai(nullable)]
-    pub previous: Option<String>,
-    pub results: Vec<UserBody>,
-}
 
 /// What staff may change; omitted fields stay as they are. Deactivating revokes every token.
 #[derive(Debug, Object)]
@@ -64,7 +50,7 @@ fn require_staff(auth: &BearerAuth) -> Result<(), ApiError> {
 
 /// `GET /api/users/` (staff only), served from `UsersApi`: see the note on its operation.
 pub(super) async fn list_users(
-    state: &AppState,
+    accounts: &AccountService,
     auth: &BearerAuth,
     page: Option<u64>,
     page_size: Option<u64>,
@@ -78,11 +64,7 @@ pub(super) async fn list_users(
             "page must be at least 1 and page_size between 1 and {MAX_PAGE_SIZE}."
         )));
     }
-    let (users, count) = state
-        .users
-        .list(filter, page, page_size)
-        .await
-        .map_err(crate::token::service::AuthError::from)?;
+    let (users, count) = accounts.list(filter, page, page_size).await?;
     let link = |page: u64| Some(format!("/api/users/?page={page}&page_size={page_size}"));
     Ok(Json(UserPage {
         count,
@@ -96,8 +78,15 @@ pub(super) async fn list_users(
     }))
 }
 
-#[derive(Default)]
-pub struct AdminApi;
+pub struct AdminApi {
+    accounts: Arc<AccountService>,
+}
+
+impl AdminApi {
+    pub fn new(accounts: Arc<AccountService>) -> AdminApi {
+        AdminApi { accounts }
+    }
+}
 
 #[OpenApi(tag = "ApiTags::Admin")]
 impl AdminApi {
@@ -107,14 +96,9 @@ impl AdminApi {
         method = "get",
         operation_id = "admin_users_read"
     )]
-    async fn read(
-        &self,
-        state: Data<&Arc<AppState>>,
-        auth: BearerAuth,
-        id: Path<Uuid>,
-    ) -> Result<Json<UserBody>, ApiError> {
+    async fn read(&self, auth: BearerAuth, id: Path<Uuid>) -> Result<Json<UserBody>, ApiError> {
         require_staff(&auth)?;
-        Ok(Json(state.accounts.user(id.0).await?.into()))
+        Ok(Json(self.accounts.user(id.0).await?.into()))
     }
 
     /// Activate or deactivate a user, make them staff, change their email (staff only).
@@ -125,7 +109,6 @@ impl AdminApi {
     )]
     async fn update(
         &self,
-        state: Data<&Arc<AppState>>,
         auth: BearerAuth,
         id: Path<Uuid>,
         body: JsonOrForm<AdminUpdateRequest>,
@@ -141,9 +124,7 @@ impl AdminApi {
             is_staff,
             email,
         };
-        Ok(Json(
-            state.accounts.admin_update(id.0, change).await?.into(),
-        ))
+        Ok(Json(self.accounts.admin_update(id.0, change).await?.into()))
     }
 
     /// Delete a user; every token of theirs is revoked (staff only).
@@ -152,14 +133,9 @@ impl AdminApi {
         method = "delete",
         operation_id = "admin_users_delete"
     )]
-    async fn delete(
-        &self,
-        state: Data<&Arc<AppState>>,
-        auth: BearerAuth,
-        id: Path<Uuid>,
-    ) -> Result<NoContent, ApiError> {
+    async fn delete(&self, auth: BearerAuth, id: Path<Uuid>) -> Result<NoContent, ApiError> {
         require_staff(&auth)?;
-        state.accounts.delete_user(id.0).await?;
+        self.accounts.delete_user(id.0).await?;
         Ok(NoContent::Done)
     }
 }

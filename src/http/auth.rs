@@ -9,9 +9,9 @@ use poem::{Request, Result};
 use poem_openapi::registry::{MetaSecurityScheme, Registry};
 use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions};
 
-use crate::error::ApiError;
-use crate::state::AppState;
-use crate::store::users::User;
+use super::error::{ApiError, ErrorCode};
+use crate::accounts::User;
+use crate::flows::VerifyFlow;
 use crate::token::Claims;
 
 const SCHEME: &str = "BearerAuth";
@@ -46,14 +46,10 @@ impl<'a> ApiExtractor<'a> for BearerAuth {
         _: ExtractParamOptions<Self::ParamType>,
     ) -> Result<Self> {
         let token = bearer_token(request)?;
-        let state = request
-            .data::<Arc<AppState>>()
-            .expect("AppState is attached to every route");
-        let (claims, user) = state
-            .tokens
-            .authenticate(token)
-            .await
-            .map_err(ApiError::from)?;
+        let verify = request
+            .data::<Arc<VerifyFlow>>()
+            .expect("the verify flow is attached to every route");
+        let (claims, user) = verify.authenticate(token).await.map_err(ApiError::from)?;
         Ok(BearerAuth { user, claims })
     }
 }
@@ -85,13 +81,13 @@ pub(super) fn register_http_scheme(
 fn bearer_token(request: &Request) -> Result<&str, ApiError> {
     let not_provided = || {
         ApiError::unauthorized(
-            "not_authenticated",
+            ErrorCode::NotAuthenticated,
             "Authentication credentials were not provided.",
         )
     };
     let bad_header = || {
         ApiError::unauthorized(
-            "bad_authorization_header",
+            ErrorCode::BadAuthorizationHeader,
             "Authorization header must contain two space-delimited values",
         )
     };

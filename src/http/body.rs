@@ -11,7 +11,7 @@ use poem_openapi::types::Type;
 use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions};
 use serde_json::{Map, Value};
 
-use crate::error::{ApiError, OAuthApiError};
+use super::error::{ApiError, OAuthApiError};
 
 /// The largest body accepted, set on the route as request data.
 #[derive(Debug, Clone, Copy)]

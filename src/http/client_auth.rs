@@ -11,9 +11,8 @@ use poem_openapi::registry::Registry;
 use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions};
 
 use super::auth::register_http_scheme;
-use crate::error::OAuthApiError;
-use crate::oauth::{Client, OAuthError};
-use crate::state::AppState;
+use super::error::OAuthApiError;
+use crate::oauth::{Client, OAuthError, OAuthService};
 
 const SCHEME: &str = "ClientBasic";
 
@@ -79,7 +78,7 @@ impl ClientBasic {
     /// The authenticated client, from the header or from the body's fields (not both).
     pub async fn authenticate(
         self,
-        state: &AppState,
+        oauth: &OAuthService,
         client_id: Option<String>,
         client_secret: Option<String>,
     ) -> Result<Client, OAuthError> {
@@ -100,6 +99,6 @@ impl ClientBasic {
             (None, Some(id), Some(secret)) => (id, secret),
             _ => return Err(OAuthError::InvalidClient),
         };
-        state.oauth.clients.authenticate(&id, &secret).await
+        oauth.authenticate(&id, &secret).await
     }
 }

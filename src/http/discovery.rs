@@ -4,13 +4,12 @@
 use std::sync::Arc;
 
 use poem::Request;
-use poem::web::Data;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use super::ApiTags;
 use crate::oauth::GrantType;
-use crate::state::AppState;
+use crate::token::TokenCodec;
 use crate::token::keys::PublicJwk;
 
 /// A public key (RFC 7517 §4): public members only, never an HMAC secret.
@@ -84,16 +83,48 @@ pub struct ServerMetadata {
     pub service_documentation: String,
 }
 
-#[derive(Default)]
-pub struct DiscoveryApi;
+pub struct DiscoveryApi {
+    codec: Arc<TokenCodec>,
+    jwks_max_age_secs: u64,
+    /// `server.public_url`, without a trailing slash.
+    public_url: Option<String>,
+}
+
+impl DiscoveryApi {
+    pub fn new(
+        codec: Arc<TokenCodec>,
+        jwks_max_age: std::time::Duration,
+        public_url: Option<&str>,
+    ) -> DiscoveryApi {
+        DiscoveryApi {
+            codec,
+            jwks_max_age_secs: jwks_max_age.as_secs(),
+            public_url: public_url.map(|url| url.trim_end_matches('/').to_owned()),
+        }
+    }
+
+    /// `server.public_url` when configured (it should be, behind a proxy); otherwise what the
+    /// request was addressed to.
+    fn public_base_url(&self, request: &Request) -> String {
+        if let Some(url) = &self.public_url {
+            return url.clone();
+        }
+        let host = request
+            .headers()
+            .get(poem::http::header::HOST)
+            .and_then(|host| host.to_str().ok())
+            .unwrap_or("localhost");
+        format!("http://{host}")
+    }
+}
 
 #[OpenApi(tag = "ApiTags::Discovery")]
 impl DiscoveryApi {
     /// The public keys that verify jwtd's tokens (JWKS); empty for an HMAC deployment.
     #[oai(path = "/.well-known/jwks.json", method = "get", operation_id = "jwks")]
-    async fn jwks(&self, state: Data<&Arc<AppState>>) -> JwksResponse {
-        let keys = state.tokens.codec().keys().public_keys();
-        let max_age = state.settings.jwt.jwks_max_age.as_secs();
+    async fn jwks(&self) -> JwksResponse {
+        let keys = self.codec.keys().public_keys();
+        let max_age = self.jwks_max_age_secs;
         JwksResponse::Ok(
             Json(JwkSet {
                 keys: keys.iter().map(Jwk::from).collect(),
@@ -108,15 +139,10 @@ impl DiscoveryApi {
         method = "get",
         operation_id = "oauth_metadata"
     )]
-    async fn metadata(
-        &self,
-        state: Data<&Arc<AppState>>,
-        request: &Request,
-    ) -> Json<ServerMetadata> {
-        let base = public_base_url(&state, request);
-        let issuer = state
-            .tokens
-            .codec()
+    async fn metadata(&self, request: &Request) -> Json<ServerMetadata> {
+        let base = self.public_base_url(request);
+        let issuer = self
+            .codec
             .issuer()
             .map_or_else(|| base.clone(), str::to_owned);
         let auth_methods = || vec!["client_secret_basic".into(), "client_secret_post".into()];
@@ -131,22 +157,8 @@ impl DiscoveryApi {
             token_endpoint_auth_methods_supported: auth_methods(),
             revocation_endpoint_auth_methods_supported: auth_methods(),
             introspection_endpoint_auth_methods_supported: auth_methods(),
-            access_token_signing_alg_values_supported: state.tokens.codec().keys().algorithms(),
+            access_token_signing_alg_values_supported: self.codec.keys().algorithms(),
             service_documentation: format!("{base}/docs"),
         })
     }
-}
-
-/// `server.public_url` when configured (it should be, behind a proxy); otherwise what the
-/// request was addressed to.
-fn public_base_url(state: &AppState, request: &Request) -> String {
-    if let Some(url) = &state.settings.server.public_url {
-        return url.trim_end_matches('/').to_owned();
-    }
-    let host = request
-        .headers()
-        .get(poem::http::header::HOST)
-        .and_then(|host| host.to_str().ok())
-        .unwrap_or("localhost");
-    format!("http://{host}")
 }

@@ -1,16 +1,14 @@
 //! Liveness and readiness for orchestrators and load balancers.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
-use poem::web::Data;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use super::ApiTags;
-use crate::state::AppState;
-use crate::store::StoreError;
+use crate::outage::{Outage, chain};
+use crate::store::Readiness;
 
 /// `status` is `ok` or `unavailable`; `checks` names each dependency's state.
 #[derive(Debug, Object)]
@@ -31,8 +29,15 @@ pub enum ReadyResponse {
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
-#[derive(Default)]
-pub struct HealthApi;
+pub struct HealthApi {
+    readiness: Readiness,
+}
+
+impl HealthApi {
+    pub fn new(readiness: Readiness) -> HealthApi {
+        HealthApi { readiness }
+    }
+}
 
 #[OpenApi(tag = "ApiTags::Health")]
 impl HealthApi {
@@ -47,10 +52,10 @@ impl HealthApi {
 
     /// Readiness: the database and the revocation store both answer.
     #[oai(path = "/health/ready", method = "get", operation_id = "health_ready")]
-    async fn ready(&self, state: Data<&Arc<AppState>>) -> ReadyResponse {
+    async fn ready(&self) -> ReadyResponse {
         let (database, revocation) = tokio::join!(
-            checked(async { state.db.ping().await.map_err(StoreError::from) }),
-            checked(state.tokens.store().ping()),
+            checked(self.readiness.database()),
+            checked(self.readiness.revocation_store()),
         );
         let checks = BTreeMap::from([
             ("database".to_owned(), database.to_owned()),
@@ -70,11 +75,11 @@ impl HealthApi {
     }
 }
 
-async fn checked(ping: impl Future<Output = Result<(), StoreError>>) -> &'static str {
+async fn checked(ping: impl Future<Output = Result<(), Outage>>) -> &'static str {
     match tokio::time::timeout(CHECK_TIMEOUT, ping).await {
         Ok(Ok(())) => "ok",
         Ok(Err(err)) => {
-            tracing::warn!(error = %err, "readiness check failed");
+            tracing::warn!(error = %chain(&err), "readiness check failed");
             "unavailable"
         }
         Err(_) => "unavailable",

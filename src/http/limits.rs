@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use poem::{Endpoint, IntoResponse, Request, Response};
 
+use super::error::ApiError;
 use crate::config::ServerSettings;
-use crate::error::ApiError;
 
 #[derive(Debug, Clone, Copy)]
 pub struct RequestLimits {

@@ -7,10 +7,13 @@ pub mod body;
 pub mod client_address;
 pub mod client_auth;
 pub mod discovery;
+pub mod error;
 pub mod health;
 pub mod limits;
 pub mod oauth;
 pub mod observe;
+pub mod schemas;
+mod spec;
 pub mod token;
 pub mod users;
 
@@ -20,12 +23,13 @@ use poem::http::{Uri, header};
 use poem::middleware::CatchPanic;
 use poem::web::Data;
 use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route, get, handler};
-use poem_openapi::{OpenApiService, Tags};
+use poem_openapi::{OpenApi, OpenApiService, Tags};
 
-use crate::error::ApiError;
-use crate::metrics;
+use crate::metrics::{self, Metrics};
 use crate::state::AppState;
+use crate::store::Readiness;
 use body::BodyLimit;
+use error::ApiError;
 use limits::RequestLimits;
 
 #[derive(Tags)]
@@ -54,17 +58,50 @@ pub type Apis = (
     health::HealthApi,
 );
 
-/// The OpenAPI description of every operation; also what `jwtd openapi` prints.
-pub fn openapi() -> OpenApiService<Apis, ()> {
-    OpenApiService::new(Apis::default(), "jwtd", env!("CARGO_PKG_VERSION")).description(
+/// Every API, each built with the services it uses.
+fn apis(state: &AppState) -> Apis {
+    let settings = &state.settings;
+    (
+        token::TokenApi::new(&state.flows, state.trusted_proxies.clone()),
+        users::UsersApi::new(state.accounts.clone(), state.flows.revocation.clone()),
+        admin::AdminApi::new(state.accounts.clone()),
+        oauth::OAuthApi::new(
+            state.oauth.clone(),
+            settings.jwt.audience.clone(),
+            state.trusted_proxies.clone(),
+        ),
+        discovery::DiscoveryApi::new(
+            state.codec.clone(),
+            settings.jwt.jwks_max_age,
+            settings.server.public_url.as_deref(),
+        ),
+        health::HealthApi::new(Readiness::new(
+            state.db.clone(),
+            state.revocation_store.clone(),
+        )),
+    )
+}
+
+fn service<T: OpenApi>(apis: T) -> OpenApiService<T, ()> {
+    OpenApiService::new(apis, "jwtd", env!("CARGO_PKG_VERSION")).description(
         "A standalone token service: SimpleJWT's obtain / refresh / verify / blacklist, with \
              atomic refresh rotation, reuse detection and revocation that reaches access tokens.",
     )
 }
 
+/// The OpenAPI document of every operation, as `/openapi.json` serves it; what `jwtd openapi`
+/// prints, without building the services.
+pub fn openapi_spec() -> String {
+    service(spec::Described::<Apis>::new()).spec()
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("a request handler panicked")]
+struct HandlerPanicked;
+
 /// The whole HTTP application.
 pub fn routes(state: Arc<AppState>) -> impl Endpoint {
-    let api = openapi();
+    let api = service(apis(&state));
     let spec = api.spec_endpoint();
     let docs = api.swagger_ui();
     let body_limit = BodyLimit(state.settings.server.max_body_bytes);
@@ -76,22 +113,22 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
         .nest("/docs", docs)
         .at("/metrics", get(metrics_text))
         .before(|request| async move { Ok(without_api_trailing_slash(request)) })
-        .data(state)
+        .data(state.flows.verify.clone())
+        .data(state.metrics.clone())
         .data(body_limit)
         .with(
-            CatchPanic::new().with_handler(|_| {
-                ApiError::internal(&"a request handler panicked").into_response()
-            }),
+            CatchPanic::new()
+                .with_handler(|_| ApiError::internal(&HandlerPanicked).into_response()),
         )
         .around(move |next, request| observe::observe(next, request, metrics.clone(), limits))
 }
 
 /// `GET /metrics`: Prometheus scrapes this (OpenMetrics text).
 #[handler]
-fn metrics_text(state: Data<&Arc<AppState>>) -> Response {
+fn metrics_text(metrics: Data<&Arc<Metrics>>) -> Response {
     Response::builder()
         .header(header::CONTENT_TYPE, metrics::CONTENT_TYPE)
-        .body(state.metrics.render())
+        .body(metrics.render())
 }
 
 /// SimpleJWT's paths end in a slash, which poem-openapi routes without: `/api/token/` and
@@ -117,7 +154,7 @@ mod tests {
     /// would hide the other's operations from every client of the spec.
     #[test]
     fn every_path_appears_once_in_the_spec_with_all_its_operations() {
-        let text = super::openapi().spec();
+        let text = super::openapi_spec();
         let spec: serde_json::Value = serde_json::from_str(&text).unwrap();
         for path in spec["paths"].as_object().unwrap().keys() {
             let key_line = format!("    \"{path}\": {{");

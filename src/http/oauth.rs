@@ -4,17 +4,16 @@
 use std::sync::Arc;
 
 use poem::Request;
-use poem::web::Data;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use super::ApiTags;
 use super::body::{Fields, FromFields, OAuthParams};
+use super::client_address::TrustedProxies;
 use super::client_auth::ClientBasic;
+use super::error::OAuthApiError;
 use super::token::login_context;
-use crate::error::OAuthApiError;
-use crate::oauth::{OAuthError, TokenGrant};
-use crate::state::AppState;
+use crate::oauth::{OAuthError, OAuthService, TokenGrant};
 use crate::token::{Claims, TokenType};
 
 const NO_STORE: &str = "no-store";
@@ -240,8 +239,26 @@ pub enum RevokeResponse {
     Ok,
 }
 
-#[derive(Default)]
-pub struct OAuthApi;
+pub struct OAuthApi {
+    oauth: Arc<OAuthService>,
+    /// The `aud` introspection reports for tokens that carry none.
+    audience: Option<String>,
+    proxies: Arc<TrustedProxies>,
+}
+
+impl OAuthApi {
+    pub fn new(
+        oauth: Arc<OAuthService>,
+        audience: Option<String>,
+        proxies: Arc<TrustedProxies>,
+    ) -> OAuthApi {
+        OAuthApi {
+            oauth,
+            audience,
+            proxies,
+        }
+    }
+}
 
 #[OpenApi(tag = "ApiTags::OAuth")]
 impl OAuthApi {
@@ -249,20 +266,21 @@ impl OAuthApi {
     #[oai(path = "/oauth/token", method = "post", operation_id = "oauth_token")]
     async fn token(
         &self,
-        state: Data<&Arc<AppState>>,
         request: &Request,
         auth: ClientBasic,
         body: OAuthParams<TokenRequest>,
     ) -> Result<TokenResponse, OAuthApiError> {
         let mut params = body.0;
         let client = auth
-            .authenticate(&state, params.client_id.take(), params.client_secret.take())
+            .authenticate(
+                &self.oauth,
+                params.client_id.take(),
+                params.client_secret.take(),
+            )
             .await?;
         let grant = params.into_grant()?;
-        let issued = state
-            .oauth
-            .token(&client, grant, login_context(request, &state))
-            .await?;
+        let context = login_context(request, &self.proxies);
+        let issued = self.oauth.token(&client, grant, context).await?;
         let body = TokenResponseBody {
             access_token: issued.access_token,
             token_type: "Bearer".into(),
@@ -281,15 +299,18 @@ impl OAuthApi {
     #[oai(path = "/oauth/revoke", method = "post", operation_id = "oauth_revoke")]
     async fn revoke(
         &self,
-        state: Data<&Arc<AppState>>,
         auth: ClientBasic,
         body: OAuthParams<TokenParams>,
     ) -> Result<RevokeResponse, OAuthApiError> {
         let mut params = body.0;
         let client = auth
-            .authenticate(&state, params.client_id.take(), params.client_secret.take())
+            .authenticate(
+                &self.oauth,
+                params.client_id.take(),
+                params.client_secret.take(),
+            )
             .await?;
-        state.oauth.revoke(&client, params.token()?).await?;
+        self.oauth.revoke(&client, params.token()?).await?;
         Ok(RevokeResponse::Ok)
     }
 
@@ -301,15 +322,18 @@ impl OAuthApi {
     )]
     async fn introspect(
         &self,
-        state: Data<&Arc<AppState>>,
         auth: ClientBasic,
         body: OAuthParams<TokenParams>,
     ) -> Result<IntrospectionResponse, OAuthApiError> {
         let mut params = body.0;
-        auth.authenticate(&state, params.client_id.take(), params.client_secret.take())
-            .await?;
-        let body = match state.oauth.introspect(params.token()?).await? {
-            Some(claims) => IntrospectionBody::of(claims, state.tokens.codec().audience()),
+        auth.authenticate(
+            &self.oauth,
+            params.client_id.take(),
+            params.client_secret.take(),
+        )
+        .await?;
+        let body = match self.oauth.introspect(params.token()?).await? {
+            Some(claims) => IntrospectionBody::of(claims, self.audience.as_deref()),
             None => IntrospectionBody::default(),
         };
         Ok(IntrospectionResponse::Ok(Json(body), NO_STORE.into()))

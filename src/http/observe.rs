@@ -11,7 +11,7 @@ use poem::{Endpoint, IntoResponse, Request, Response};
 use poem_openapi::OperationId;
 use tracing::Instrument;
 
-use crate::error::{ApiError, StoreFailure};
+use super::error::{ApiError, StoreFailure};
 use crate::http::limits::RequestLimits;
 use crate::metrics::Metrics;
 

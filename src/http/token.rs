@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use poem::Request;
-use poem::web::Data;
 use poem_openapi::payload::Json;
 use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Object, OpenApi};
@@ -11,11 +10,12 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use super::ApiTags;
 use super::auth::BearerAuth;
 use super::body::{Fields, FromFields, JsonOrForm};
-use super::users::NoContent;
+use super::client_address::TrustedProxies;
+use super::error::ApiError;
+use super::schemas::{EmptyBody, NoContent};
 use crate::accounts::MAX_USERNAME_CHARS;
-use crate::error::ApiError;
+use crate::flows::{Flows, LoginFlow, RefreshFlow, RevocationFlow, VerifyFlow};
 use crate::password::MAX_PASSWORD_CHARS;
-use crate::state::AppState;
 use crate::store::sessions::LoginContext;
 
 const NO_STORE: &str = "no-store";
@@ -109,10 +109,6 @@ pub struct RefreshBody {
     pub refresh: Option<String>,
 }
 
-/// An empty object, SimpleJWT's answer to verify and blacklist.
-#[derive(Debug, Object)]
-pub struct EmptyBody {}
-
 #[derive(ApiResponse)]
 pub enum TokenPairResponse {
     /// The token pair.
@@ -134,8 +130,25 @@ pub enum EmptyResponse {
     Ok(Json<EmptyBody>),
 }
 
-#[derive(Default)]
-pub struct TokenApi;
+pub struct TokenApi {
+    login: Arc<LoginFlow>,
+    refresh: Arc<RefreshFlow>,
+    verify: Arc<VerifyFlow>,
+    revocation: Arc<RevocationFlow>,
+    proxies: Arc<TrustedProxies>,
+}
+
+impl TokenApi {
+    pub fn new(flows: &Flows, proxies: Arc<TrustedProxies>) -> TokenApi {
+        TokenApi {
+            login: flows.login.clone(),
+            refresh: flows.refresh.clone(),
+            verify: flows.verify.clone(),
+            revocation: flows.revocation.clone(),
+            proxies,
+        }
+    }
+}
 
 #[OpenApi(tag = "ApiTags::Token")]
 impl TokenApi {
@@ -143,15 +156,12 @@ impl TokenApi {
     #[oai(path = "/api/token/", method = "post", operation_id = "token_obtain")]
     async fn obtain(
         &self,
-        state: Data<&Arc<AppState>>,
         request: &Request,
         body: JsonOrForm<ObtainRequest>,
     ) -> Result<TokenPairResponse, ApiError> {
         let ObtainRequest { username, password } = body.0;
-        let pair = state
-            .tokens
-            .obtain(&username, password, login_context(request, &state))
-            .await?;
+        let context = login_context(request, &self.proxies);
+        let pair = self.login.obtain(&username, password, context).await?;
         let body = TokenPairBody {
             access: pair.access,
             refresh: pair.refresh,
@@ -165,12 +175,8 @@ impl TokenApi {
         method = "post",
         operation_id = "token_refresh"
     )]
-    async fn refresh(
-        &self,
-        state: Data<&Arc<AppState>>,
-        body: JsonOrForm<RefreshRequest>,
-    ) -> Result<RefreshResponse, ApiError> {
-        let refreshed = state.tokens.refresh(&body.0.refresh).await?;
+    async fn refresh(&self, body: JsonOrForm<RefreshRequest>) -> Result<RefreshResponse, ApiError> {
+        let refreshed = self.refresh.refresh(&body.0.refresh).await?;
         let body = RefreshBody {
             access: refreshed.access,
             refresh: refreshed.refresh,
@@ -184,12 +190,8 @@ impl TokenApi {
         method = "post",
         operation_id = "token_verify"
     )]
-    async fn verify(
-        &self,
-        state: Data<&Arc<AppState>>,
-        body: JsonOrForm<VerifyRequest>,
-    ) -> Result<EmptyResponse, ApiError> {
-        state.tokens.verify(&body.0.token).await?;
+    async fn verify(&self, body: JsonOrForm<VerifyRequest>) -> Result<EmptyResponse, ApiError> {
+        self.verify.verify(&body.0.token).await?;
         Ok(EmptyResponse::Ok(Json(EmptyBody {})))
     }
 
@@ -199,12 +201,8 @@ impl TokenApi {
         method = "post",
         operation_id = "token_logout_all"
     )]
-    async fn logout_all(
-        &self,
-        state: Data<&Arc<AppState>>,
-        auth: BearerAuth,
-    ) -> Result<NoContent, ApiError> {
-        state.tokens.revoke_all_of_user(auth.user.id).await?;
+    async fn logout_all(&self, auth: BearerAuth) -> Result<NoContent, ApiError> {
+        self.revocation.revoke_all_of_user(auth.user.id).await?;
         Ok(NoContent::Done)
     }
 
@@ -214,25 +212,21 @@ impl TokenApi {
         method = "post",
         operation_id = "token_blacklist"
     )]
-    async fn blacklist(
-        &self,
-        state: Data<&Arc<AppState>>,
-        body: JsonOrForm<RefreshRequest>,
-    ) -> Result<EmptyResponse, ApiError> {
-        state.tokens.blacklist(&body.0.refresh).await?;
+    async fn blacklist(&self, body: JsonOrForm<RefreshRequest>) -> Result<EmptyResponse, ApiError> {
+        self.revocation.blacklist(&body.0.refresh).await?;
         Ok(EmptyResponse::Ok(Json(EmptyBody {})))
     }
 }
 
 /// The user agent and peer address of a login, for the user's session list.
-pub(super) fn login_context(request: &Request, state: &AppState) -> LoginContext {
+pub(super) fn login_context(request: &Request, proxies: &TrustedProxies) -> LoginContext {
     let user_agent = request
         .headers()
         .get(poem::http::header::USER_AGENT)
         .and_then(|value| value.to_str().ok())
         .unwrap_or_default()
         .to_owned();
-    let client_address = state.trusted_proxies.client_of(request);
+    let client_address = proxies.client_of(request);
     LoginContext {
         user_agent,
         client_address,

@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use poem::web::Data;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::types::Example;
@@ -11,42 +10,15 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use uuid::Uuid;
 
 use super::ApiTags;
-use super::admin::{self, UserPage};
+use super::admin::list_users;
 use super::auth::BearerAuth;
 use super::body::{Fields, FromFields, JsonOrForm};
-use crate::accounts::{MAX_EMAIL_CHARS, MAX_USERNAME_CHARS, Registration};
-use crate::error::ApiError;
+use super::error::ApiError;
+use super::schemas::{NoContent, UserBody, UserPage};
+use crate::accounts::{AccountService, MAX_EMAIL_CHARS, MAX_USERNAME_CHARS, NewAccount};
+use crate::flows::RevocationFlow;
 use crate::password::MAX_PASSWORD_CHARS;
-use crate::state::AppState;
-use crate::store::users::UserFilter;
-use crate::store::users::{ProfileChange, User};
-
-/// A user as the API shows it: never the password hash.
-#[derive(Debug, Object)]
-pub struct UserBody {
-    pub id: Uuid,
-    pub username: String,
-    pub email: String,
-    pub is_active: bool,
-    pub is_staff: bool,
-    pub date_joined: DateTime<Utc>,
-    #[oai(nullable)]
-    pub last_login: Option<DateTime<Utc>>,
-}
-
-impl From<User> for UserBody {
-    fn from(user: User) -> UserBody {
-        UserBody {
-            id: user.id,
-            username: user.username,
-            email: user.email,
-            is_active: user.is_active,
-            is_staff: user.is_staff,
-            date_joined: user.date_joined,
-            last_login: user.last_login,
-        }
-    }
-}
+use crate::store::users::{ProfileChange, UserFilter};
 
 /// A new account. `email` may be omitted or blank.
 #[derive(Debug, Object)]
@@ -136,13 +108,6 @@ pub enum CreatedUser {
     Created(Json<UserBody>),
 }
 
-#[derive(ApiResponse)]
-pub enum NoContent {
-    /// Done.
-    #[oai(status = 204)]
-    Done,
-}
-
 /// A login session of the current user.
 #[derive(Debug, Object)]
 pub struct SessionBody {
@@ -158,8 +123,19 @@ pub struct SessionBody {
     pub current: bool,
 }
 
-#[derive(Default)]
-pub struct UsersApi;
+pub struct UsersApi {
+    accounts: Arc<AccountService>,
+    revocation: Arc<RevocationFlow>,
+}
+
+impl UsersApi {
+    pub fn new(accounts: Arc<AccountService>, revocation: Arc<RevocationFlow>) -> UsersApi {
+        UsersApi {
+            accounts,
+            revocation,
+        }
+    }
+}
 
 #[OpenApi]
 impl UsersApi {
@@ -175,7 +151,6 @@ impl UsersApi {
     )]
     async fn list(
         &self,
-        state: Data<&Arc<AppState>>,
         auth: BearerAuth,
         page: Query<Option<u64>>,
         page_size: Query<Option<u64>>,
@@ -188,7 +163,7 @@ impl UsersApi {
             email: email.0,
             is_active: is_active.0,
         };
-        admin::list_users(&state, &auth, page.0, page_size.0, filter).await
+        list_users(&self.accounts, &auth, page.0, page_size.0, filter).await
     }
 
     /// Register a new account (when `users.allow_registration` is on).
@@ -198,22 +173,19 @@ impl UsersApi {
         operation_id = "users_register",
         tag = "ApiTags::Users"
     )]
-    async fn register(
-        &self,
-        state: Data<&Arc<AppState>>,
-        body: JsonOrForm<RegisterRequest>,
-    ) -> Result<CreatedUser, ApiError> {
+    async fn register(&self, body: JsonOrForm<RegisterRequest>) -> Result<CreatedUser, ApiError> {
         let RegisterRequest {
             username,
             email,
             password,
         } = body.0;
-        let registration = Registration {
+        let account = NewAccount {
             username,
             email: email.unwrap_or_default(),
             password,
+            is_staff: false,
         };
-        let user = state.accounts.register(registration).await?;
+        let user = self.accounts.register(account).await?;
         Ok(CreatedUser::Created(Json(user.into())))
     }
 
@@ -237,7 +209,6 @@ impl UsersApi {
     )]
     async fn update_me(
         &self,
-        state: Data<&Arc<AppState>>,
         auth: BearerAuth,
         body: JsonOrForm<UpdateMeRequest>,
     ) -> Result<Json<UserBody>, ApiError> {
@@ -245,7 +216,7 @@ impl UsersApi {
             username: body.0.username,
             email: body.0.email,
         };
-        let user = state.accounts.update_profile(&auth.user, change).await?;
+        let user = self.accounts.update_profile(&auth.user, change).await?;
         Ok(Json(user.into()))
     }
 
@@ -256,13 +227,9 @@ impl UsersApi {
         operation_id = "users_me_sessions",
         tag = "ApiTags::Users"
     )]
-    async fn sessions(
-        &self,
-        state: Data<&Arc<AppState>>,
-        auth: BearerAuth,
-    ) -> Result<Json<Vec<SessionBody>>, ApiError> {
+    async fn sessions(&self, auth: BearerAuth) -> Result<Json<Vec<SessionBody>>, ApiError> {
         let current = auth.claims.sid.uuid();
-        let sessions = state.tokens.sessions_of(auth.user.id).await?;
+        let sessions = self.revocation.sessions_of(auth.user.id).await?;
         let bodies = sessions
             .into_iter()
             .map(|s| SessionBody {
@@ -285,13 +252,8 @@ impl UsersApi {
         operation_id = "users_me_session_end",
         tag = "ApiTags::Users"
     )]
-    async fn end_session(
-        &self,
-        state: Data<&Arc<AppState>>,
-        auth: BearerAuth,
-        sid: Path<Uuid>,
-    ) -> Result<NoContent, ApiError> {
-        state.tokens.end_session_of(auth.user.id, sid.0).await?;
+    async fn end_session(&self, auth: BearerAuth, sid: Path<Uuid>) -> Result<NoContent, ApiError> {
+        self.revocation.end_session_of(auth.user.id, sid.0).await?;
         Ok(NoContent::Done)
     }
 
@@ -304,7 +266,6 @@ impl UsersApi {
     )]
     async fn change_password(
         &self,
-        state: Data<&Arc<AppState>>,
         auth: BearerAuth,
         body: JsonOrForm<PasswordChangeRequest>,
     ) -> Result<NoContent, ApiError> {
@@ -312,8 +273,7 @@ impl UsersApi {
             current_password,
             new_password,
         } = body.0;
-        state
-            .accounts
+        self.accounts
             .change_password(&auth.user, current_password, new_password)
             .await?;
         Ok(NoContent::Done)

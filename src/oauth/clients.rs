@@ -15,11 +15,10 @@ use sha2::{Digest, Sha256};
 
 use super::error::OAuthError;
 use crate::clock::SharedClock;
-use crate::store::StoreError;
+use crate::flows::{AuthError, RevocationFlow};
+use crate::outage::Outage;
 use crate::store::clients::{ClientRecord, ClientRepository};
-use crate::token::TokenService;
 use crate::token::scope::{InvalidScope, Scope};
-use crate::token::service::AuthError;
 
 /// The grants of RFC 6749 that jwtd serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,27 +92,27 @@ pub enum ClientError {
     #[error("no client with id {0:?}")]
     NotFound(String),
     #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("revoking the client's tokens failed: {0}")]
+    Store(#[from] Outage),
+    #[error("revoking the client's tokens failed")]
     Revocation(#[from] AuthError),
 }
 
 #[derive(Clone)]
 pub struct ClientService {
     repository: ClientRepository,
-    tokens: Arc<TokenService>,
+    revocation: Arc<RevocationFlow>,
     clock: SharedClock,
 }
 
 impl ClientService {
     pub fn new(
         repository: ClientRepository,
-        tokens: Arc<TokenService>,
+        revocation: Arc<RevocationFlow>,
         clock: SharedClock,
     ) -> ClientService {
         ClientService {
             repository,
-            tokens,
+            revocation,
             clock,
         }
     }
@@ -164,7 +163,7 @@ impl ClientService {
             return Err(ClientError::NotFound(id.to_owned()));
         }
         // Revoke first: a failure leaves a client that still exists, never live orphan tokens.
-        self.tokens.revoke_all_of_client(id).await?;
+        self.revocation.revoke_all_of_client(id).await?;
         self.repository.delete(id).await?;
         Ok(())
     }
@@ -199,9 +198,7 @@ impl ClientService {
             .map_or_else(|| digest(""), |r| r.secret_hash.clone());
         let matches = constant_time_eq(digest(secret).as_bytes(), expected.as_bytes());
         match record {
-            Some(record) if matches => {
-                client_of(record).map_err(|e| OAuthError::Internal(e.to_string()))
-            }
+            Some(record) if matches => Ok(client_of(record)?),
             _ => Err(OAuthError::InvalidClient),
         }
     }
@@ -229,8 +226,8 @@ fn parse_grants(grants: &[String]) -> Result<Vec<GrantType>, ClientError> {
     Ok(parsed)
 }
 
-fn client_of(record: ClientRecord) -> Result<Client, StoreError> {
-    let corrupt = || StoreError::Internal(format!("client {} has a corrupt row", record.id));
+fn client_of(record: ClientRecord) -> Result<Client, Outage> {
+    let corrupt = || Outage::internal(format!("client {} has a corrupt row", record.id));
     let grants = record
         .grant_types
         .split(' ')

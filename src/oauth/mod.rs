@@ -1,6 +1,6 @@
 //! OAuth 2.0 "lite": the token endpoint's grants (RFC 6749 password, refresh_token,
 //! client_credentials), revocation (RFC 7009) and introspection (RFC 7662) for registered
-//! clients, on top of the same token service, rotation and revocation as the SimpleJWT API.
+//! clients, on top of the same flows, rotation and revocation as the SimpleJWT API.
 
 pub mod clients;
 pub mod error;
@@ -10,9 +10,9 @@ use std::sync::Arc;
 pub use clients::{Client, ClientService, GrantType};
 pub use error::OAuthError;
 
+use crate::flows::{AuthError, ClientGrant, Flows, RefreshBy};
 use crate::store::sessions::LoginContext;
-use crate::token::service::{AuthError, ClientGrant, RefreshBy};
-use crate::token::{Claims, Scope, TokenError, TokenService};
+use crate::token::{Claims, Scope, TokenError};
 
 /// What a client asks the token endpoint for, its parameters already checked for presence.
 #[derive(Debug)]
@@ -51,13 +51,18 @@ pub struct IssuedTokens {
 }
 
 pub struct OAuthService {
-    pub clients: ClientService,
-    tokens: Arc<TokenService>,
+    clients: Arc<ClientService>,
+    flows: Flows,
 }
 
 impl OAuthService {
-    pub fn new(clients: ClientService, tokens: Arc<TokenService>) -> OAuthService {
-        OAuthService { clients, tokens }
+    pub fn new(clients: Arc<ClientService>, flows: Flows) -> OAuthService {
+        OAuthService { clients, flows }
+    }
+
+    /// The client whose id and secret these are; anything else is `invalid_client`.
+    pub async fn authenticate(&self, id: &str, secret: &str) -> Result<Client, OAuthError> {
+        self.clients.authenticate(id, secret).await
     }
 
     /// Runs a grant for an authenticated client.
@@ -85,7 +90,8 @@ impl OAuthService {
                     scope: scope.clone(),
                 };
                 let pair = self
-                    .tokens
+                    .flows
+                    .login
                     .obtain_for(&username, password, context, Some(grant))
                     .await?;
                 Ok(IssuedTokens {
@@ -105,7 +111,7 @@ impl OAuthService {
                     allowed: &client.scope,
                     requested: requested.as_ref(),
                 };
-                let refreshed = self.tokens.refresh_by(&refresh_token, by).await?;
+                let refreshed = self.flows.refresh.refresh_by(&refresh_token, by).await?;
                 Ok(IssuedTokens {
                     access_token: refreshed.access,
                     refresh_token: refreshed.refresh,
@@ -115,7 +121,11 @@ impl OAuthService {
             }
             TokenGrant::ClientCredentials { scope } => {
                 let scope = granted_scope(client, scope.as_deref())?;
-                let token = self.tokens.issue_to_client(&client.id, &scope).await?;
+                let token = self
+                    .flows
+                    .client_credentials
+                    .issue(&client.id, &scope)
+                    .await?;
                 Ok(IssuedTokens {
                     access_token: token.access,
                     refresh_token: None,
@@ -128,7 +138,12 @@ impl OAuthService {
 
     /// RFC 7009. `token_type_hint` is not needed: the token says what it is.
     pub async fn revoke(&self, client: &Client, token: &str) -> Result<(), OAuthError> {
-        match self.tokens.revoke_by_client(token, &client.id).await {
+        match self
+            .flows
+            .revocation
+            .revoke_by_client(token, &client.id)
+            .await
+        {
             Ok(()) => Ok(()),
             Err(AuthError::WrongClient) => Err(OAuthError::UnauthorizedClient(
                 "The token was not issued to this client".into(),
@@ -140,7 +155,7 @@ impl OAuthService {
     /// RFC 7662: the claims of a live, unrevoked token, or `None` for any token that is not
     /// (the answer must not say why). A store that cannot be reached is an error, not "inactive".
     pub async fn introspect(&self, token: &str) -> Result<Option<Claims>, OAuthError> {
-        match self.tokens.verify(token).await {
+        match self.flows.verify.verify(token).await {
             Ok(claims) => Ok(Some(claims)),
             Err(AuthError::Token(TokenError::Invalid | TokenError::Expired))
             | Err(AuthError::Token(TokenError::Blacklisted | TokenError::WrongType)) => Ok(None),

@@ -15,6 +15,7 @@ use argon2::{
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
 use crate::config::{Argon2Settings, PasswordSettings};
+use crate::outage::Outage;
 use memory::HashMemory;
 
 pub const MIN_PASSWORD_CHARS: usize = 8;
@@ -33,6 +34,16 @@ pub enum PasswordError {
     Busy(Duration),
     #[error("argon2: {0}")]
     Hashing(String),
+}
+
+/// A busy queue is a flood of hashes (503), anything else a failure of ours (500).
+impl From<PasswordError> for Outage {
+    fn from(err: PasswordError) -> Outage {
+        match err {
+            PasswordError::Busy(_) => Outage::busy(err),
+            PasswordError::Hashing(_) => Outage::internal(err),
+        }
+    }
 }
 
 /// The result of checking a password.

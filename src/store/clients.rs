@@ -7,8 +7,8 @@ use sea_orm::{
     QueryOrder,
 };
 
-use super::StoreError;
 use super::entities::oauth_client::{ActiveModel, Column, Entity, Model};
+use crate::outage::Outage;
 
 pub type ClientRecord = Model;
 
@@ -22,7 +22,7 @@ impl ClientRepository {
         ClientRepository { db }
     }
 
-    pub async fn create(&self, record: ClientRecord) -> Result<(), StoreError> {
+    pub async fn create(&self, record: ClientRecord) -> Result<(), Outage> {
         ActiveModel {
             id: Set(record.id),
             name: Set(record.name),
@@ -37,11 +37,11 @@ impl ClientRepository {
         Ok(())
     }
 
-    pub async fn find(&self, id: &str) -> Result<Option<ClientRecord>, StoreError> {
+    pub async fn find(&self, id: &str) -> Result<Option<ClientRecord>, Outage> {
         Ok(Entity::find_by_id(id.to_owned()).one(&self.db).await?)
     }
 
-    pub async fn list(&self) -> Result<Vec<ClientRecord>, StoreError> {
+    pub async fn list(&self) -> Result<Vec<ClientRecord>, Outage> {
         Ok(Entity::find()
             .order_by_asc(Column::CreatedAt)
             .order_by_asc(Column::Id)
@@ -50,7 +50,7 @@ impl ClientRepository {
     }
 
     /// Whether a client was deleted.
-    pub async fn delete(&self, id: &str) -> Result<bool, StoreError> {
+    pub async fn delete(&self, id: &str) -> Result<bool, Outage> {
         Ok(Entity::delete_by_id(id.to_owned())
             .exec(&self.db)
             .await?
@@ -64,7 +64,7 @@ impl ClientRepository {
         id: &str,
         secret_hash: String,
         at: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<bool, Outage> {
         let updated = Entity::update_many()
             .col_expr(Column::SecretHash, Expr::value(secret_hash))
             .col_expr(Column::SecretRotatedAt, Expr::value(at))

@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 
-use super::StoreError;
+use crate::outage::Outage;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Counter {
@@ -17,13 +17,13 @@ pub struct Counter {
 pub trait CounterStore: Send + Sync + 'static {
     /// Atomically adds one to the counter `key`. A counter that does not exist (or has
     /// expired) starts at 1 with a window ending `window_ms` from now; increments keep the end.
-    async fn increment(&self, key: &str, window_ms: i64) -> Result<Counter, StoreError>;
+    async fn increment(&self, key: &str, window_ms: i64) -> Result<Counter, Outage>;
 
     /// The live counter `key`, if any.
-    async fn counter(&self, key: &str) -> Result<Option<Counter>, StoreError>;
+    async fn counter(&self, key: &str) -> Result<Option<Counter>, Outage>;
 
     /// Sets the counter `key` to `count`, ending at `until_ms`, whatever was there.
-    async fn set_counter(&self, key: &str, count: i64, until_ms: i64) -> Result<(), StoreError>;
+    async fn set_counter(&self, key: &str, count: i64, until_ms: i64) -> Result<(), Outage>;
 
-    async fn delete_counters(&self, keys: &[&str]) -> Result<(), StoreError>;
+    async fn delete_counters(&self, keys: &[&str]) -> Result<(), Outage>;
 }

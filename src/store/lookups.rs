@@ -22,7 +22,7 @@ use async_trait::async_trait;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-use crate::store::StoreError;
+use crate::outage::Outage;
 use crate::store::revocation::{
     RevocationEntries, TokenKeys, jti_key, parse_jti_state, parse_user_before, session_key,
     user_key, user_version_key,
@@ -48,7 +48,7 @@ const READERS: usize = 4;
 #[async_trait]
 pub(crate) trait ReadEntries: Send + Sync + 'static {
     /// The live entries among `keys` (sorted, no duplicates), by key.
-    async fn read_entries(&self, keys: &[&str]) -> Result<HashMap<String, String>, StoreError>;
+    async fn read_entries(&self, keys: &[&str]) -> Result<HashMap<String, String>, Outage>;
 }
 
 /// The four keys that can revoke one token.
@@ -87,7 +87,7 @@ impl TokenEntryKeys {
 
 struct Lookup {
     keys: TokenEntryKeys,
-    reply: oneshot::Sender<Result<RevocationEntries, StoreError>>,
+    reply: oneshot::Sender<Result<RevocationEntries, Outage>>,
 }
 
 /// How much coalescing happened: lookups asked for, and the reads that answered them.
@@ -135,10 +135,7 @@ impl Lookups {
         Lookups { queue, stats }
     }
 
-    pub(crate) async fn entries(
-        &self,
-        token: TokenKeys<'_>,
-    ) -> Result<RevocationEntries, StoreError> {
+    pub(crate) async fn entries(&self, token: TokenKeys<'_>) -> Result<RevocationEntries, Outage> {
         let (reply, answer) = oneshot::channel();
         let lookup = Lookup {
             keys: TokenEntryKeys::of(token),
@@ -159,8 +156,8 @@ impl Lookups {
     }
 }
 
-fn unavailable(why: &str) -> StoreError {
-    StoreError::Unavailable(why.to_owned())
+fn unavailable(why: &str) -> Outage {
+    Outage::unavailable(why.to_owned())
 }
 
 /// Runs a reader, and another in its place if it panics: a bug deep in a store driver must not
@@ -220,7 +217,7 @@ impl Reader {
         }
     }
 
-    async fn read(&self, batch: &[Lookup]) -> Result<HashMap<String, String>, StoreError> {
+    async fn read(&self, batch: &[Lookup]) -> Result<HashMap<String, String>, Outage> {
         self.stats
             .lookups
             .fetch_add(batch.len() as u64, Ordering::Relaxed);
@@ -247,7 +244,7 @@ mod tests {
 
     #[async_trait]
     impl ReadEntries for Faulty {
-        async fn read_entries(&self, _: &[&str]) -> Result<HashMap<String, String>, StoreError> {
+        async fn read_entries(&self, _: &[&str]) -> Result<HashMap<String, String>, Outage> {
             let read = self.reads.fetch_add(1, Ordering::SeqCst);
             if read < PANICS {
                 panic!("a driver bug");
@@ -275,7 +272,7 @@ mod tests {
         for fault in 0..=PANICS {
             let failed = lookups.entries(token()).await;
             assert!(
-                matches!(failed, Err(StoreError::Unavailable(_))),
+                matches!(failed, Err(Outage::Unavailable(_))),
                 "{fault}: {failed:?}"
             );
         }
@@ -288,7 +285,7 @@ mod tests {
 
     #[async_trait]
     impl ReadEntries for Stuck {
-        async fn read_entries(&self, _: &[&str]) -> Result<HashMap<String, String>, StoreError> {
+        async fn read_entries(&self, _: &[&str]) -> Result<HashMap<String, String>, Outage> {
             std::future::pending().await
         }
     }
@@ -313,7 +310,7 @@ mod tests {
             );
         };
         assert!(
-            matches!(refused, Err(StoreError::Unavailable(_))),
+            matches!(refused, Err(Outage::Unavailable(_))),
             "{refused:?}"
         );
         assert!(

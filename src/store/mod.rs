@@ -16,18 +16,12 @@ pub mod users;
 pub use counters::CounterStore;
 pub use revocation::RevocationStore;
 
-/// A store failure. `Unavailable` (cannot reach it) fails closed with 503; `Internal` is a bug
-/// or a corrupt entry, answered 500 with a logged id.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum StoreError {
-    #[error("store unavailable: {0}")]
-    Unavailable(String),
-    #[error("store failure: {0}")]
-    Internal(String),
-}
+use crate::outage::Outage;
 
-impl From<sea_orm::DbErr> for StoreError {
-    fn from(err: sea_orm::DbErr) -> StoreError {
+/// A database error that means "cannot reach it" is `Unavailable` (503, fail closed); any other
+/// is `Internal` (a bug or a corrupt row: 500 with a logged id). The error itself is the cause.
+impl From<sea_orm::DbErr> for Outage {
+    fn from(err: sea_orm::DbErr) -> Outage {
         use sea_orm::{DbErr, RuntimeErr};
         let unreachable = match &err {
             DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
@@ -37,9 +31,9 @@ impl From<sea_orm::DbErr> for StoreError {
             _ => false,
         };
         if unreachable {
-            StoreError::Unavailable(err.to_string())
+            Outage::unavailable(err)
         } else {
-            StoreError::Internal(err.to_string())
+            Outage::internal(err)
         }
     }
 }
@@ -69,17 +63,41 @@ fn sqlx_error_is_unavailability(err: &sea_orm::sqlx::Error) -> bool {
 /// and a cluster between masters (CLUSTERDOWN, TRYAGAIN, MASTERDOWN, READONLY on a demoted
 /// node, LOADING). Only errors that would repeat forever (a wrong command, a wrong type) are
 /// internal.
-impl From<::redis::RedisError> for StoreError {
-    fn from(err: ::redis::RedisError) -> StoreError {
+impl From<::redis::RedisError> for Outage {
+    fn from(err: ::redis::RedisError) -> Outage {
         let transient = err.is_io_error()
             || err.is_timeout()
             || err.is_connection_dropped()
             || err.is_connection_refusal()
             || !matches!(err.retry_method(), ::redis::RetryMethod::NoRetry);
         if transient {
-            StoreError::Unavailable(err.to_string())
+            Outage::unavailable(err)
         } else {
-            StoreError::Internal(err.to_string())
+            Outage::internal(err)
         }
+    }
+}
+
+/// What readiness asks of the stores: does each answer?
+#[derive(Clone)]
+pub struct Readiness {
+    db: sea_orm::DatabaseConnection,
+    revocation: std::sync::Arc<dyn RevocationStore>,
+}
+
+impl Readiness {
+    pub fn new(
+        db: sea_orm::DatabaseConnection,
+        revocation: std::sync::Arc<dyn RevocationStore>,
+    ) -> Readiness {
+        Readiness { db, revocation }
+    }
+
+    pub async fn database(&self) -> Result<(), Outage> {
+        Ok(self.db.ping().await?)
+    }
+
+    pub async fn revocation_store(&self) -> Result<(), Outage> {
+        self.revocation.ping().await
     }
 }

@@ -13,7 +13,6 @@ use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, RedisFuture, Value};
 use tokio::sync::OnceCell;
 
-use super::StoreError;
 use super::counters::{Counter, CounterStore};
 use super::lookups::{LookupStats, Lookups, ReadEntries};
 use super::revocation::{
@@ -22,6 +21,7 @@ use super::revocation::{
 };
 use crate::clock::SharedClock;
 use crate::config::RedisSettings;
+use crate::outage::Outage;
 
 pub struct RedisRevocationStore {
     redis: Arc<Redis>,
@@ -87,8 +87,8 @@ impl ConnectionLike for Connection {
 }
 
 impl Target {
-    fn from_settings(settings: &RedisSettings) -> Result<Target, StoreError> {
-        let invalid = |e: redis::RedisError| StoreError::Internal(format!("redis.url: {e}"));
+    fn from_settings(settings: &RedisSettings) -> Result<Target, Outage> {
+        let invalid = |e: redis::RedisError| Outage::internal(format!("redis.url: {e}"));
         if settings.cluster {
             let seeds: Vec<&str> = settings.url.split(',').map(str::trim).collect();
             let client = ClusterClient::builder(seeds)
@@ -119,7 +119,7 @@ impl Target {
 }
 
 impl Redis {
-    async fn connection(&self) -> Result<Connection, StoreError> {
+    async fn connection(&self) -> Result<Connection, Outage> {
         let connection = self
             .connection
             .get_or_try_init(|| self.target.connect())
@@ -133,10 +133,7 @@ impl Redis {
 
     /// Runs an idempotent command, once more if the connection had dropped: the manager's
     /// first command after a reconnect fails with a broken pipe and is not retried by it.
-    async fn idempotent<T: redis::FromRedisValue>(
-        &self,
-        cmd: &redis::Cmd,
-    ) -> Result<T, StoreError> {
+    async fn idempotent<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, Outage> {
         let mut connection = self.connection().await?;
         match cmd.query_async(&mut connection).await {
             Err(err) if err.is_io_error() || err.is_connection_dropped() => {
@@ -152,7 +149,7 @@ struct RedisEntries(Arc<Redis>);
 
 #[async_trait]
 impl ReadEntries for RedisEntries {
-    async fn read_entries(&self, keys: &[&str]) -> Result<HashMap<String, String>, StoreError> {
+    async fn read_entries(&self, keys: &[&str]) -> Result<HashMap<String, String>, Outage> {
         let mut cmd = redis::cmd("MGET");
         for key in keys {
             cmd.arg(format!("{}{key}", self.0.prefix));
@@ -170,7 +167,7 @@ impl ReadEntries for RedisEntries {
 
 impl RedisRevocationStore {
     /// On a single server, starts the lookup readers (on the current tokio runtime).
-    pub fn new(settings: &RedisSettings, clock: SharedClock) -> Result<Self, StoreError> {
+    pub fn new(settings: &RedisSettings, clock: SharedClock) -> Result<Self, Outage> {
         let redis = Arc::new(Redis {
             target: Target::from_settings(settings)?,
             connection: OnceCell::new(),
@@ -193,7 +190,7 @@ impl RedisRevocationStore {
         self.lookups.as_ref().map(Lookups::stats)
     }
 
-    async fn connection(&self) -> Result<Connection, StoreError> {
+    async fn connection(&self) -> Result<Connection, Outage> {
         self.redis.connection().await
     }
 
@@ -201,10 +198,7 @@ impl RedisRevocationStore {
         self.redis.key(key)
     }
 
-    async fn idempotent<T: redis::FromRedisValue>(
-        &self,
-        cmd: &redis::Cmd,
-    ) -> Result<T, StoreError> {
+    async fn idempotent<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, Outage> {
         self.redis.idempotent(cmd).await
     }
 
@@ -243,7 +237,7 @@ impl RedisRevocationStore {
             .to_owned()
     }
 
-    async fn set_with_ttl(&self, key: String, value: &str, until: i64) -> Result<(), StoreError> {
+    async fn set_with_ttl(&self, key: String, value: &str, until: i64) -> Result<(), Outage> {
         let cmd = redis::cmd("SET")
             .arg(self.key(key))
             .arg(value)
@@ -257,7 +251,7 @@ impl RedisRevocationStore {
 /// Counters live under `<prefix>:t:<key>`, apart from the revocation entries.
 #[async_trait]
 impl CounterStore for RedisRevocationStore {
-    async fn increment(&self, key: &str, window_ms: i64) -> Result<Counter, StoreError> {
+    async fn increment(&self, key: &str, window_ms: i64) -> Result<Counter, Outage> {
         // MULTI: create with the window only if absent, add one, read what is left of the window.
         let key = self.counter_key(key);
         let mut pipe = redis::pipe();
@@ -279,7 +273,7 @@ impl CounterStore for RedisRevocationStore {
         Ok(self.counter_of(count, ttl_ms, window_ms))
     }
 
-    async fn counter(&self, key: &str) -> Result<Option<Counter>, StoreError> {
+    async fn counter(&self, key: &str) -> Result<Option<Counter>, Outage> {
         let key = self.counter_key(key);
         let mut pipe = redis::pipe();
         pipe.cmd("GET").arg(&key).cmd("PTTL").arg(&key);
@@ -288,7 +282,7 @@ impl CounterStore for RedisRevocationStore {
         Ok(count.map(|count| self.counter_of(count, ttl_ms, 0)))
     }
 
-    async fn set_counter(&self, key: &str, count: i64, until_ms: i64) -> Result<(), StoreError> {
+    async fn set_counter(&self, key: &str, count: i64, until_ms: i64) -> Result<(), Outage> {
         let cmd = redis::cmd("SET")
             .arg(self.counter_key(key))
             .arg(count)
@@ -298,7 +292,7 @@ impl CounterStore for RedisRevocationStore {
         self.idempotent::<()>(&cmd).await
     }
 
-    async fn delete_counters(&self, keys: &[&str]) -> Result<(), StoreError> {
+    async fn delete_counters(&self, keys: &[&str]) -> Result<(), Outage> {
         if keys.is_empty() {
             return Ok(());
         }
@@ -309,7 +303,7 @@ impl CounterStore for RedisRevocationStore {
 
 #[async_trait]
 impl RevocationStore for RedisRevocationStore {
-    async fn entries(&self, token: TokenKeys<'_>) -> Result<RevocationEntries, StoreError> {
+    async fn entries(&self, token: TokenKeys<'_>) -> Result<RevocationEntries, Outage> {
         if let Some(lookups) = &self.lookups {
             return lookups.entries(token).await;
         }
@@ -325,7 +319,7 @@ impl RevocationStore for RedisRevocationStore {
         Ok(entries_of(jti, session, user, version))
     }
 
-    async fn jti_state(&self, user_id: &str, jti: &str) -> Result<Option<JtiState>, StoreError> {
+    async fn jti_state(&self, user_id: &str, jti: &str) -> Result<Option<JtiState>, Outage> {
         let cmd = redis::cmd("GET")
             .arg(self.key(jti_key(user_id, jti)))
             .to_owned();
@@ -333,7 +327,7 @@ impl RevocationStore for RedisRevocationStore {
         Ok(value.as_deref().map(parse_jti_state))
     }
 
-    async fn user_revoked_before(&self, user_id: &str) -> Result<Option<i64>, StoreError> {
+    async fn user_revoked_before(&self, user_id: &str) -> Result<Option<i64>, Outage> {
         let cmd = redis::cmd("GET")
             .arg(self.key(user_key(user_id)))
             .to_owned();
@@ -341,22 +335,17 @@ impl RevocationStore for RedisRevocationStore {
         Ok(value.as_deref().map(parse_user_before))
     }
 
-    async fn revoke_token(&self, user_id: &str, jti: &str, until: i64) -> Result<(), StoreError> {
+    async fn revoke_token(&self, user_id: &str, jti: &str, until: i64) -> Result<(), Outage> {
         self.set_with_ttl(jti_key(user_id, jti), REVOKED, until)
             .await
     }
 
-    async fn revoke_session(&self, user_id: &str, sid: &str, until: i64) -> Result<(), StoreError> {
+    async fn revoke_session(&self, user_id: &str, sid: &str, until: i64) -> Result<(), Outage> {
         self.set_with_ttl(session_key(user_id, sid), REVOKED, until)
             .await
     }
 
-    async fn revoke_user(
-        &self,
-        user_id: &str,
-        before_ms: i64,
-        until: i64,
-    ) -> Result<(), StoreError> {
+    async fn revoke_user(&self, user_id: &str, before_ms: i64, until: i64) -> Result<(), Outage> {
         self.set_with_ttl(user_key(user_id), &before_ms.to_string(), until)
             .await
     }
@@ -367,7 +356,7 @@ impl RevocationStore for RedisRevocationStore {
         jti: &str,
         record: &SpendRecord,
         until: i64,
-    ) -> Result<SpendOutcome, StoreError> {
+    ) -> Result<SpendOutcome, Outage> {
         // Not retried: if a first attempt reached Redis, a retry would see our own spend and
         // call it reuse. A lost answer fails closed with 503 instead.
         let mut connection = self.connection().await?;
@@ -385,7 +374,7 @@ impl RevocationStore for RedisRevocationStore {
         token: TokenKeys<'_>,
         record: &SpendRecord,
         until: i64,
-    ) -> Result<(RevocationEntries, SpendOutcome), StoreError> {
+    ) -> Result<(RevocationEntries, SpendOutcome), Outage> {
         let mut pipe = redis::pipe();
         pipe.cmd("MGET")
             .arg(self.key(session_key(token.user_id, token.sid)))
@@ -407,12 +396,12 @@ impl RevocationStore for RedisRevocationStore {
         user_id: &str,
         version: &str,
         until: i64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), Outage> {
         self.set_with_ttl(user_version_key(user_id), version, until)
             .await
     }
 
-    async fn ping(&self) -> Result<(), StoreError> {
+    async fn ping(&self) -> Result<(), Outage> {
         self.idempotent::<String>(&redis::cmd("PING"))
             .await
             .map(drop)
@@ -441,6 +430,6 @@ fn spend_outcome(previous: Option<String>) -> SpendOutcome {
     }
 }
 
-fn unexpected_answer(command: &str, values: usize) -> StoreError {
-    StoreError::Internal(format!("{command} answered {values} values"))
+fn unexpected_answer(command: &str, values: usize) -> Outage {
+    Outage::internal(format!("{command} answered {values} values"))
 }

@@ -13,7 +13,7 @@
 
 use async_trait::async_trait;
 
-use super::StoreError;
+use crate::outage::Outage;
 
 /// The identifiers of a token that revocation can reach.
 #[derive(Debug, Clone, Copy)]
@@ -61,24 +61,19 @@ pub enum SpendOutcome {
 #[async_trait]
 pub trait RevocationStore: Send + Sync + 'static {
     /// Reads the token's, its session's and its user's entries in one round trip.
-    async fn entries(&self, token: TokenKeys<'_>) -> Result<RevocationEntries, StoreError>;
+    async fn entries(&self, token: TokenKeys<'_>) -> Result<RevocationEntries, Outage>;
 
-    async fn jti_state(&self, user_id: &str, jti: &str) -> Result<Option<JtiState>, StoreError>;
+    async fn jti_state(&self, user_id: &str, jti: &str) -> Result<Option<JtiState>, Outage>;
 
     /// The user's "revoke every session started at or before" time, if any.
-    async fn user_revoked_before(&self, user_id: &str) -> Result<Option<i64>, StoreError>;
+    async fn user_revoked_before(&self, user_id: &str) -> Result<Option<i64>, Outage>;
 
-    async fn revoke_token(&self, user_id: &str, jti: &str, until: i64) -> Result<(), StoreError>;
+    async fn revoke_token(&self, user_id: &str, jti: &str, until: i64) -> Result<(), Outage>;
 
-    async fn revoke_session(&self, user_id: &str, sid: &str, until: i64) -> Result<(), StoreError>;
+    async fn revoke_session(&self, user_id: &str, sid: &str, until: i64) -> Result<(), Outage>;
 
     /// Revokes every session of the user that started at or before `before_ms`.
-    async fn revoke_user(
-        &self,
-        user_id: &str,
-        before_ms: i64,
-        until: i64,
-    ) -> Result<(), StoreError>;
+    async fn revoke_user(&self, user_id: &str, before_ms: i64, until: i64) -> Result<(), Outage>;
 
     /// Atomically marks a refresh token spent: of any number of concurrent calls for one `jti`,
     /// exactly one gets `Spent`.
@@ -88,7 +83,7 @@ pub trait RevocationStore: Send + Sync + 'static {
         jti: &str,
         record: &SpendRecord,
         until: i64,
-    ) -> Result<SpendOutcome, StoreError>;
+    ) -> Result<SpendOutcome, Outage>;
 
     /// A refresh's single round trip: the token's session and user entries, and the atomic
     /// spend of the token (as [`RevocationStore::spend`]). `entries.jti` is what stopped the
@@ -98,7 +93,7 @@ pub trait RevocationStore: Send + Sync + 'static {
         token: TokenKeys<'_>,
         record: &SpendRecord,
         until: i64,
-    ) -> Result<(RevocationEntries, SpendOutcome), StoreError> {
+    ) -> Result<(RevocationEntries, SpendOutcome), Outage> {
         let mut entries = self.entries(token).await?;
         let outcome = match &entries.jti {
             Some(state) => SpendOutcome::AlreadyUsed(state.clone()),
@@ -117,9 +112,9 @@ pub trait RevocationStore: Send + Sync + 'static {
         user_id: &str,
         version: &str,
         until: i64,
-    ) -> Result<(), StoreError>;
+    ) -> Result<(), Outage>;
 
-    async fn ping(&self) -> Result<(), StoreError>;
+    async fn ping(&self) -> Result<(), Outage>;
 }
 
 pub(crate) const REVOKED: &str = "r";

@@ -12,8 +12,8 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::StoreError;
 use super::entities::session::{ActiveModel, Column, Entity, Model};
+use crate::outage::Outage;
 
 pub type Session = Model;
 
@@ -50,7 +50,7 @@ impl SessionRepository {
         created_at: DateTime<Utc>,
         expires_at: DateTime<Utc>,
         context: LoginContext,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), Outage> {
         let model = ActiveModel {
             id: Set(id),
             user_id: Set(user_id),
@@ -74,7 +74,7 @@ impl SessionRepository {
 
     /// Writes the recorded refresh times in one transaction. On failure they are kept (unless
     /// a newer one came meanwhile) for the next flush.
-    pub async fn flush_touches(&self) -> Result<(), StoreError> {
+    pub async fn flush_touches(&self) -> Result<(), Outage> {
         let _flushing = self.flushing.lock().await;
         let touches = std::mem::take(&mut *self.pending());
         if touches.is_empty() {
@@ -90,10 +90,7 @@ impl SessionRepository {
         written
     }
 
-    async fn write_touches(
-        &self,
-        touches: &HashMap<Uuid, DateTime<Utc>>,
-    ) -> Result<(), StoreError> {
+    async fn write_touches(&self, touches: &HashMap<Uuid, DateTime<Utc>>) -> Result<(), Outage> {
         let transaction = self.db.begin().await?;
         for (id, at) in touches {
             Entity::update_many()
@@ -126,11 +123,7 @@ impl SessionRepository {
     }
 
     /// Sessions neither ended nor expired at `now`, newest first.
-    pub async fn live_of(
-        &self,
-        user_id: Uuid,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<Session>, StoreError> {
+    pub async fn live_of(&self, user_id: Uuid, now: DateTime<Utc>) -> Result<Vec<Session>, Outage> {
         // This instance's own recent refreshes show at once.
         self.flush_touches().await?;
         Ok(Entity::find()
@@ -147,7 +140,7 @@ impl SessionRepository {
         id: Uuid,
         user_id: Uuid,
         now: DateTime<Utc>,
-    ) -> Result<Option<Session>, StoreError> {
+    ) -> Result<Option<Session>, Outage> {
         Ok(Entity::find_by_id(id)
             .filter(Column::UserId.eq(user_id))
             .filter(Column::EndedAt.is_null())
@@ -156,11 +149,11 @@ impl SessionRepository {
             .await?)
     }
 
-    pub async fn end(&self, id: Uuid, at: DateTime<Utc>) -> Result<(), StoreError> {
+    pub async fn end(&self, id: Uuid, at: DateTime<Utc>) -> Result<(), Outage> {
         self.end_where(Column::Id.eq(id), at).await
     }
 
-    pub async fn end_all_of(&self, user_id: Uuid, at: DateTime<Utc>) -> Result<(), StoreError> {
+    pub async fn end_all_of(&self, user_id: Uuid, at: DateTime<Utc>) -> Result<(), Outage> {
         self.end_where(Column::UserId.eq(user_id), at).await
     }
 
@@ -168,7 +161,7 @@ impl SessionRepository {
         &self,
         filter: sea_orm::sea_query::SimpleExpr,
         at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), Outage> {
         Entity::update_many()
             .col_expr(Column::EndedAt, Expr::value(at))
             .filter(filter)

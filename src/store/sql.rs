@@ -11,7 +11,6 @@ use sea_orm::{
     ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, TryInsertResult,
 };
 
-use super::StoreError;
 use super::counters::{Counter, CounterStore};
 use super::entities::revocation::{ActiveModel, Column, Entity};
 use super::entities::throttle_counter as counter;
@@ -21,6 +20,7 @@ use super::revocation::{
     jti_key, parse_jti_state, parse_user_before, session_key, user_key, user_version_key,
 };
 use crate::clock::SharedClock;
+use crate::outage::Outage;
 
 #[derive(Clone)]
 pub struct SqlRevocationStore {
@@ -46,7 +46,7 @@ impl SqlRevocationStore {
     }
 
     /// Deletes entries whose tokens have all expired, and ended counters; returns how many.
-    pub async fn purge_expired(&self) -> Result<u64, StoreError> {
+    pub async fn purge_expired(&self) -> Result<u64, Outage> {
         let revocations = Entity::delete_many()
             .filter(Column::ExpiresAt.lt(self.clock.now_secs()))
             .exec(&self.db)
@@ -73,7 +73,7 @@ impl SqlRevocationStore {
         })
     }
 
-    async fn upsert(&self, key: String, value: String, until: i64) -> Result<(), StoreError> {
+    async fn upsert(&self, key: String, value: String, until: i64) -> Result<(), Outage> {
         Entity::insert(entry(key, value, until))
             .on_conflict(
                 OnConflict::column(Column::Key)
@@ -85,7 +85,7 @@ impl SqlRevocationStore {
         Ok(())
     }
 
-    async fn live_value(&self, key: String) -> Result<Option<String>, StoreError> {
+    async fn live_value(&self, key: String) -> Result<Option<String>, Outage> {
         let row = Entity::find_by_id(key)
             .filter(Column::ExpiresAt.gte(self.clock.now_secs()))
             .one(&self.db)
@@ -104,7 +104,7 @@ struct SqlEntries {
 impl ReadEntries for SqlEntries {
     /// One query. The key list is padded to a power of two, so the statements the pool's
     /// connections prepare and cache are few.
-    async fn read_entries(&self, keys: &[&str]) -> Result<HashMap<String, String>, StoreError> {
+    async fn read_entries(&self, keys: &[&str]) -> Result<HashMap<String, String>, Outage> {
         let Some(&first) = keys.first() else {
             return Ok(HashMap::new());
         };
@@ -129,7 +129,7 @@ fn entry(key: String, value: String, until: i64) -> ActiveModel {
 
 #[async_trait]
 impl CounterStore for SqlRevocationStore {
-    async fn increment(&self, key: &str, window_ms: i64) -> Result<Counter, StoreError> {
+    async fn increment(&self, key: &str, window_ms: i64) -> Result<Counter, Outage> {
         // One statement, so atomic on SQLite and PostgreSQL alike: a new or expired counter
         // restarts at 1 with a new window, a live one counts up and keeps its end.
         let now = self.clock.now_ms();
@@ -153,7 +153,7 @@ impl CounterStore for SqlRevocationStore {
         Ok(row.into())
     }
 
-    async fn counter(&self, key: &str) -> Result<Option<Counter>, StoreError> {
+    async fn counter(&self, key: &str) -> Result<Option<Counter>, Outage> {
         let row = counter::Entity::find_by_id(key.to_owned())
             .filter(counter::Column::ExpiresAtMs.gt(self.clock.now_ms()))
             .one(&self.db)
@@ -161,7 +161,7 @@ impl CounterStore for SqlRevocationStore {
         Ok(row.map(Counter::from))
     }
 
-    async fn set_counter(&self, key: &str, count: i64, until_ms: i64) -> Result<(), StoreError> {
+    async fn set_counter(&self, key: &str, count: i64, until_ms: i64) -> Result<(), Outage> {
         counter::Entity::insert(counter_row(key, count, until_ms))
             .on_conflict(
                 OnConflict::column(counter::Column::Key)
@@ -173,7 +173,7 @@ impl CounterStore for SqlRevocationStore {
         Ok(())
     }
 
-    async fn delete_counters(&self, keys: &[&str]) -> Result<(), StoreError> {
+    async fn delete_counters(&self, keys: &[&str]) -> Result<(), Outage> {
         counter::Entity::delete_many()
             .filter(counter::Column::Key.is_in(keys.iter().copied()))
             .exec(&self.db)
@@ -201,36 +201,31 @@ fn counter_row(key: &str, count: i64, until_ms: i64) -> counter::ActiveModel {
 
 #[async_trait]
 impl RevocationStore for SqlRevocationStore {
-    async fn entries(&self, token: TokenKeys<'_>) -> Result<RevocationEntries, StoreError> {
+    async fn entries(&self, token: TokenKeys<'_>) -> Result<RevocationEntries, Outage> {
         self.lookups.entries(token).await
     }
 
-    async fn jti_state(&self, user_id: &str, jti: &str) -> Result<Option<JtiState>, StoreError> {
+    async fn jti_state(&self, user_id: &str, jti: &str) -> Result<Option<JtiState>, Outage> {
         let value = self.live_value(jti_key(user_id, jti)).await?;
         Ok(value.as_deref().map(parse_jti_state))
     }
 
-    async fn user_revoked_before(&self, user_id: &str) -> Result<Option<i64>, StoreError> {
+    async fn user_revoked_before(&self, user_id: &str) -> Result<Option<i64>, Outage> {
         let value = self.live_value(user_key(user_id)).await?;
         Ok(value.as_deref().map(parse_user_before))
     }
 
-    async fn revoke_token(&self, user_id: &str, jti: &str, until: i64) -> Result<(), StoreError> {
+    async fn revoke_token(&self, user_id: &str, jti: &str, until: i64) -> Result<(), Outage> {
         self.upsert(jti_key(user_id, jti), REVOKED.into(), until)
             .await
     }
 
-    async fn revoke_session(&self, user_id: &str, sid: &str, until: i64) -> Result<(), StoreError> {
+    async fn revoke_session(&self, user_id: &str, sid: &str, until: i64) -> Result<(), Outage> {
         self.upsert(session_key(user_id, sid), REVOKED.into(), until)
             .await
     }
 
-    async fn revoke_user(
-        &self,
-        user_id: &str,
-        before_ms: i64,
-        until: i64,
-    ) -> Result<(), StoreError> {
+    async fn revoke_user(&self, user_id: &str, before_ms: i64, until: i64) -> Result<(), Outage> {
         self.upsert(user_key(user_id), before_ms.to_string(), until)
             .await
     }
@@ -241,7 +236,7 @@ impl RevocationStore for SqlRevocationStore {
         jti: &str,
         record: &SpendRecord,
         until: i64,
-    ) -> Result<SpendOutcome, StoreError> {
+    ) -> Result<SpendOutcome, Outage> {
         let key = jti_key(user_id, jti);
         let inserted = Entity::insert(entry(key.clone(), record.encode(), until))
             .on_conflict_do_nothing_on([Column::Key])
@@ -263,12 +258,12 @@ impl RevocationStore for SqlRevocationStore {
         user_id: &str,
         version: &str,
         until: i64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), Outage> {
         self.upsert(user_version_key(user_id), version.to_owned(), until)
             .await
     }
 
-    async fn ping(&self) -> Result<(), StoreError> {
+    async fn ping(&self) -> Result<(), Outage> {
         Ok(self.db.ping().await?)
     }
 }

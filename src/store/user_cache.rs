@@ -5,7 +5,7 @@
 //! (`{user}:v`, read in the same round trip as the revocation entries) is still the one seen
 //! when the copy was loaded, and never for longer than [`MAX_AGE_MS`]. Every change to what a
 //! refresh reads (`AccountService`'s profile and staff updates call
-//! `TokenService::user_changed`) writes a new version; password changes, deactivation and
+//! `ActiveUsers::user_changed`) writes a new version; password changes, deactivation and
 //! deletion revoke the user's sessions instead. The version entry lives [`VERSION_TTL_SECS`],
 //! longer than any copy, so a change made through any instance is seen by every instance's
 //! next refresh.
@@ -18,7 +18,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use uuid::Uuid;
 
-use super::users::User;
+use crate::accounts::User;
 use crate::clock::SharedClock;
 
 /// The longest a cached copy is trusted, whatever the store says.
@@ -95,9 +95,7 @@ mod tests {
         User {
             id: Uuid::new_v4(),
             username: "alice".into(),
-            username_normalized: "alice".into(),
             email: String::new(),
-            password_hash: String::new(),
             is_active: true,
             is_staff: false,
             date_joined: chrono::Utc::now(),

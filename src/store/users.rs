@@ -1,5 +1,5 @@
-//! Users in the SQL database through SeaORM. Password hashes never leave this module's callers
-//! inside the service.
+//! Users in the SQL database through SeaORM. The row (with its password hash) stays here: callers
+//! get the domain [`User`], and the hash only as [`Credentials`], for the password checks.
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, Func};
@@ -10,10 +10,29 @@ use sea_orm::{
 use unicode_normalization::UnicodeNormalization;
 use uuid::Uuid;
 
-use super::StoreError;
-use super::entities::user::{self, ActiveModel, Column, Entity};
+use super::entities::user::{ActiveModel, Column, Entity, Model};
+use crate::accounts::User;
+use crate::outage::Outage;
 
-pub type User = user::Model;
+impl From<Model> for User {
+    fn from(row: Model) -> User {
+        User {
+            id: row.id,
+            username: row.username,
+            email: row.email,
+            is_active: row.is_active,
+            is_staff: row.is_staff,
+            date_joined: row.date_joined,
+            last_login: row.last_login,
+        }
+    }
+}
+
+/// A user and their stored password hash: what a password check needs, and nothing else does.
+pub struct Credentials {
+    pub user: User,
+    pub password_hash: String,
+}
 
 /// Why a user could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -23,7 +42,7 @@ pub enum WriteUserError {
     #[error("A user with that email already exists.")]
     EmailTaken,
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(#[from] Outage),
 }
 
 impl From<sea_orm::DbErr> for WriteUserError {
@@ -91,15 +110,33 @@ impl UserRepository {
         UserRepository { db }
     }
 
-    pub async fn find_by_username(&self, username: &str) -> Result<Option<User>, StoreError> {
-        Ok(Entity::find()
-            .filter(Column::UsernameNormalized.eq(normalize_username(username)))
-            .one(&self.db)
-            .await?)
+    pub async fn find_by_username(&self, username: &str) -> Result<Option<User>, Outage> {
+        Ok(self
+            .credentials_by_username(username)
+            .await?
+            .map(|c| c.user))
     }
 
-    pub async fn find_by_id(&self, id: Uuid) -> Result<Option<User>, StoreError> {
-        Ok(Entity::find_by_id(id).one(&self.db).await?)
+    pub async fn credentials_by_username(
+        &self,
+        username: &str,
+    ) -> Result<Option<Credentials>, Outage> {
+        let row = Entity::find()
+            .filter(Column::UsernameNormalized.eq(normalize_username(username)))
+            .one(&self.db)
+            .await?;
+        Ok(row.map(credentials_of))
+    }
+
+    pub async fn find_by_id(&self, id: Uuid) -> Result<Option<User>, Outage> {
+        Ok(Entity::find_by_id(id).one(&self.db).await?.map(User::from))
+    }
+
+    pub async fn credentials_by_id(&self, id: Uuid) -> Result<Option<Credentials>, Outage> {
+        Ok(Entity::find_by_id(id)
+            .one(&self.db)
+            .await?
+            .map(credentials_of))
     }
 
     pub async fn create(&self, new: NewUser, now: DateTime<Utc>) -> Result<User, WriteUserError> {
@@ -114,7 +151,7 @@ impl UserRepository {
             date_joined: Set(now),
             last_login: Set(None),
         };
-        Ok(model.insert(&self.db).await?)
+        Ok(model.insert(&self.db).await?.into())
     }
 
     pub async fn update_profile(
@@ -133,7 +170,7 @@ impl UserRepository {
         if let Some(email) = change.email {
             model.email = Set(email);
         }
-        Ok(model.update(&self.db).await?)
+        Ok(model.update(&self.db).await?.into())
     }
 
     /// One page (from 1) of users in joining order, and how many match in all.
@@ -142,7 +179,7 @@ impl UserRepository {
         filter: UserFilter,
         page: u64,
         page_size: u64,
-    ) -> Result<(Vec<User>, u64), StoreError> {
+    ) -> Result<(Vec<User>, u64), Outage> {
         let mut query = Entity::find()
             .order_by_asc(Column::DateJoined)
             .order_by_asc(Column::Id);
@@ -159,7 +196,7 @@ impl UserRepository {
         let pages = query.paginate(&self.db, Ord::max(page_size, 1));
         let total = pages.num_items().await?;
         let users = pages.fetch_page(page.saturating_sub(1)).await?;
-        Ok((users, total))
+        Ok((users.into_iter().map(User::from).collect(), total))
     }
 
     pub async fn admin_update(
@@ -180,19 +217,15 @@ impl UserRepository {
         if let Some(email) = change.email {
             model.email = Set(email);
         }
-        Ok(model.update(&self.db).await?)
+        Ok(model.update(&self.db).await?.into())
     }
 
     /// Deletes the user; whether there was one.
-    pub async fn delete(&self, id: Uuid) -> Result<bool, StoreError> {
+    pub async fn delete(&self, id: Uuid) -> Result<bool, Outage> {
         Ok(Entity::delete_by_id(id).exec(&self.db).await?.rows_affected > 0)
     }
 
-    pub async fn set_password_hash(
-        &self,
-        id: Uuid,
-        password_hash: String,
-    ) -> Result<(), StoreError> {
+    pub async fn set_password_hash(&self, id: Uuid, password_hash: String) -> Result<(), Outage> {
         let change = ActiveModel {
             id: Set(id),
             password_hash: Set(password_hash),
@@ -202,7 +235,7 @@ impl UserRepository {
         Ok(())
     }
 
-    pub async fn set_last_login(&self, id: Uuid, at: DateTime<Utc>) -> Result<(), StoreError> {
+    pub async fn set_last_login(&self, id: Uuid, at: DateTime<Utc>) -> Result<(), Outage> {
         let change = ActiveModel {
             id: Set(id),
             last_login: Set(Some(at)),
@@ -210,5 +243,12 @@ impl UserRepository {
         };
         change.update(&self.db).await?;
         Ok(())
+    }
+}
+
+fn credentials_of(row: Model) -> Credentials {
+    Credentials {
+        password_hash: row.password_hash.clone(),
+        user: row.into(),
     }
 }

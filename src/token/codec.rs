@@ -7,7 +7,7 @@ use jsonwebtoken::{Header, crypto, decode_header, encode};
 use serde_json::{Map, Value};
 
 use super::TokenError;
-use super::claims::{ClaimNames, Claims};
+use super::claims::{ClaimNames, Claims, TokenType};
 use super::keys::KeySet;
 use crate::clock::SharedClock;
 use crate::config::JwtSettings;
@@ -23,7 +23,7 @@ pub struct TokenCodec {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("signing a token failed: {0}")]
+#[error("signing a token failed")]
 pub struct SignError(#[from] jsonwebtoken::errors::Error);
 
 impl TokenCodec {
@@ -59,6 +59,15 @@ impl TokenCodec {
         let mut header = Header::new(key.algorithm);
         header.kid = Some(key.kid.clone());
         Ok(encode(&header, &self.names.wire(claims), &key.key)?)
+    }
+
+    /// As [`TokenCodec::decode`], for a token that must be of type `expected`.
+    pub fn decode_as(&self, token: &str, expected: TokenType) -> Result<Claims, TokenError> {
+        let claims = self.decode(token)?;
+        if claims.token_type != expected {
+            return Err(TokenError::WrongType);
+        }
+        Ok(claims)
     }
 
     /// Verifies `token` and returns its claims; does not consult the revocation store.

@@ -34,7 +34,7 @@ pub enum KeyError {
          with HS256/384/512, or jwt.private_key_file with an asymmetric algorithm"
     )]
     Mixed(&'static str),
-    #[error("cannot read key file {path}: {source}")]
+    #[error("cannot read key file {path}")]
     Read {
         path: PathBuf,
         source: std::io::Error,

@@ -7,7 +7,8 @@ use crate::helpers::{
     Backend, PASSWORD, TestApp, expect_error, expect_status, expect_token_error, string_field,
 };
 use crate::on_every_store;
-use jwtd::store::users::{AdminChange, User};
+use jwtd::accounts::User;
+use jwtd::store::users::AdminChange;
 
 on_every_store!(deactivation_and_deletion_revoke_every_token);
 

@@ -159,8 +159,12 @@ async fn bad_credentials_of_every_kind_are_the_same_401() {
     let app = TestApp::spawn(Backend::Sqlite).await;
     let user = app.create_user().await;
     let inactive = app.create_user().await;
-    let mut change: jwtd::store::entities::user::ActiveModel = inactive.clone().into();
-    change.is_active = Set(false);
+    // Straight to the row: no revocation, as a change made outside jwtd would be.
+    let change = jwtd::store::entities::user::ActiveModel {
+        id: Set(inactive.id),
+        is_active: Set(false),
+        ..Default::default()
+    };
     change.update(&app.state.db).await.unwrap();
 
     for (username, password) in [
@@ -215,8 +219,12 @@ async fn a_refresh_token_of_a_deleted_or_inactive_user_is_refused() {
         .exec(&app.state.db)
         .await
         .unwrap();
-    let mut change: jwtd::store::entities::user::ActiveModel = deactivated.into();
-    change.is_active = Set(false);
+    // Straight to the row: no revocation, as a change made outside jwtd would be.
+    let change = jwtd::store::entities::user::ActiveModel {
+        id: Set(deactivated.id),
+        is_active: Set(false),
+        ..Default::default()
+    };
     change.update(&app.state.db).await.unwrap();
 
     for refresh in [deleted_refresh, deactivated_refresh] {

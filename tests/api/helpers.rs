@@ -13,10 +13,11 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jwtd::accounts::User;
 use jwtd::clock::ManualClock;
 use jwtd::config::RevocationBackend;
 use jwtd::state::AppState;
-use jwtd::store::users::{NewUser, User};
+use jwtd::store::users::NewUser;
 use jwtd::{App, Settings};
 use reqwest::StatusCode;
 use sea_orm::{ConnectionTrait, Database};

@@ -24,7 +24,6 @@ async fn pyjwt_and_authlib_work_against_jwtd() {
         let grants = ["password", "refresh_token", "client_credentials"].map(String::from);
         let client = app
             .state
-            .oauth
             .clients
             .create("authlib", &grants, &["read".into(), "write".into()])
             .await

@@ -25,7 +25,6 @@ impl TestApp {
         let to_strings = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         let created = self
             .state
-            .oauth
             .clients
             .create("test client", &to_strings(grants), &to_strings(scopes))
             .await
@@ -534,7 +533,7 @@ async fn a_deleted_client_cannot_authenticate_and_its_own_tokens_are_revoked() {
         "access_token",
     );
     app.clock.advance(std::time::Duration::from_millis(5));
-    app.state.oauth.clients.delete(&client.id).await.unwrap();
+    app.state.clients.delete(&client.id).await.unwrap();
     expect_token_error(app.verify(&access).await, "Token is blacklisted").await;
     let response = app
         .oauth_post(
@@ -550,13 +549,7 @@ async fn a_deleted_client_cannot_authenticate_and_its_own_tokens_are_revoked() {
 async fn a_rotated_secret_replaces_the_old_one_at_once() {
     let app = TestApp::spawn(Backend::Sqlite).await;
     let client = app.register_client(&["client_credentials"], &[]).await;
-    let rotated = app
-        .state
-        .oauth
-        .clients
-        .rotate_secret(&client.id)
-        .await
-        .unwrap();
+    let rotated = app.state.clients.rotate_secret(&client.id).await.unwrap();
     let grant = [("grant_type", "client_credentials")];
     let response = app.oauth_post("/oauth/token", Some(&client), &grant).await;
     expect_oauth_error(response, StatusCode::UNAUTHORIZED, "invalid_client").await;

@@ -163,7 +163,8 @@ async fn a_client_that_stops_sending_its_body_gets_408_and_others_are_served_mea
     };
     let pair = app
         .state
-        .tokens
+        .flows
+        .login
         .obtain(&user.username, PASSWORD.into(), context)
         .await
         .unwrap();

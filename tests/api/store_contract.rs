@@ -40,7 +40,7 @@ fn ids() -> (String, String, String) {
 
 async fn spend_is_atomic_under_real_concurrency(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let store: Arc<dyn RevocationStore> = app.state.tokens.store().clone();
+    let store: Arc<dyn RevocationStore> = app.state.revocation_store.clone();
     let (user, jti, _) = ids();
     let until = app.clock.now_secs() + 60;
     let racers = (0..32).map(|i| {
@@ -75,7 +75,7 @@ async fn spend_is_atomic_under_real_concurrency(backend: Backend) {
 /// `spend_checked` (a refresh's one round trip) spends like `spend` and reads like `entries`.
 async fn a_checked_spend_is_atomic_and_reads_the_revocations(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let store: Arc<dyn RevocationStore> = app.state.tokens.store().clone();
+    let store: Arc<dyn RevocationStore> = app.state.revocation_store.clone();
     let (user, jti, sid) = ids();
     let until = app.clock.now_secs() + 60;
     let racers = (0..32).map(|i| {
@@ -130,7 +130,7 @@ async fn a_checked_spend_is_atomic_and_reads_the_revocations(backend: Backend) {
 
 async fn revocations_are_read_back_in_one_call(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let store = app.state.tokens.store();
+    let store = &app.state.revocation_store;
     let (user, jti, sid) = ids();
     let keys = TokenKeys {
         user_id: &user,
@@ -248,7 +248,7 @@ async fn concurrent_lookups_each_get_their_own_entries(backend: Backend) {
 
 async fn entries_live_as_long_as_their_tokens(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let store = app.state.tokens.store();
+    let store = &app.state.revocation_store;
     let (user, jti, sid) = ids();
     let keys = TokenKeys {
         user_id: &user,

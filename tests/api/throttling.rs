@@ -56,7 +56,7 @@ async fn a_hundred_parallel_bad_logins_are_all_counted(backend: Backend) {
     for response in futures::future::join_all(attempts).await {
         expect_no_active_account(response).await;
     }
-    let throttle = app.state.tokens.throttle();
+    let throttle = &app.state.throttle;
     let failures = throttle
         .failures(&throttle.account(&user.username))
         .await

@@ -271,7 +271,7 @@ async fn a_stored_hash_with_old_parameters_is_upgraded_on_login() {
     let upgraded = app
         .state
         .users
-        .find_by_id(user.id)
+        .credentials_by_id(user.id)
         .await
         .unwrap()
         .unwrap()
@@ -297,7 +297,7 @@ async fn health_docs_and_spec_are_served() {
     let spec = expect_status(app.get("/openapi.json").await, StatusCode::OK).await;
     assert_eq!(
         spec,
-        serde_json::from_str::<serde_json::Value>(&jwtd::http::openapi().spec()).unwrap()
+        serde_json::from_str::<serde_json::Value>(&jwtd::http::openapi_spec()).unwrap()
     );
     let docs = app.get("/docs").await;
     assert_eq!(docs.status(), StatusCode::OK);

@@ -1,0 +1,276 @@
+//! Accounts (the Djoser part): registration, profile and password changes, and staff
+//! administration, with Django's validation rules and messages. The HTTP API and the command
+//! line both go through [`AccountService`]: one validation, one hashing path.
+
+mod user;
+mod validation;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+pub use user::User;
+pub use validation::{
+    MAX_EMAIL_CHARS, MAX_USERNAME_CHARS, validate_email, validate_password, validate_username,
+};
+
+use crate::clock::SharedClock;
+use crate::flows::{ActiveUsers, AuthError, RevocationFlow};
+use crate::outage::Outage;
+use crate::password::{PasswordError, Passwords, Verified};
+use crate::store::users::{
+    AdminChange, NewUser, ProfileChange, UserFilter, UserRepository, WriteUserError,
+};
+
+/// Messages per field, as in a DRF 400.
+pub type FieldErrors = BTreeMap<String, Vec<String>>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error("{}", describe(.0))]
+    Invalid(FieldErrors),
+    #[error("Registration is closed.")]
+    RegistrationClosed,
+    #[error("Not found.")]
+    NotFound,
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+}
+
+impl AccountError {
+    fn field(name: &str, messages: Vec<String>) -> AccountError {
+        AccountError::Invalid(BTreeMap::from([(name.to_owned(), messages)]))
+    }
+}
+
+impl From<WriteUserError> for AccountError {
+    fn from(err: WriteUserError) -> AccountError {
+        match err {
+            WriteUserError::UsernameTaken => AccountError::field("username", vec![err.to_string()]),
+            WriteUserError::EmailTaken => AccountError::field("email", vec![err.to_string()]),
+            WriteUserError::Store(outage) => outage.into(),
+        }
+    }
+}
+
+impl From<Outage> for AccountError {
+    fn from(err: Outage) -> AccountError {
+        AccountError::Auth(err.into())
+    }
+}
+
+impl From<PasswordError> for AccountError {
+    fn from(err: PasswordError) -> AccountError {
+        AccountError::Auth(err.into())
+    }
+}
+
+/// A new account, as registration or an operator asks for it.
+pub struct NewAccount {
+    pub username: String,
+    pub email: String,
+    pub password: String,
+    pub is_staff: bool,
+}
+
+pub struct AccountService {
+    users: UserRepository,
+    passwords: Passwords,
+    revocation: Arc<RevocationFlow>,
+    active_users: Arc<ActiveUsers>,
+    clock: SharedClock,
+    allow_registration: bool,
+}
+
+impl AccountService {
+    pub fn new(
+        users: UserRepository,
+        passwords: Passwords,
+        revocation: Arc<RevocationFlow>,
+        active_users: Arc<ActiveUsers>,
+        clock: SharedClock,
+        allow_registration: bool,
+    ) -> AccountService {
+        AccountService {
+            users,
+            passwords,
+            revocation,
+            active_users,
+            clock,
+            allow_registration,
+        }
+    }
+
+    /// Self-service registration (`users.allow_registration`); never staff.
+    pub async fn register(&self, mut account: NewAccount) -> Result<User, AccountError> {
+        if !self.allow_registration {
+            return Err(AccountError::RegistrationClosed);
+        }
+        account.is_staff = false;
+        self.create(account).await
+    }
+
+    /// Creates an account whatever `users.allow_registration` says (operators).
+    pub async fn create(&self, account: NewAccount) -> Result<User, AccountError> {
+        let NewAccount {
+            username,
+            email,
+            password,
+            is_staff,
+        } = account;
+        let mut errors = FieldErrors::new();
+        collect(&mut errors, "username", validate_username(&username));
+        collect(&mut errors, "email", validate_email(&email));
+        collect(
+            &mut errors,
+            "password",
+            validate_password(&password, &username, &email),
+        );
+        if !errors.is_empty() {
+            return Err(AccountError::Invalid(errors));
+        }
+        let password_hash = self.passwords.hash(password).await?;
+        let new = NewUser {
+            username,
+            email,
+            password_hash,
+            is_staff,
+        };
+        Ok(self.users.create(new, self.now()).await?)
+    }
+
+    pub async fn update_profile(
+        &self,
+        user: &User,
+        change: ProfileChange,
+    ) -> Result<User, AccountError> {
+        let mut errors = FieldErrors::new();
+        if let Some(username) = &change.username {
+            collect(&mut errors, "username", validate_username(username));
+        }
+        if let Some(email) = &change.email {
+            collect(&mut errors, "email", validate_email(email));
+        }
+        if !errors.is_empty() {
+            return Err(AccountError::Invalid(errors));
+        }
+        let updated = self.users.update_profile(user.id, change).await?;
+        self.active_users.user_changed(user.id).await;
+        Ok(updated)
+    }
+
+    /// Checks the current password, then sets the new one (see [`AccountService::set_password`]).
+    pub async fn change_password(
+        &self,
+        user: &User,
+        current: String,
+        new: String,
+    ) -> Result<(), AccountError> {
+        let stored = self
+            .users
+            .credentials_by_id(user.id)
+            .await?
+            .ok_or(AccountError::NotFound)?;
+        let verified = self
+            .passwords
+            .verify(current, Some(stored.password_hash))
+            .await?;
+        if verified == Verified::Wrong {
+            return Err(AccountError::field(
+                "current_password",
+                vec!["Invalid password.".into()],
+            ));
+        }
+        self.set_password(&stored.user, new, "new_password").await
+    }
+
+    /// Validates and stores a new password, then revokes every existing token of the user.
+    /// `field` names the password in a 400 (`new_password` for the API, `password` for the CLI).
+    pub async fn set_password(
+        &self,
+        user: &User,
+        new: String,
+        field: &str,
+    ) -> Result<(), AccountError> {
+        let problems = validate_password(&new, &user.username, &user.email);
+        if !problems.is_empty() {
+            return Err(AccountError::field(field, problems));
+        }
+        let hash = self.passwords.hash(new).await?;
+        self.users.set_password_hash(user.id, hash).await?;
+        self.revocation.revoke_all_of_user(user.id).await?;
+        Ok(())
+    }
+
+    pub async fn user(&self, id: Uuid) -> Result<User, AccountError> {
+        self.users
+            .find_by_id(id)
+            .await?
+            .ok_or(AccountError::NotFound)
+    }
+
+    pub async fn user_named(&self, username: &str) -> Result<User, AccountError> {
+        self.users
+            .find_by_username(username)
+            .await?
+            .ok_or(AccountError::NotFound)
+    }
+
+    /// One page (from 1) of users in joining order, and how many match in all.
+    pub async fn list(
+        &self,
+        filter: UserFilter,
+        page: u64,
+        page_size: u64,
+    ) -> Result<(Vec<User>, u64), AccountError> {
+        Ok(self.users.list(filter, page, page_size).await?)
+    }
+
+    /// Staff changes. Deactivation revokes every token first, so a failure half-way can only
+    /// leave an active user logged out, never an inactive one logged in.
+    pub async fn admin_update(&self, id: Uuid, change: AdminChange) -> Result<User, AccountError> {
+        if let Some(email) = &change.email {
+            let problems = validate_email(email);
+            if !problems.is_empty() {
+                return Err(AccountError::field("email", problems));
+            }
+        }
+        self.user(id).await?;
+        if change.is_active == Some(false) {
+            self.revocation.revoke_all_of_user(id).await?;
+        }
+        let updated = self.users.admin_update(id, change).await?;
+        self.active_users.user_changed(id).await;
+        Ok(updated)
+    }
+
+    /// Deletes a user, revoking every token of theirs first.
+    pub async fn delete_user(&self, id: Uuid) -> Result<(), AccountError> {
+        self.user(id).await?;
+        self.revocation.revoke_all_of_user(id).await?;
+        if !self.users.delete(id).await? {
+            return Err(AccountError::NotFound);
+        }
+        Ok(())
+    }
+
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::DateTime::from_timestamp_millis(self.clock.now_ms()).unwrap_or_default()
+    }
+}
+
+/// `field: message message; other: message`, for one line of text.
+pub fn describe(fields: &FieldErrors) -> String {
+    fields
+        .iter()
+        .map(|(name, messages)| format!("{name}: {}", messages.join(" ")))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn collect(errors: &mut FieldErrors, field: &str, problems: Vec<String>) {
+    if !problems.is_empty() {
+        errors.entry(field.to_owned()).or_default().extend(problems);
+    }
+}

@@ -1,0 +1,120 @@
+//! The active user behind a token, for a refresh: from this instance's cache while the user's
+//! version entry is unchanged, else from the database. Any change to a user goes through
+//! [`ActiveUsers::user_changed`], which every instance sees at its next read of that entry.
+
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use super::AuthError;
+use crate::accounts::User;
+use crate::clock::SharedClock;
+use crate::store::RevocationStore;
+use crate::store::user_cache::{self, UserCache};
+use crate::store::users::UserRepository;
+use crate::token::Claims;
+
+pub struct ActiveUsers {
+    users: UserRepository,
+    cache: UserCache,
+    store: Arc<dyn RevocationStore>,
+    clock: SharedClock,
+}
+
+impl ActiveUsers {
+    pub fn new(
+        users: UserRepository,
+        store: Arc<dyn RevocationStore>,
+        clock: SharedClock,
+    ) -> ActiveUsers {
+        ActiveUsers {
+            users,
+            cache: UserCache::new(clock.clone()),
+            store,
+            clock,
+        }
+    }
+
+    /// The token's user, if active. `version` is the user's version entry, read with the
+    /// token's revocation entries.
+    pub async fn of(&self, claims: &Claims, version: Option<&str>) -> Result<Arc<User>, AuthError> {
+        let id = Uuid::try_parse(&claims.user_id).map_err(|_| AuthError::TokenUserInactive)?;
+        let user = match self.cache.get(id, version) {
+            Some(user) => user,
+            None => match self.users.find_by_id(id).await? {
+                Some(user) => self.cache.insert(user, version.map(str::to_owned)),
+                None => return Err(AuthError::TokenUserInactive),
+            },
+        };
+        if user.is_active {
+            Ok(user)
+        } else {
+            Err(AuthError::TokenUserInactive)
+        }
+    }
+
+    /// Call after any change to a user's record: every instance's cached copy is dropped
+    /// (this one at once, the others at their next read of the user's version entry). The
+    /// change itself is already stored, so a store failure here is logged, not returned: other
+    /// instances then serve their copy until it ages out (`user_cache::MAX_AGE_MS`).
+    pub async fn user_changed(&self, user_id: Uuid) {
+        self.cache.forget(user_id);
+        let version = Uuid::new_v4().simple().to_string();
+        let until = self.clock.now_secs() + user_cache::VERSION_TTL_SECS;
+        let marked = self
+            .store
+            .mark_user_changed(&user_id.to_string(), &version, until)
+            .await;
+        if let Err(err) = marked {
+            tracing::warn!(%user_id, error = %crate::outage::chain(&err), "publishing a user change failed; other instances may use their cached copy for up to a minute");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::Clock;
+    use crate::flows::testing::Harness;
+    use crate::store::revocation::TokenKeys;
+    use crate::store::users::ProfileChange;
+
+    /// The username `active` serves for `claims` under the user's current version entry.
+    async fn served_name(harness: &Harness, claims: &Claims) -> String {
+        let sid = claims.sid.to_string();
+        let keys = TokenKeys {
+            user_id: &claims.user_id,
+            jti: &claims.jti,
+            sid: &sid,
+        };
+        let entries = harness.state.revocation_store.entries(keys).await.unwrap();
+        let active = &harness.state.flows.active_users;
+        let user = active.of(claims, entries.user_version.as_deref()).await;
+        user.unwrap().username.clone()
+    }
+
+    #[tokio::test]
+    async fn a_change_made_elsewhere_is_seen_through_the_version_entry() {
+        let harness = Harness::new().await;
+        let alice = harness.user("alice").await;
+        let pair = harness.login("alice").await;
+        let claims = harness.minter().codec().decode(&pair.refresh).unwrap();
+        assert_eq!(served_name(&harness, &claims).await, "alice");
+        // Another instance renames her: the database changes, then the version entry.
+        let change = ProfileChange {
+            username: Some("alicia".into()),
+            email: None,
+        };
+        let users = &harness.state.users;
+        users.update_profile(alice.id, change).await.unwrap();
+        assert_eq!(served_name(&harness, &claims).await, "alice");
+        let until = harness.clock.now_secs() + 60;
+        let store = &harness.state.revocation_store;
+        let user_id = alice.id.to_string();
+        store
+            .mark_user_changed(&user_id, "v2", until)
+            .await
+            .unwrap();
+        assert_eq!(served_name(&harness, &claims).await, "alicia");
+    }
+}

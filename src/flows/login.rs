@@ -1,0 +1,215 @@
+//! Login: a username and password → a new session's token pair, through login throttling.
+//! The OAuth password grant is the same flow, with the client and scope in both tokens.
+
+use std::sync::Arc;
+
+use super::minter::Minter;
+use super::revocation::RevocationFlow;
+use super::{AuthError, from_ms};
+use crate::accounts::User;
+use crate::metrics::{Grant, LoginFailure, Metrics};
+use crate::password::{Passwords, Verified};
+use crate::store::sessions::{LoginContext, SessionRepository};
+use crate::store::users::UserRepository;
+use crate::throttle::LoginThrottle;
+use crate::token::{Scope, TokenType};
+
+#[derive(Debug, Clone)]
+pub struct TokenPair {
+    pub access: String,
+    pub refresh: String,
+    /// Seconds until the access token expires (OAuth's `expires_in`).
+    pub expires_in: i64,
+}
+
+/// The OAuth 2.0 side of a session: the client its tokens are issued to, and the scope granted.
+#[derive(Debug, Clone)]
+pub struct ClientGrant {
+    pub client_id: String,
+    pub scope: Scope,
+}
+
+pub struct LoginFlow {
+    pub(super) throttle: Arc<LoginThrottle>,
+    pub(super) users: UserRepository,
+    pub(super) passwords: Passwords,
+    pub(super) sessions: SessionRepository,
+    pub(super) revocation: Arc<RevocationFlow>,
+    pub(super) minter: Arc<Minter>,
+    pub(super) metrics: Arc<Metrics>,
+}
+
+impl LoginFlow {
+    /// Username and password → a new session's token pair.
+    pub async fn obtain(
+        &self,
+        username: &str,
+        password: String,
+        context: LoginContext,
+    ) -> Result<TokenPair, AuthError> {
+        self.obtain_for(username, password, context, None).await
+    }
+
+    /// As [`LoginFlow::obtain`], for an OAuth client when `grant` is given: both tokens carry
+    /// its `client_id` and `scope`, and only that client may refresh or revoke them.
+    pub async fn obtain_for(
+        &self,
+        username: &str,
+        password: String,
+        context: LoginContext,
+        grant: Option<ClientGrant>,
+    ) -> Result<TokenPair, AuthError> {
+        let (user, verified) = self
+            .check_credentials(username, password, &context)
+            .await
+            .inspect_err(|err| self.count_login_failure(err))?;
+        self.after_login(&user, verified).await?;
+        let sid = self.revocation.new_session(&user.id.to_string()).await?;
+        let now = self.minter.now_ms().div_euclid(1000);
+        let started = from_ms(sid.started_ms());
+        let ends = from_ms(self.minter.session_end(sid) * 1000);
+        self.sessions
+            .create(sid.uuid(), user.id, started, ends, context)
+            .await?;
+        let client_id = grant.as_ref().map(|grant| grant.client_id.clone());
+        let scope = grant.map(|grant| grant.scope.to_string());
+        let mut access = self.minter.access_claims(&user, sid, now);
+        let mut refresh =
+            self.minter
+                .claims_for(TokenType::Refresh, &user.id.to_string(), sid, now);
+        for claims in [&mut access, &mut refresh] {
+            claims.client_id.clone_from(&client_id);
+            claims.scope.clone_from(&scope);
+        }
+        let pair = TokenPair {
+            access: self.minter.sign(&access)?,
+            refresh: self.minter.sign(&refresh)?,
+            expires_in: access.exp - now,
+        };
+        self.metrics.issued(Grant::Password);
+        Ok(pair)
+    }
+
+    fn count_login_failure(&self, err: &AuthError) {
+        match err {
+            AuthError::InvalidCredentials => {
+                self.metrics.login_failed(LoginFailure::InvalidCredentials);
+            }
+            AuthError::Throttled { .. } => self.metrics.login_failed(LoginFailure::Throttled),
+            _ => {}
+        }
+    }
+
+    /// The user behind a username and password, through login throttling: the client address
+    /// is rate limited first; a locked account is refused like a wrong password, after the
+    /// same hashing work so the timing does not tell either.
+    async fn check_credentials(
+        &self,
+        username: &str,
+        password: String,
+        context: &LoginContext,
+    ) -> Result<(User, Verified), AuthError> {
+        let (throttle, users) = (&self.throttle, &self.users);
+        throttle.admit_client(&context.client_address).await?;
+        let account = throttle.account(username);
+        let (credentials, locked) = tokio::join!(
+            users.credentials_by_username(username),
+            throttle.is_locked(&account)
+        );
+        let (credentials, locked) = (credentials?, locked?);
+        let (user, stored_hash) = match credentials {
+            Some(found) => (Some(found.user), Some(found.password_hash)),
+            None => (None, None),
+        };
+        let verified = self.passwords.verify(password, stored_hash).await?;
+        let password_ok = matches!(verified, Verified::Correct | Verified::CorrectRehashed(_));
+        if !password_ok {
+            throttle.record_failure(&account).await?;
+            return Err(AuthError::InvalidCredentials);
+        }
+        match user {
+            Some(user) if user.is_active && !locked => {
+                throttle.record_success(&account).await?;
+                Ok((user, verified))
+            }
+            _ => Err(AuthError::InvalidCredentials),
+        }
+    }
+
+    async fn after_login(&self, user: &User, verified: Verified) -> Result<(), AuthError> {
+        let users = &self.users;
+        if let Verified::CorrectRehashed(hash) = verified {
+            // Best effort: the login stands even if the upgrade has to wait for the next one.
+            if let Err(err) = users.set_password_hash(user.id, hash).await {
+                tracing::warn!(user_id = %user.id, error = %crate::outage::chain(&err), "password hash upgrade failed");
+            }
+        }
+        if self.minter.policy().update_last_login {
+            users
+                .set_last_login(user.id, from_ms(self.minter.now_ms()))
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flows::testing::{Harness, PASSWORD, context};
+    use crate::token::TokenError;
+
+    #[tokio::test]
+    async fn the_right_password_starts_a_session_listed_for_the_user() {
+        let harness = Harness::new().await;
+        let alice = harness.user("alice").await;
+        let pair = harness.login("Alice").await;
+        let flows = &harness.state.flows;
+        let access = flows.verify.verify(&pair.access).await.unwrap();
+        let refresh = flows.verify.verify(&pair.refresh).await.unwrap();
+        assert_eq!(access.user_id, alice.id.to_string());
+        assert_eq!(access.sid, refresh.sid);
+        assert_eq!(pair.expires_in, 300);
+        let sessions = flows.revocation.sessions_of(alice.id).await.unwrap();
+        assert_eq!(sessions.len(), 1);
+        assert_eq!(sessions[0].id, access.sid.uuid());
+    }
+
+    #[tokio::test]
+    async fn a_wrong_password_an_unknown_user_and_an_inactive_user_look_the_same() {
+        let harness = Harness::new().await;
+        let bob = harness.user("bob").await;
+        let login = &harness.state.flows.login;
+        let wrong = login.obtain("bob", "not it at all".into(), context()).await;
+        let unknown = login.obtain("nobody", PASSWORD.into(), context()).await;
+        let change = crate::store::users::AdminChange {
+            is_active: Some(false),
+            ..Default::default()
+        };
+        harness
+            .state
+            .accounts
+            .admin_update(bob.id, change)
+            .await
+            .unwrap();
+        let inactive = login.obtain("bob", PASSWORD.into(), context()).await;
+        for refused in [wrong, unknown, inactive] {
+            assert!(matches!(refused, Err(AuthError::InvalidCredentials)));
+        }
+    }
+
+    #[tokio::test]
+    async fn an_oauth_login_carries_its_client_and_scope_in_both_tokens() {
+        let harness = Harness::new().await;
+        harness.user("carol").await;
+        let pair = harness.oauth_login("carol", "client-1", "read write").await;
+        let codec = harness.minter().codec();
+        for token in [&pair.access, &pair.refresh] {
+            let claims = codec.decode(token).unwrap();
+            assert_eq!(claims.client_id.as_deref(), Some("client-1"));
+            assert_eq!(claims.scope.as_deref(), Some("read write"));
+        }
+        let as_access = codec.decode_as(&pair.refresh, TokenType::Access);
+        assert_eq!(as_access.unwrap_err(), TokenError::WrongType);
+    }
+}

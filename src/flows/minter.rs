@@ -1,0 +1,176 @@
+//! The minter: `[jwt]`'s policy (lifetimes and switches) and the claims of every token jwtd
+//! issues, signed. No token outlives its session.
+
+use std::sync::Arc;
+
+use super::AuthError;
+use crate::accounts::User;
+use crate::clock::SharedClock;
+use crate::config::{ExtraClaim, JwtSettings};
+use crate::token::claims::new_jti;
+use crate::token::{Claims, SessionId, TokenCodec, TokenType};
+
+/// The lifetimes and switches of `[jwt]`, in the units the flows use.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub access_secs: i64,
+    pub refresh_secs: i64,
+    pub session_secs: i64,
+    pub leeway_secs: i64,
+    pub rotate: bool,
+    pub spend_on_rotation: bool,
+    pub reuse_grace_ms: i64,
+    pub update_last_login: bool,
+    pub extra_claims: Vec<ExtraClaim>,
+}
+
+impl Policy {
+    pub fn from_settings(jwt: &JwtSettings) -> Policy {
+        let secs = |d: std::time::Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 4);
+        Policy {
+            access_secs: secs(jwt.access_token_lifetime),
+            refresh_secs: secs(jwt.refresh_token_lifetime),
+            session_secs: secs(jwt.session_lifetime),
+            leeway_secs: secs(jwt.leeway),
+            rotate: jwt.rotate_refresh_tokens,
+            spend_on_rotation: jwt.blacklist_after_rotation,
+            reuse_grace_ms: i64::try_from(jwt.refresh_reuse_grace.as_millis()).unwrap_or(i64::MAX),
+            update_last_login: jwt.update_last_login,
+            extra_claims: jwt.access_token_extra_claims.clone(),
+        }
+    }
+}
+
+pub struct Minter {
+    codec: Arc<TokenCodec>,
+    policy: Policy,
+    clock: SharedClock,
+}
+
+impl Minter {
+    pub fn new(codec: Arc<TokenCodec>, jwt: &JwtSettings, clock: SharedClock) -> Minter {
+        Minter {
+            codec,
+            policy: Policy::from_settings(jwt),
+            clock,
+        }
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    pub fn codec(&self) -> &TokenCodec {
+        &self.codec
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// An access token's claims, with the extra claims configured for other services.
+    pub fn access_claims(&self, user: &User, sid: SessionId, now: i64) -> Claims {
+        let mut claims = self.claims_for(TokenType::Access, &user.id.to_string(), sid, now);
+        let extras = &self.policy.extra_claims;
+        claims.username = extras
+            .contains(&ExtraClaim::Username)
+            .then(|| user.username.clone());
+        claims.is_staff = extras
+            .contains(&ExtraClaim::IsStaff)
+            .then_some(user.is_staff);
+        claims
+    }
+
+    /// The next refresh token of a session: same session, same client and scope (RFC 6749 §6).
+    pub fn successor_of(&self, presented: &Claims, now: i64) -> Claims {
+        let mut successor =
+            self.claims_for(TokenType::Refresh, &presented.user_id, presented.sid, now);
+        successor.client_id.clone_from(&presented.client_id);
+        successor.scope.clone_from(&presented.scope);
+        successor
+    }
+
+    /// A token of `subject` (a user id, or a client id) in session `sid`. Its `exp` is capped at
+    /// the session's end.
+    pub fn claims_for(
+        &self,
+        token_type: TokenType,
+        subject: &str,
+        sid: SessionId,
+        now: i64,
+    ) -> Claims {
+        let lifetime = match token_type {
+            TokenType::Access => self.policy.access_secs,
+            TokenType::Refresh => self.policy.refresh_secs,
+        };
+        Claims {
+            token_type,
+            exp: now.saturating_add(lifetime).min(self.session_end(sid)),
+            iat: now,
+            jti: new_jti(),
+            user_id: subject.to_owned(),
+            subject_is_client: false,
+            sid,
+            iss: self.codec.issuer().map(str::to_owned),
+            aud: self.codec.audience().map(str::to_owned),
+            username: None,
+            is_staff: None,
+            scope: None,
+            client_id: None,
+        }
+    }
+
+    /// Login + `session_lifetime`, in unix seconds.
+    pub fn session_end(&self, sid: SessionId) -> i64 {
+        sid.started_ms()
+            .div_euclid(1000)
+            .saturating_add(self.policy.session_secs)
+    }
+
+    pub fn sign(&self, claims: &Claims) -> Result<String, AuthError> {
+        Ok(self.codec.sign(claims)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::flows::testing::Harness;
+
+    #[tokio::test]
+    async fn no_token_outlives_its_session() {
+        let harness = Harness::with(|jwt| {
+            jwt.refresh_token_lifetime = Duration::from_secs(3600);
+            jwt.session_lifetime = Duration::from_secs(600);
+        })
+        .await;
+        let minter = harness.minter();
+        let now = minter.now_ms().div_euclid(1000);
+        let sid = SessionId::start(minter.now_ms());
+        let refresh = minter.claims_for(TokenType::Refresh, "u", sid, now);
+        assert_eq!(refresh.exp, minter.session_end(sid));
+        assert!(refresh.exp <= now + 600);
+        let access = minter.claims_for(TokenType::Access, "u", sid, now);
+        assert_eq!(access.exp, now + 300);
+    }
+
+    #[tokio::test]
+    async fn a_successor_keeps_the_session_client_and_scope() {
+        let harness = Harness::new().await;
+        let minter = harness.minter();
+        let now = minter.now_ms().div_euclid(1000);
+        let sid = SessionId::start(minter.now_ms());
+        let mut presented = minter.claims_for(TokenType::Refresh, "u", sid, now);
+        presented.client_id = Some("client".into());
+        presented.scope = Some("read".into());
+        let successor = minter.successor_of(&presented, now + 5);
+        assert_eq!(successor.sid, sid);
+        assert_eq!(successor.client_id.as_deref(), Some("client"));
+        assert_eq!(successor.scope.as_deref(), Some("read"));
+        assert_ne!(successor.jti, presented.jti);
+        let signed = minter.sign(&successor).unwrap();
+        assert_eq!(minter.codec().decode(&signed).unwrap().jti, successor.jti);
+    }
+}

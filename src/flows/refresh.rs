@@ -1,0 +1,296 @@
+//! Refresh: a refresh token → a new access token and, with rotation, its successor. Rotation
+//! spends the presented token atomically (one winner however many arrive at once); a spent
+//! token that comes back within the grace gets the same successor, and otherwise is reuse:
+//! its whole session is revoked.
+
+use std::sync::Arc;
+
+use super::active_users::ActiveUsers;
+use super::minter::Minter;
+use super::revocation::RevocationFlow;
+use super::{AuthError, ensure_session_live, from_ms, token_keys};
+use crate::accounts::User;
+use crate::metrics::{Metrics, Revocation};
+use crate::store::RevocationStore;
+use crate::store::revocation::{JtiState, SpendOutcome, SpendRecord};
+use crate::store::sessions::SessionRepository;
+use crate::token::{Claims, Scope, TokenError, TokenType};
+
+#[derive(Debug, Clone)]
+pub struct Refreshed {
+    pub access: String,
+    /// Present when rotation is on.
+    pub refresh: Option<String>,
+    pub expires_in: i64,
+    /// The new access token's scope (OAuth sessions only).
+    pub scope: Option<String>,
+}
+
+/// Who presents a refresh token.
+#[derive(Debug, Clone, Copy)]
+pub enum RefreshBy<'a> {
+    /// SimpleJWT's endpoint: anyone holding a token that was not issued to an OAuth client.
+    Anyone,
+    /// An authenticated OAuth client. `allowed` is what the client may hold today; `requested`
+    /// narrows the new access token (RFC 6749 §6) and may not exceed the original grant.
+    Client {
+        client_id: &'a str,
+        allowed: &'a Scope,
+        requested: Option<&'a Scope>,
+    },
+}
+
+/// A refresh token being exchanged, and the scope its new access token gets.
+struct Presented {
+    claims: Claims,
+    access_scope: Option<String>,
+}
+
+pub struct RefreshFlow {
+    pub(super) store: Arc<dyn RevocationStore>,
+    pub(super) sessions: SessionRepository,
+    pub(super) minter: Arc<Minter>,
+    pub(super) active_users: Arc<ActiveUsers>,
+    pub(super) revocation: Arc<RevocationFlow>,
+    pub(super) metrics: Arc<Metrics>,
+}
+
+impl RefreshFlow {
+    /// A refresh token → a new access token, and with rotation a new refresh token.
+    pub async fn refresh(&self, token: &str) -> Result<Refreshed, AuthError> {
+        self.refresh_by(token, RefreshBy::Anyone).await
+    }
+
+    /// As [`RefreshFlow::refresh`], checking that the presenter may use this token.
+    pub async fn refresh_by(&self, token: &str, by: RefreshBy<'_>) -> Result<Refreshed, AuthError> {
+        let claims = self.minter.codec().decode_as(token, TokenType::Refresh)?;
+        let presented = presented_by(claims, by)?;
+        let policy = self.minter.policy();
+        let refreshed = if policy.rotate && policy.spend_on_rotation {
+            self.rotate(&presented).await?
+        } else {
+            self.refresh_without_spending(&presented).await?
+        };
+        let now = from_ms(self.minter.now_ms());
+        self.sessions.touch(presented.claims.sid.uuid(), now);
+        self.metrics.refreshed();
+        Ok(refreshed)
+    }
+
+    /// Without rotation (or without blacklisting after it) nothing is spent: read and issue.
+    async fn refresh_without_spending(
+        &self,
+        presented: &Presented,
+    ) -> Result<Refreshed, AuthError> {
+        let claims = &presented.claims;
+        let sid = claims.sid.to_string();
+        let entries = self.store.entries(token_keys(claims, &sid)).await?;
+        ensure_session_live(claims, &entries)?;
+        if entries.jti == Some(JtiState::Revoked) {
+            return Err(TokenError::Blacklisted.into());
+        }
+        let user = self
+            .active_users
+            .of(claims, entries.user_version.as_deref())
+            .await?;
+        let now = self.minter.now_ms().div_euclid(1000);
+        if self.minter.policy().rotate {
+            let successor = self.minter.successor_of(claims, now);
+            return self.refreshed_with(presented, &user, Some(&successor), now);
+        }
+        self.refreshed_with(presented, &user, None, now)
+    }
+
+    /// Spends the presented token (atomically: one winner) and issues its successor. The spend
+    /// and every revocation check are one store round trip; a spent token whose session turns
+    /// out revoked is refused all the same.
+    async fn rotate(&self, presented: &Presented) -> Result<Refreshed, AuthError> {
+        let now_ms = self.minter.now_ms();
+        let now = now_ms.div_euclid(1000);
+        let claims = &presented.claims;
+        let successor = self.minter.successor_of(claims, now);
+        let record = SpendRecord {
+            spent_at_ms: now_ms,
+            successor_jti: successor.jti.clone(),
+            successor_iat: successor.iat,
+            successor_exp: successor.exp,
+        };
+        let until = claims.exp + self.minter.policy().leeway_secs;
+        let sid = claims.sid.to_string();
+        let (entries, outcome) = self
+            .store
+            .spend_checked(token_keys(claims, &sid), &record, until)
+            .await?;
+        ensure_session_live(claims, &entries)?;
+        let user = self
+            .active_users
+            .of(claims, entries.user_version.as_deref())
+            .await?;
+        match outcome {
+            SpendOutcome::Spent => self.refreshed_with(presented, &user, Some(&successor), now),
+            SpendOutcome::AlreadyUsed(JtiState::Spent(record)) => {
+                self.spent_again(presented, &user, record).await
+            }
+            SpendOutcome::AlreadyUsed(JtiState::Revoked) => Err(TokenError::Blacklisted.into()),
+        }
+    }
+
+    /// A spent refresh token came back. Within the grace period, and while its successor is
+    /// still unused, it gets that same successor again; otherwise this is reuse: the whole
+    /// session is revoked.
+    async fn spent_again(
+        &self,
+        presented: &Presented,
+        user: &User,
+        record: SpendRecord,
+    ) -> Result<Refreshed, AuthError> {
+        let claims = &presented.claims;
+        let now_ms = self.minter.now_ms();
+        // Strictly inside the window: a grace of 0s means none, even within the same millisecond.
+        let within_grace = now_ms - record.spent_at_ms < self.minter.policy().reuse_grace_ms;
+        if within_grace
+            && self
+                .store
+                .jti_state(&claims.user_id, &record.successor_jti)
+                .await?
+                .is_none()
+        {
+            let successor = Claims {
+                jti: record.successor_jti,
+                iat: record.successor_iat,
+                exp: record.successor_exp,
+                ..claims.clone()
+            };
+            let now = now_ms.div_euclid(1000);
+            return self.refreshed_with(presented, user, Some(&successor), now);
+        }
+        tracing::warn!(user_id = %claims.user_id, sid = %claims.sid, "refresh token reuse detected: session revoked");
+        self.metrics.reuse_detected();
+        self.revocation
+            .revoke_session(claims, Revocation::Reuse)
+            .await?;
+        Err(TokenError::Blacklisted.into())
+    }
+
+    /// The answer: a new access token for the session's client and (possibly narrowed) scope,
+    /// and the successor refresh token when rotating.
+    fn refreshed_with(
+        &self,
+        presented: &Presented,
+        user: &User,
+        successor: Option<&Claims>,
+        now: i64,
+    ) -> Result<Refreshed, AuthError> {
+        let mut access = self.minter.access_claims(user, presented.claims.sid, now);
+        access.client_id.clone_from(&presented.claims.client_id);
+        access.scope.clone_from(&presented.access_scope);
+        Ok(Refreshed {
+            access: self.minter.sign(&access)?,
+            refresh: successor.map(|s| self.minter.sign(s)).transpose()?,
+            expires_in: access.exp - now,
+            scope: access.scope,
+        })
+    }
+}
+
+/// Checks the presenter may use the token, and works out the new access token's scope.
+fn presented_by(claims: Claims, by: RefreshBy<'_>) -> Result<Presented, AuthError> {
+    let RefreshBy::Client {
+        client_id,
+        allowed,
+        requested,
+    } = by
+    else {
+        // A token issued to an OAuth client is refreshed by that client, authenticated.
+        if claims.client_id.is_some() {
+            return Err(TokenError::Invalid.into());
+        }
+        return Ok(Presented {
+            access_scope: claims.scope.clone(),
+            claims,
+        });
+    };
+    if claims.client_id.as_deref() != Some(client_id) {
+        return Err(AuthError::WrongClient);
+    }
+    let granted = Scope::parse(claims.scope.as_deref().unwrap_or_default())
+        .map_err(|_| TokenError::Invalid)?;
+    let wanted = requested.unwrap_or(&granted);
+    let beyond = wanted.beyond(&granted);
+    if !beyond.is_empty() {
+        return Err(AuthError::ScopeNotGranted(beyond.join(" ")));
+    }
+    Ok(Presented {
+        access_scope: Some(wanted.intersection(allowed).to_string()),
+        claims,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::flows::testing::Harness;
+
+    fn blacklisted<T: std::fmt::Debug>(result: Result<T, AuthError>) -> bool {
+        matches!(result, Err(AuthError::Token(TokenError::Blacklisted)))
+    }
+
+    #[tokio::test]
+    async fn of_many_concurrent_refreshes_of_one_token_exactly_one_wins() {
+        let harness = Harness::new().await;
+        harness.user("alice").await;
+        let pair = harness.login("alice").await;
+        let refresh = &harness.state.flows.refresh;
+        let attempts = (0..24).map(|_| refresh.refresh(&pair.refresh));
+        let results = futures::future::join_all(attempts).await;
+        let winners = results.iter().filter(|r| r.is_ok()).count();
+        assert_eq!(winners, 1, "{results:?}");
+    }
+
+    #[tokio::test]
+    async fn reuse_after_the_grace_revokes_the_session() {
+        let harness = Harness::with(|jwt| jwt.refresh_reuse_grace = Duration::from_secs(10)).await;
+        harness.user("bob").await;
+        let pair = harness.login("bob").await;
+        let flows = &harness.state.flows;
+        let first = flows.refresh.refresh(&pair.refresh).await.unwrap();
+        // Within the grace: the same successor again, and the session lives.
+        let again = flows.refresh.refresh(&pair.refresh).await.unwrap();
+        assert_eq!(first.refresh, again.refresh);
+        harness.clock.advance(Duration::from_secs(10));
+        assert!(blacklisted(flows.refresh.refresh(&pair.refresh).await));
+        let successor = first.refresh.unwrap();
+        assert!(blacklisted(flows.verify.verify(&successor).await));
+        assert!(blacklisted(flows.verify.verify(&first.access).await));
+    }
+
+    #[tokio::test]
+    async fn an_oauth_token_needs_its_client_and_may_only_narrow_its_scope() {
+        let harness = Harness::new().await;
+        harness.user("carol").await;
+        let pair = harness.oauth_login("carol", "app", "read write").await;
+        let refresh = &harness.state.flows.refresh;
+        let first_party = refresh.refresh(&pair.refresh).await;
+        assert!(matches!(
+            first_party,
+            Err(AuthError::Token(TokenError::Invalid))
+        ));
+        let allowed = Scope::parse("read write admin").unwrap();
+        let wider = Scope::parse("read admin").unwrap();
+        let by = |requested| RefreshBy::Client {
+            client_id: "app",
+            allowed: &allowed,
+            requested,
+        };
+        let widened = refresh.refresh_by(&pair.refresh, by(Some(&wider))).await;
+        assert!(matches!(widened, Err(AuthError::ScopeNotGranted(beyond)) if beyond == "admin"));
+        let narrower = Scope::parse("read").unwrap();
+        let narrowed = refresh
+            .refresh_by(&pair.refresh, by(Some(&narrower)))
+            .await
+            .unwrap();
+        assert_eq!(narrowed.scope.as_deref(), Some("read"));
+    }
+}
