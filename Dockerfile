@@ -28,9 +28,10 @@ ENV CARGO_TERM_COLOR=never \
 COPY Cargo.toml Cargo.lock ./
 COPY migration/Cargo.toml migration/Cargo.toml
 COPY bench/Cargo.toml bench/Cargo.toml
-RUN mkdir -p src migration/src bench/src bench/benches \
+COPY tests/support/Cargo.toml tests/support/Cargo.toml
+RUN mkdir -p src migration/src bench/src bench/benches tests/support/src \
     && echo 'fn main() {}' > src/main.rs \
-    && touch src/lib.rs migration/src/lib.rs \
+    && touch src/lib.rs migration/src/lib.rs tests/support/src/lib.rs \
     && echo 'fn main() {}' > bench/src/main.rs \
     && echo 'fn main() {}' > bench/benches/hot_paths.rs
 RUN cargo fetch --locked \

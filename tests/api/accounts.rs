@@ -2,47 +2,16 @@
 
 use reqwest::StatusCode;
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait};
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::helpers::{
-    Backend, PASSWORD, TestApp, expect_error, expect_status, expect_token_error, string_field,
+use jwtd_test_support::{
+    Backend, PASSWORD, TestApp, expect_error, expect_status, expect_token_error, on_every_store,
+    string_field,
 };
-use crate::on_every_store;
 
 on_every_store!(a_password_change_revokes_every_existing_token);
 
 const NEW_PASSWORD: &str = "an entirely new passphrase";
-
-impl TestApp {
-    pub async fn get_authed(&self, path: &str, access: &str) -> reqwest::Response {
-        self.client
-            .get(self.url(path))
-            .bearer_auth(access)
-            .send()
-            .await
-            .unwrap()
-    }
-
-    pub async fn send_authed(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        access: &str,
-        body: &Value,
-    ) -> reqwest::Response {
-        self.client
-            .request(method, self.url(path))
-            .bearer_auth(access)
-            .json(body)
-            .send()
-            .await
-            .unwrap()
-    }
-
-    pub async fn register(&self, body: &Value) -> reqwest::Response {
-        self.post_json("/api/users/", body).await
-    }
-}
 
 async fn expect_field(response: reqwest::Response, field: &str, fragment: &str) {
     let body = expect_status(response, StatusCode::BAD_REQUEST).await;
@@ -184,7 +153,7 @@ async fn registration_can_be_closed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_registrations_of_one_name_create_one_account() {
     for backend in [Backend::Sqlite, Backend::Postgres] {
-        if backend == Backend::Postgres && !crate::helpers::postgres_available() {
+        if backend == Backend::Postgres && !jwtd_test_support::postgres_available() {
             continue;
         }
         let app = TestApp::spawn(backend).await;

@@ -3,12 +3,11 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{
-    Backend, PASSWORD, TestApp, expect_error, expect_status, expect_token_error, string_field,
-};
-use crate::on_every_store;
-use jwtd::accounts::User;
 use jwtd::store::users::AdminChange;
+use jwtd_test_support::{
+    Backend, PASSWORD, TestApp, expect_error, expect_status, expect_token_error, on_every_store,
+    string_field,
+};
 
 on_every_store!(deactivation_and_deletion_revoke_every_token);
 
@@ -22,38 +21,6 @@ type Row<'a> = (
     StatusCode,
 );
 
-impl TestApp {
-    async fn create_staff(&self) -> User {
-        let user = self.create_user().await;
-        let change = AdminChange {
-            is_staff: Some(true),
-            ..Default::default()
-        };
-        self.state
-            .users
-            .admin_update(user.id, change)
-            .await
-            .unwrap()
-    }
-
-    async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        access: Option<&str>,
-        body: Option<Value>,
-    ) -> StatusCode {
-        let mut request = self.client.request(method, self.url(path));
-        if let Some(access) = access {
-            request = request.bearer_auth(access);
-        }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        request.send().await.unwrap().status()
-    }
-}
-
 #[tokio::test]
 async fn permission_matrix_over_every_account_endpoint() {
     let app = TestApp::spawn(Backend::Sqlite).await;
@@ -65,7 +32,7 @@ async fn permission_matrix_over_every_account_endpoint() {
     let (user_access, _) = app.login(&user).await;
     let (other_access, _) = app.login(&other).await;
     let (staff_access, _) = app.login(&staff).await;
-    let other_sid = crate::helpers::claims_of(&other_access)["sid"]
+    let other_sid = jwtd_test_support::claims_of(&other_access)["sid"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -129,7 +96,7 @@ async fn permission_matrix_over_every_account_endpoint() {
         );
     }
     // Another user can neither read, change nor delete this user, nor end their sessions.
-    let user_sid = crate::helpers::claims_of(&user_access)["sid"]
+    let user_sid = jwtd_test_support::claims_of(&user_access)["sid"]
         .as_str()
         .unwrap()
         .to_owned();

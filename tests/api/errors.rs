@@ -6,7 +6,9 @@ use reqwest::StatusCode;
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait};
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, PASSWORD, TestApp, expect_error, expect_status, expect_token_error};
+use jwtd_test_support::{
+    Backend, PASSWORD, TestApp, expect_error, expect_status, expect_token_error,
+};
 
 const TOKEN_ENDPOINTS: [(&str, &str); 3] = [
     ("/api/token/refresh/", "refresh"),

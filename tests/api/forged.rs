@@ -6,7 +6,9 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestApp, claims_of, expect_status, expect_token_error, header_of};
+use jwtd_test_support::{
+    Backend, TestApp, claims_of, expect_status, expect_token_error, header_of,
+};
 
 const DEV_KEY: &[u8] = jwtd::config::DEVELOPMENT_SIGNING_KEY.as_bytes();
 

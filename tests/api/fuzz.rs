@@ -6,7 +6,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::Value;
 
-use crate::helpers::{Backend, TestApp};
+use jwtd_test_support::{Backend, TestApp};
 
 /// (method, path, the body's field names): every operation that reads a body.
 const OPERATIONS: &[(&str, &str, &[&str])] = &[

@@ -8,8 +8,8 @@ use std::process::Command;
 use jsonwebtoken::Algorithm;
 use sha2::{Digest, Sha256};
 
-use crate::helpers::PASSWORD;
 use crate::keys::{key_files, spawn_signing_with};
+use jwtd_test_support::PASSWORD;
 
 const REQUIREMENTS: &str = include_str!("../interop/requirements.txt");
 

@@ -14,7 +14,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::helpers::{
+use jwtd_test_support::{
     Backend, TestApp, claims_of, expect_status, expect_token_error, header_of, string_field,
 };
 

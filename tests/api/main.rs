@@ -1,7 +1,5 @@
 //! jwtd over real HTTP, on real SQLite, PostgreSQL and Redis.
 
-mod helpers;
-
 mod accounts;
 mod admin;
 mod errors;

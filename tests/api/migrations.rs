@@ -3,7 +3,7 @@
 
 use sea_orm::{Database, EntityTrait, PaginatorTrait};
 
-use crate::helpers::{PostgresDatabase, postgres_available};
+use jwtd_test_support::{PostgresDatabase, postgres_available};
 
 async fn migrate_twice_and_query(url: &str) {
     let db = Database::connect(url).await.unwrap();

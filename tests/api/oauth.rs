@@ -2,107 +2,17 @@
 //! introspection (RFC 7662) and the RFC 8414 metadata.
 
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::helpers::{
-    Backend, PASSWORD, TestApp, claims_of, expect_status, expect_token_error, string_field,
+use jwtd_test_support::{
+    Backend, PASSWORD, TestApp, TestClient, claims_of, expect_oauth_error, expect_status,
+    expect_token_error, on_every_store, string_field,
 };
-use crate::on_every_store;
 
 on_every_store!(
     revoking_a_refresh_token_ends_its_session_everywhere,
     null_characters_are_refused_not_a_server_error
 );
-
-/// A registered client's id and secret.
-pub(crate) struct TestClient {
-    id: String,
-    secret: String,
-}
-
-impl TestApp {
-    pub(crate) async fn register_client(&self, grants: &[&str], scopes: &[&str]) -> TestClient {
-        let to_strings = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        let created = self
-            .state
-            .clients
-            .create("test client", &to_strings(grants), &to_strings(scopes))
-            .await
-            .unwrap();
-        TestClient {
-            id: created.client.id,
-            secret: created.secret,
-        }
-    }
-
-    /// POSTs form `fields` to `path`, authenticating `client` with HTTP Basic.
-    pub(crate) async fn oauth_post(
-        &self,
-        path: &str,
-        client: Option<&TestClient>,
-        fields: &[(&str, &str)],
-    ) -> reqwest::Response {
-        let mut request = self.client.post(self.url(path)).form(fields);
-        if let Some(client) = client {
-            request = request.basic_auth(&client.id, Some(&client.secret));
-        }
-        request.send().await.unwrap()
-    }
-
-    async fn password_grant(&self, client: &TestClient, username: &str, scope: &str) -> Value {
-        let mut fields = vec![
-            ("grant_type", "password"),
-            ("username", username),
-            ("password", PASSWORD),
-        ];
-        if !scope.is_empty() {
-            fields.push(("scope", scope));
-        }
-        let response = self.oauth_post("/oauth/token", Some(client), &fields).await;
-        expect_status(response, StatusCode::OK).await
-    }
-
-    /// The refresh_token grant, authenticating `client` with HTTP Basic.
-    async fn refresh_grant(&self, client: &TestClient, refresh_token: &str) -> reqwest::Response {
-        let fields = [
-            ("grant_type", "refresh_token"),
-            ("refresh_token", refresh_token),
-        ];
-        self.oauth_post("/oauth/token", Some(client), &fields).await
-    }
-
-    async fn introspect(&self, client: &TestClient, token: &str) -> Value {
-        let response = self
-            .oauth_post("/oauth/introspect", Some(client), &[("token", token)])
-            .await;
-        expect_status(response, StatusCode::OK).await
-    }
-}
-
-/// Asserts RFC 6749 §5.2's error: status, `error`, and no-store caching.
-pub(crate) async fn expect_oauth_error(
-    response: reqwest::Response,
-    status: StatusCode,
-    error: &str,
-) -> Value {
-    let headers = response.headers().clone();
-    let body = expect_status(response, status).await;
-    assert_eq!(body["error"], error, "{body}");
-    let description = body["error_description"].as_str().unwrap();
-    assert!(
-        description
-            .chars()
-            .all(|c| (' '..='~').contains(&c) && c != '"' && c != '\\'),
-        "{description:?}"
-    );
-    assert_eq!(body.as_object().unwrap().len(), 2, "{body}");
-    assert_eq!(headers["cache-control"], "no-store");
-    assert_eq!(headers["pragma"], "no-cache");
-    if status == StatusCode::UNAUTHORIZED {
-        assert_eq!(headers["www-authenticate"], r#"Basic realm="jwtd""#);
-    }
-    body
-}
 
 const ALL_GRANTS: [&str; 3] = ["password", "refresh_token", "client_credentials"];
 

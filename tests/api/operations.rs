@@ -11,7 +11,7 @@ use tokio::net::TcpStream;
 
 use jwtd::store::sessions::LoginContext;
 
-use crate::helpers::{Backend, PASSWORD, TestApp, expect_error, expect_status};
+use jwtd_test_support::{Backend, PASSWORD, TestApp, expect_error, expect_status};
 
 /// The value of the sample `name` (with its labels, exactly as rendered) in `/metrics`.
 async fn metric(app: &TestApp, sample: &str) -> f64 {

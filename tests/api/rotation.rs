@@ -4,10 +4,9 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 
-use crate::helpers::{
-    Backend, TestApp, claims_of, expect_status, expect_token_error, string_field,
+use jwtd_test_support::{
+    Backend, TestApp, claims_of, expect_status, expect_token_error, on_every_store, string_field,
 };
-use crate::on_every_store;
 
 on_every_store!(
     concurrent_refreshes_of_one_token_have_exactly_one_winner,

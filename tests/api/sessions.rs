@@ -1,55 +1,19 @@
 //! Login sessions: listed, ended one by one, or all at once; ended means refused at once.
 
 use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::helpers::{
-    Backend, PASSWORD, TestApp, expect_error, expect_status, expect_token_error, string_field,
+use jwtd_test_support::{
+    Backend, SESSIONS, TestApp, expect_error, expect_status, expect_token_error, on_every_store,
 };
-use crate::on_every_store;
 
 on_every_store!(
     ending_a_session_refuses_its_tokens_at_once,
     logout_all_refuses_every_token_of_the_user
 );
 
-const SESSIONS: &str = "/api/users/me/sessions/";
-
-impl TestApp {
-    async fn login_as(&self, username: &str, user_agent: &str) -> (String, String) {
-        let response = self
-            .client
-            .post(self.url("/api/token/"))
-            .header("user-agent", user_agent)
-            .json(&json!({"username": username, "password": PASSWORD}))
-            .send()
-            .await
-            .unwrap();
-        let body = expect_status(response, StatusCode::OK).await;
-        (
-            string_field(&body, "access"),
-            string_field(&body, "refresh"),
-        )
-    }
-
-    async fn sessions(&self, access: &str) -> Vec<Value> {
-        let body = expect_status(self.get_authed(SESSIONS, access).await, StatusCode::OK).await;
-        body.as_array().unwrap().clone()
-    }
-
-    async fn delete_session(&self, access: &str, sid: &str) -> reqwest::Response {
-        let path = format!("{SESSIONS}{sid}/");
-        self.client
-            .delete(self.url(&path))
-            .bearer_auth(access)
-            .send()
-            .await
-            .unwrap()
-    }
-}
-
 fn sid_of(token: &str) -> String {
-    crate::helpers::claims_of(token)["sid"]
+    jwtd_test_support::claims_of(token)["sid"]
         .as_str()
         .unwrap()
         .to_owned()

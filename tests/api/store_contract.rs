@@ -13,8 +13,7 @@ use jwtd::store::redis::RedisRevocationStore;
 use jwtd::store::revocation::{JtiState, RevocationEntries, SpendOutcome, SpendRecord, TokenKeys};
 use jwtd::store::sql::SqlRevocationStore;
 
-use crate::helpers::{Backend, TestApp};
-use crate::on_every_store;
+use jwtd_test_support::{Backend, TestApp, on_every_store};
 
 on_every_store!(
     spend_is_atomic_under_real_concurrency,

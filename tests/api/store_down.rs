@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 
-use crate::helpers::{
+use jwtd_test_support::{
     Backend, PASSWORD, PostgresServer, RedisServer, TestApp, expect_error, expect_status,
     expect_token_error,
 };

@@ -8,9 +8,9 @@ use jwtd::Settings;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, PASSWORD, TestApp, expect_error, expect_status};
-use crate::oauth::expect_oauth_error;
-use crate::on_every_store;
+use jwtd_test_support::{
+    Backend, PASSWORD, TestApp, expect_error, expect_oauth_error, expect_status, on_every_store,
+};
 
 on_every_store!(
     a_hundred_parallel_bad_logins_are_all_counted,

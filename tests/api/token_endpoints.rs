@@ -5,11 +5,10 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{
+use jwtd_test_support::{
     Backend, PASSWORD, TestApp, claims_of, expect_status, expect_token_error, header_of,
-    string_field,
+    on_every_store, string_field,
 };
-use crate::on_every_store;
 
 on_every_store!(
     obtain_answers_exactly_a_token_pair,

@@ -7,6 +7,9 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jwtd_test_support::free_port;
+
+mod config_docs;
 
 const PASSWORD: &str = "a long enough password";
 
@@ -33,14 +36,6 @@ fn create_user(dir: &Path, username: &str, password: &str) -> Output {
         .unwrap();
     writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
     child.wait_with_output().unwrap()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[test]

@@ -2,22 +2,16 @@
 //! masters, three replicas, on loopback), requests spread round-robin, every guarantee of the
 //! contract holding across instances as on one.
 
-#[allow(dead_code)]
-#[path = "../api/helpers.rs"]
-mod helpers;
-
-mod cluster;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use cluster::RedisCluster;
-use helpers::{PostgresDatabase, free_port, string_field as string};
+use jwtd_test_support::{
+    PASSWORD, PostgresDatabase, RedisCluster, free_port, string_field as string,
+};
 
-const PASSWORD: &str = "correct horse battery staple";
 const NEW_PASSWORD: &str = "a brand new horse battery";
 
 /// One `jwtd serve` process.
@@ -183,7 +177,7 @@ impl Fleet {
 }
 
 fn cluster_tests_enabled() -> bool {
-    helpers::postgres_available()
+    jwtd_test_support::postgres_available()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -314,7 +308,7 @@ async fn killing_an_instance_or_a_redis_master_loses_no_revocation_and_service_r
 
     // The master holding this user's keys dies; its replica takes over.
     redis.wait_until_replicated();
-    let user_id = helpers::claims_of(&live_access)["user_id"]
+    let user_id = jwtd_test_support::claims_of(&live_access)["user_id"]
         .as_str()
         .unwrap()
         .to_owned();

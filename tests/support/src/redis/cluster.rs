@@ -5,6 +5,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::ports::free_port;
+
 pub struct RedisCluster {
     nodes: Vec<Node>,
     _dir: tempfile::TempDir,
@@ -140,7 +142,7 @@ fn field(info: &str, name: &str) -> u64 {
 
 impl Node {
     fn start(dir: &Path) -> Node {
-        let port = super::helpers::free_port();
+        let port = free_port();
         let node_dir = dir.join(port.to_string());
         std::fs::create_dir_all(&node_dir).unwrap();
         let child = Command::new("redis-server")
