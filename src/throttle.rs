@@ -15,11 +15,11 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
+use crate::accounts::normalize_username;
 use crate::clock::SharedClock;
 use crate::config::ThrottleSettings;
 use crate::outage::Outage;
 use crate::store::CounterStore;
-use crate::store::users::normalize_username;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ThrottleError {

@@ -12,7 +12,8 @@ use uuid::Uuid;
 
 pub use user::User;
 pub use validation::{
-    MAX_EMAIL_CHARS, MAX_USERNAME_CHARS, validate_email, validate_password, validate_username,
+    MAX_EMAIL_CHARS, MAX_USERNAME_CHARS, normalize_username, validate_email, validate_password,
+    validate_username,
 };
 
 use crate::clock::SharedClock;

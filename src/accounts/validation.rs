@@ -1,15 +1,20 @@
 //! Django's validation rules and messages for usernames, emails and passwords.
 
+use unicode_normalization::UnicodeNormalization;
+
 use crate::password::{MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS};
 
 pub const MAX_USERNAME_CHARS: usize = 150;
 pub const MAX_EMAIL_CHARS: usize = 254;
 
-/// Django's `UnicodeUsernameValidator`: letters, digits and @ . + - _ only.
+/// Django's `UnicodeUsernameValidator`: letters, digits and @ . + - _ only. The length limit holds
+/// for the name as given and for its normalised form, which is stored too (NFKC can make a
+/// name longer: `ﷺ` is one character and eighteen after it).
 pub fn validate_username(username: &str) -> Vec<String> {
     let allowed = |c: char| c.is_alphanumeric() || "@.+-_".contains(c);
     if username.is_empty()
         || username.chars().count() > MAX_USERNAME_CHARS
+        || normalize_username(username).chars().count() > MAX_USERNAME_CHARS
         || !username.chars().all(allowed)
     {
         return vec![format!(
@@ -18,6 +23,16 @@ pub fn validate_username(username: &str) -> Vec<String> {
         )];
     }
     Vec::new()
+}
+
+/// The uniqueness key of a username: NFKC, then case folded, so look-alikes (`Alice`,
+/// `ａｌｉｃｅ`) are one account.
+pub fn normalize_username(username: &str) -> String {
+    username
+        .nfkc()
+        .flat_map(char::to_lowercase)
+        .nfkc()
+        .collect()
 }
 
 /// Empty means "no email"; otherwise a plausible single address.
@@ -126,6 +141,9 @@ mod tests {
         assert!(validate_username("ｊｏｓé").is_empty());
         assert!(!validate_username("has space").is_empty());
         assert!(!validate_username(&"a".repeat(151)).is_empty());
+        // 10 characters, 180 after NFKC: too long for the stored form.
+        assert!(!validate_username(&"ﷺ".repeat(10)).is_empty());
+        assert!(validate_username(&"ﷺ".repeat(8)).is_empty());
         assert!(validate_email("").is_empty());
         assert!(validate_email("a@example.com").is_empty());
         for bad in ["a", "a@b", "@b.c", "a@b@c.d", "a b@c.d", "a@.com"] {

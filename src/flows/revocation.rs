@@ -13,7 +13,7 @@ use super::{AuthError, from_ms};
 use crate::metrics::{Metrics, Revocation};
 use crate::store::RevocationStore;
 use crate::store::sessions::{Session, SessionRepository};
-use crate::token::{Claims, SessionId, TokenType};
+use crate::token::{Claims, SessionId, TokenError, TokenType};
 
 pub struct RevocationFlow {
     pub(super) store: Arc<dyn RevocationStore>,
@@ -35,9 +35,13 @@ impl RevocationFlow {
     }
 
     /// SimpleJWT's blacklist: logs out the refresh token's session, so its refresh and access
-    /// tokens are refused at once.
+    /// tokens are refused at once. A token issued to an OAuth client is revoked only by that
+    /// client (RFC 7009): here it is invalid, as it is for refresh.
     pub async fn blacklist(&self, token: &str) -> Result<(), AuthError> {
         let claims = self.verify.verify_as(token, TokenType::Refresh).await?;
+        if claims.client_id.is_some() {
+            return Err(TokenError::Invalid.into());
+        }
         self.revoke_session(&claims, Revocation::Logout).await
     }
 

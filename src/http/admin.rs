@@ -18,6 +18,8 @@ use crate::store::users::{AdminChange, UserFilter};
 
 const DEFAULT_PAGE_SIZE: u64 = 20;
 const MAX_PAGE_SIZE: u64 = 100;
+/// The last page whose offset the databases can represent (a signed 64-bit integer).
+const MAX_PAGE: u64 = i64::MAX as u64 / MAX_PAGE_SIZE;
 
 /// What staff may change; omitted fields stay as they are. Deactivating revokes every token.
 #[derive(Debug, Object)]
@@ -59,9 +61,9 @@ pub(super) async fn list_users(
     require_staff(auth)?;
     let page = page.unwrap_or(1);
     let page_size = page_size.unwrap_or(DEFAULT_PAGE_SIZE);
-    if page == 0 || page_size == 0 || page_size > MAX_PAGE_SIZE {
+    if !(1..=MAX_PAGE).contains(&page) || !(1..=MAX_PAGE_SIZE).contains(&page_size) {
         return Err(ApiError::invalid(format!(
-            "page must be at least 1 and page_size between 1 and {MAX_PAGE_SIZE}."
+            "page must be between 1 and {MAX_PAGE} and page_size between 1 and {MAX_PAGE_SIZE}."
         )));
     }
     let (users, count) = accounts.list(filter, page, page_size).await?;

@@ -2,16 +2,15 @@
 //! get the domain [`User`], and the hash only as [`Credentials`], for the password checks.
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, Func};
+use sea_orm::sea_query::{Expr, Func, LikeExpr};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, ExprTrait,
     PaginatorTrait, QueryFilter, QueryOrder, SqlErr,
 };
-use unicode_normalization::UnicodeNormalization;
 use uuid::Uuid;
 
 use super::entities::user::{ActiveModel, Column, Entity, Model};
-use crate::accounts::User;
+use crate::accounts::{User, normalize_username};
 use crate::outage::Outage;
 
 impl From<Model> for User {
@@ -88,16 +87,6 @@ pub struct NewUser {
     pub email: String,
     pub password_hash: String,
     pub is_staff: bool,
-}
-
-/// The uniqueness key of a username: NFKC, then case folded, so look-alikes (`Alice`,
-/// `ａｌｉｃｅ`) are one account.
-pub fn normalize_username(username: &str) -> String {
-    username
-        .nfkc()
-        .flat_map(char::to_lowercase)
-        .nfkc()
-        .collect()
 }
 
 #[derive(Clone)]
@@ -184,7 +173,9 @@ impl UserRepository {
             .order_by_asc(Column::DateJoined)
             .order_by_asc(Column::Id);
         if let Some(part) = filter.username {
-            query = query.filter(Column::UsernameNormalized.contains(normalize_username(&part)));
+            let pattern = format!("%{}%", escape_like(&normalize_username(&part)));
+            query =
+                query.filter(Column::UsernameNormalized.like(LikeExpr::new(pattern).escape('\\')));
         }
         if let Some(email) = filter.email {
             let lowered = Expr::expr(Func::lower(Expr::col(Column::Email)));
@@ -244,6 +235,18 @@ impl UserRepository {
         change.update(&self.db).await?;
         Ok(())
     }
+}
+
+/// `text` matched literally inside a LIKE pattern: `%`, `_` and the escape itself are escaped.
+fn escape_like(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
 }
 
 fn credentials_of(row: Model) -> Credentials {

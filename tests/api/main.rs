@@ -11,6 +11,7 @@ mod migrations;
 mod oauth;
 mod operations;
 mod rotation;
+mod security;
 mod sessions;
 mod store_contract;
 mod store_down;
