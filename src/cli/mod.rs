@@ -29,7 +29,7 @@ use crate::{App, telemetry};
     about = "A standalone, SimpleJWT-compatible token service"
 )]
 pub struct Cli {
-    /// Directory holding default.toml and {JWTD_ENV}.toml.
+    /// Directory holding default.toml and {JWTD_ENV}.toml (development.toml, production.toml).
     #[arg(long, env = "JWTD_CONFIG_DIR", default_value = "config", global = true)]
     config_dir: PathBuf,
     #[command(subcommand)]

@@ -1,0 +1,112 @@
+//! The sections of the configuration other than `[jwt]`, as `config/default.toml` lays them out.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::human_duration;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServerSettings {
+    pub bind: String,
+    pub max_body_bytes: usize,
+    /// The request line and headers together; more gets 431 `headers_too_large`.
+    pub max_header_bytes: usize,
+    /// The whole request, body included; a slower one gets 408 `request_timeout`.
+    #[serde(deserialize_with = "human_duration")]
+    pub request_timeout: Duration,
+    /// A connection with no traffic for this long is closed.
+    #[serde(deserialize_with = "human_duration")]
+    pub idle_timeout: Duration,
+    /// The URL clients reach jwtd at (behind a proxy), for the OAuth metadata's endpoints.
+    #[serde(default)]
+    pub public_url: Option<String>,
+    /// Proxies (IP addresses or CIDR blocks) whose `X-Forwarded-For` is believed.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+}
+
+/// Login throttling (see `throttle`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ThrottleSettings {
+    /// Logins one client address may attempt per `client_window`; 0 turns the limit off.
+    pub client_attempts: u32,
+    #[serde(deserialize_with = "human_duration")]
+    pub client_window: Duration,
+    /// Failed logins of one account before the back-off starts.
+    pub account_free_failures: u32,
+    /// The first lock; each further failure doubles it, up to `account_backoff_max`.
+    #[serde(deserialize_with = "human_duration")]
+    pub account_backoff: Duration,
+    #[serde(deserialize_with = "human_duration")]
+    pub account_backoff_max: Duration,
+    /// Failures are forgotten this long after the first one (or at a successful login).
+    #[serde(deserialize_with = "human_duration")]
+    pub account_window: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatabaseSettings {
+    pub url: String,
+    pub max_connections: u32,
+    #[serde(deserialize_with = "human_duration")]
+    pub acquire_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RevocationBackend {
+    Database,
+    Redis,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RevocationSettings {
+    pub store: RevocationBackend,
+    #[serde(deserialize_with = "human_duration")]
+    pub purge_interval: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RedisSettings {
+    pub url: String,
+    pub cluster: bool,
+    pub key_prefix: String,
+    #[serde(deserialize_with = "human_duration")]
+    pub connect_timeout: Duration,
+    #[serde(deserialize_with = "human_duration")]
+    pub response_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct PasswordSettings {
+    pub argon2: Argon2Settings,
+    pub max_concurrent_hashes: usize,
+    #[serde(deserialize_with = "human_duration")]
+    pub hash_queue_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub struct Argon2Settings {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct UserSettings {
+    pub allow_registration: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LogSettings {
+    pub level: String,
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
