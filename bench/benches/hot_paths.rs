@@ -21,7 +21,7 @@ const ALGORITHMS: [&str; 4] = ["HS256", "EdDSA", "ES256", "RS256"];
 
 fn codec_for(algorithm: &str, dir: &std::path::Path) -> TokenCodec {
     let mut jwt = Settings::defaults().jwt;
-    jwt.algorithm = algorithm.to_owned();
+    jwt.algorithm = algorithm.parse().unwrap();
     if algorithm != "HS256" {
         let pair = generate_key_pair(algorithm.parse().unwrap(), 2048).unwrap();
         let path = dir.join(format!("{algorithm}.pem"));

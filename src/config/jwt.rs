@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::SigningAlgorithm;
 use super::human_duration;
 
 /// The HMAC key shipped in `config/default.toml`; refused in production.
@@ -12,7 +13,7 @@ pub const DEVELOPMENT_SIGNING_KEY: &str = "jwtd-insecure-development-key-do-not-
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct JwtSettings {
-    pub algorithm: String,
+    pub algorithm: SigningAlgorithm,
     pub signing_key: String,
     #[serde(default)]
     pub private_key_file: Option<PathBuf>,

@@ -1,9 +1,10 @@
 //! Layered configuration: the compiled-in defaults, `config/default.toml`,
 //! `config/{JWTD_ENV}.toml`, then `JWTD__SECTION__KEY` environment variables.
 //!
-//! Closed sets are enums ([`Environment`], …), and everything is checked at load
+//! Closed sets are enums ([`Environment`], [`SigningAlgorithm`], …), and everything is checked at load
 //! ([`Settings::validate`]), so a wrong setting stops the start instead of a request.
 
+mod algorithm;
 mod environment;
 mod jwt;
 mod sections;
@@ -15,13 +16,13 @@ use std::time::Duration;
 use ::config::{Config, File, FileFormat};
 use serde::{Deserialize, Deserializer};
 
+pub use algorithm::{SigningAlgorithm, UnsupportedAlgorithm};
 pub use environment::{Environment, UnknownEnvironment};
 pub use jwt::{DEVELOPMENT_SIGNING_KEY, ExtraClaim, JwtSettings};
 pub use sections::{
     Argon2Settings, DatabaseSettings, LogFormat, LogSettings, PasswordSettings, RedisSettings,
     RevocationBackend, RevocationSettings, ServerSettings, ThrottleSettings, UserSettings,
 };
-pub use validate::hmac_output_bytes;
 
 /// The base layer, so the binary runs with no configuration files at all.
 pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
@@ -187,7 +188,7 @@ mod tests {
         for name in ["production", "Production", "PRODUCTION"] {
             let settings = load_with_dir(dir.path(), Some(name), &vars).unwrap();
             assert!(settings.is_production());
-            assert_eq!(settings.jwt.algorithm, "HS384", "{name}");
+            assert_eq!(settings.jwt.algorithm, SigningAlgorithm::HS384, "{name}");
         }
     }
 
@@ -196,6 +197,17 @@ mod tests {
         let err = load_with(Some("staging"), &[]).unwrap_err().to_string();
         assert!(err.contains("JWTD_ENV=\"staging\""), "{err}");
         assert!(err.contains("development or production"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_algorithm_is_a_configuration_error_naming_it() {
+        for name in ["none", "hs256"] {
+            let err = load_with(None, &[("JWTD__JWT__ALGORITHM", name)])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(&format!("{name:?} is not supported")), "{err}");
+            assert!(err.contains("jwt.algorithm"), "{err}");
+        }
     }
 
     #[test]

@@ -52,7 +52,8 @@ impl Settings {
     }
 
     fn validate_production_key(&self) -> Result<(), ConfigError> {
-        let Some(hash_bytes) = hmac_output_bytes(&self.jwt.algorithm) else {
+        let algorithm = self.jwt.algorithm;
+        let Some(hash_bytes) = algorithm.hmac_output_bytes() else {
             return Ok(());
         };
         let key = &self.jwt.signing_key;
@@ -67,22 +68,11 @@ impl Settings {
         }
         if key.len() < hash_bytes {
             return Err(ConfigError::Invalid(format!(
-                "JWTD_ENV=production refuses a {}-byte signing key for {}: {fix}",
+                "JWTD_ENV=production refuses a {}-byte signing key for {algorithm}: {fix}",
                 key.len(),
-                self.jwt.algorithm
             )));
         }
         Ok(())
-    }
-}
-
-/// The output size of the HMAC hash, which is also the shortest acceptable key (RFC 7518 §3.2).
-pub fn hmac_output_bytes(algorithm: &str) -> Option<usize> {
-    match algorithm {
-        "HS256" => Some(32),
-        "HS384" => Some(48),
-        "HS512" => Some(64),
-        _ => None,
     }
 }
 
