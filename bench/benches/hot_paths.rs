@@ -73,10 +73,11 @@ fn store_on(
     dir: &std::path::Path,
 ) -> Arc<dyn RevocationStore> {
     let mut settings = Settings::defaults();
-    settings.database.url = format!("sqlite://{}/bench.db?mode=rwc", dir.display());
+    settings.database.url = format!("sqlite://{}/bench.db?mode=rwc", dir.display()).into();
     settings.revocation.store = backend;
-    settings.redis.url =
-        std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    settings.redis.url = std::env::var("REDIS_URL")
+        .unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+        .into();
     settings.redis.key_prefix = format!("jwtd-criterion-{}", std::process::id());
     runtime.block_on(async {
         let state = jwtd::state::AppState::build(settings, Arc::new(SystemClock))

@@ -3,18 +3,22 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use super::SigningAlgorithm;
 use super::human_duration;
 
-/// The HMAC key shipped in `config/default.toml`; refused in production.
+/// The HMAC key jwtd signs with when `jwt.signing_key` is unset. It is public (it is in the
+/// source), so it is refused in production.
 pub const DEVELOPMENT_SIGNING_KEY: &str = "jwtd-insecure-development-key-do-not-use-in-production";
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct JwtSettings {
     pub algorithm: SigningAlgorithm,
-    pub signing_key: String,
+    /// The HMAC secret; unset, [`DEVELOPMENT_SIGNING_KEY`] (see [`JwtSettings::hmac_secret`]).
+    #[serde(default)]
+    pub signing_key: Option<SecretString>,
     #[serde(default)]
     pub private_key_file: Option<PathBuf>,
     #[serde(default)]
@@ -52,4 +56,15 @@ pub struct JwtSettings {
 pub enum ExtraClaim {
     Username,
     IsStaff,
+}
+
+impl JwtSettings {
+    /// The HMAC key: `jwt.signing_key`, or the development key when it is unset (production
+    /// refuses to start that way: `Settings::validate`).
+    pub fn hmac_secret(&self) -> &[u8] {
+        self.signing_key
+            .as_ref()
+            .map_or(DEVELOPMENT_SIGNING_KEY, |key| key.expose_secret())
+            .as_bytes()
+    }
 }

@@ -1,7 +1,8 @@
 //! Layered configuration: the compiled-in defaults, `config/default.toml`,
 //! `config/{JWTD_ENV}.toml`, then `JWTD__SECTION__KEY` environment variables.
 //!
-//! Closed sets are enums ([`Environment`], [`SigningAlgorithm`], …), and everything is checked at load
+//! Closed sets are enums ([`Environment`], [`SigningAlgorithm`], …), secrets are
+//! [`SecretString`](secrecy::SecretString)s that never print, and everything is checked at load
 //! ([`Settings::validate`]), so a wrong setting stops the start instead of a request.
 
 mod algorithm;
@@ -136,17 +137,21 @@ fn load_with(jwtd_env: Option<&str>, vars: &[(&str, &str)]) -> Result<Settings, 
 
 #[cfg(test)]
 mod tests {
+    use secrecy::ExposeSecret;
+
     use super::*;
 
     #[test]
-    fn the_shipped_default_key_is_the_development_key() {
+    fn by_default_the_signing_key_is_unset_and_hmac_signs_with_the_development_key() {
         let settings = load_with(None, &[]).unwrap();
         assert_eq!(settings.environment, Environment::Development);
-        assert_eq!(settings.jwt.signing_key, DEVELOPMENT_SIGNING_KEY);
+        assert_eq!(settings.jwt.algorithm, SigningAlgorithm::HS256);
+        assert!(settings.jwt.signing_key.is_none());
         assert_eq!(
-            Settings::defaults().jwt.signing_key,
-            DEVELOPMENT_SIGNING_KEY
+            settings.jwt.hmac_secret(),
+            DEVELOPMENT_SIGNING_KEY.as_bytes()
         );
+        assert!(Settings::defaults().jwt.signing_key.is_none());
     }
 
     #[test]
@@ -159,6 +164,9 @@ mod tests {
                 ("JWTD__JWT__PREVIOUS_PUBLIC_KEY_FILES", "a.pem,b.pem"),
                 ("JWTD__JWT__ACCESS_TOKEN_EXTRA_CLAIMS", "username,is_staff"),
                 ("JWTD__SERVER__TRUSTED_PROXIES", "10.0.0.0/8,192.168.1.7"),
+                ("JWTD__JWT__ALGORITHM", "HS512"),
+                ("JWTD__JWT__SIGNING_KEY", "an operator's key"),
+                ("JWTD__DATABASE__URL", "postgres://jwtd:pw@db/jwtd"),
             ],
         )
         .unwrap();
@@ -172,6 +180,12 @@ mod tests {
         assert_eq!(
             settings.jwt.access_token_extra_claims,
             [ExtraClaim::Username, ExtraClaim::IsStaff]
+        );
+        assert_eq!(settings.jwt.algorithm, SigningAlgorithm::HS512);
+        assert_eq!(settings.jwt.hmac_secret(), b"an operator's key");
+        assert_eq!(
+            settings.database.url.expose_secret(),
+            "postgres://jwtd:pw@db/jwtd"
         );
     }
 
@@ -208,6 +222,28 @@ mod tests {
             assert!(err.contains(&format!("{name:?} is not supported")), "{err}");
             assert!(err.contains("jwt.algorithm"), "{err}");
         }
+    }
+
+    #[test]
+    fn secrets_never_print_in_debug() {
+        let key = "a-signing-key-that-must-stay-out-of-the-logs";
+        let settings = load_with(
+            None,
+            &[
+                ("JWTD__JWT__SIGNING_KEY", key),
+                (
+                    "JWTD__DATABASE__URL",
+                    "postgres://jwtd:db-password-1@db/jwtd",
+                ),
+                ("JWTD__REDIS__URL", "redis://:redis-password-2@cache:6379"),
+            ],
+        )
+        .unwrap();
+        let printed = format!("{settings:?} {settings:#?}");
+        for secret in [key, "db-password-1", "redis-password-2"] {
+            assert!(!printed.contains(secret), "{secret} printed in {printed}");
+        }
+        assert!(printed.contains("[REDACTED]"), "{printed}");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use secrecy::SecretString;
 use serde::Deserialize;
 
 use super::human_duration;
@@ -47,7 +48,8 @@ pub struct ThrottleSettings {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct DatabaseSettings {
-    pub url: String,
+    /// Secret: a PostgreSQL URL carries the password.
+    pub url: SecretString,
     pub max_connections: u32,
     #[serde(deserialize_with = "human_duration")]
     pub acquire_timeout: Duration,
@@ -69,7 +71,8 @@ pub struct RevocationSettings {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct RedisSettings {
-    pub url: String,
+    /// Secret: `redis://:password@host` carries the password.
+    pub url: SecretString,
     pub cluster: bool,
     pub key_prefix: String,
     #[serde(deserialize_with = "human_duration")]

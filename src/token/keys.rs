@@ -15,7 +15,7 @@ use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, ThumbprintHash}
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use sha2::{Digest, Sha256};
 
-use crate::config::{DEVELOPMENT_SIGNING_KEY, JwtSettings, SigningAlgorithm};
+use crate::config::{JwtSettings, SigningAlgorithm};
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
@@ -83,7 +83,7 @@ impl KeySet {
         if jwt.algorithm.is_hmac() {
             return KeySet::hmac(algorithm, jwt);
         }
-        if jwt.signing_key != DEVELOPMENT_SIGNING_KEY {
+        if jwt.signing_key.is_some() {
             return Err(KeyError::Mixed(
                 "jwt.signing_key is set while jwt.algorithm is asymmetric",
             ));
@@ -101,7 +101,7 @@ impl KeySet {
                 "jwt.private_key_file or jwt.previous_public_key_files is set while jwt.algorithm is HMAC",
             ));
         }
-        let secret = jwt.signing_key.as_bytes();
+        let secret = jwt.hmac_secret();
         if secret.is_empty() {
             return Err(KeyError::EmptySecret);
         }

@@ -41,7 +41,7 @@ pub async fn spawn_signing_with(
     );
     let (private, previous) = (private.to_owned(), previous.to_vec());
     TestApp::spawn_with(Backend::Sqlite, move |settings| {
-        settings.database.url = database_url;
+        settings.database.url = database_url.into();
         settings.jwt.algorithm = format!("{algorithm:?}").parse().unwrap();
         settings.jwt.private_key_file = Some(private);
         settings.jwt.previous_public_key_files = previous;
@@ -246,7 +246,7 @@ fn mixing_hmac_and_asymmetric_keys_is_refused_at_startup() {
     let asymmetric_with_secret = refused(&|s| {
         s.jwt.algorithm = SigningAlgorithm::EdDSA;
         s.jwt.private_key_file = Some(private.clone());
-        s.jwt.signing_key = "an-operator-chosen-hmac-secret-of-some-length".into();
+        s.jwt.signing_key = Some("an-operator-chosen-hmac-secret-of-some-length".into());
     });
     assert!(
         asymmetric_with_secret.contains("cannot be mixed"),

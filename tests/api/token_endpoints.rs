@@ -310,7 +310,7 @@ async fn hs384_and_hs512_sign_and_verify_with_their_own_kid() {
     for algorithm in ["HS384", "HS512"] {
         let app = TestApp::spawn_with(Backend::Sqlite, |s| {
             s.jwt.algorithm = algorithm.parse().unwrap();
-            s.jwt.signing_key = "k".repeat(64);
+            s.jwt.signing_key = Some("k".repeat(64).into());
         })
         .await;
         let (access, refresh) = app.login(&app.create_user().await).await;
