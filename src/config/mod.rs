@@ -23,6 +23,7 @@ pub use jwt::{DEVELOPMENT_SIGNING_KEY, ExtraClaim, JwtSettings};
 pub use sections::{
     Argon2Settings, DatabaseSettings, LogFormat, LogSettings, PasswordSettings, RedisSettings,
     RevocationBackend, RevocationSettings, ServerSettings, ThrottleSettings, UserSettings,
+    parse_ip_block,
 };
 
 /// The base layer, so the binary runs with no configuration files at all.
@@ -175,7 +176,10 @@ mod tests {
         assert_eq!(settings.jwt.previous_public_key_files.len(), 2);
         assert_eq!(
             settings.server.trusted_proxies,
-            ["10.0.0.0/8", "192.168.1.7"]
+            [
+                "10.0.0.0/8".parse().unwrap(),
+                "192.168.1.7/32".parse().unwrap()
+            ]
         );
         assert_eq!(
             settings.jwt.access_token_extra_claims,
@@ -222,6 +226,17 @@ mod tests {
             assert!(err.contains(&format!("{name:?} is not supported")), "{err}");
             assert!(err.contains("jwt.algorithm"), "{err}");
         }
+    }
+
+    #[test]
+    fn a_bad_trusted_proxy_is_a_configuration_error_naming_it() {
+        let err = load_with(None, &[("JWTD__SERVER__TRUSTED_PROXIES", "10.0.0.0/33")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("\"10.0.0.0/33\" is not an IP address"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -2,8 +2,9 @@
 
 use std::time::Duration;
 
+use ipnet::IpNet;
 use secrecy::SecretString;
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
 use super::human_duration;
 
@@ -22,9 +23,10 @@ pub struct ServerSettings {
     /// The URL clients reach jwtd at (behind a proxy), for the OAuth metadata's endpoints.
     #[serde(default)]
     pub public_url: Option<String>,
-    /// Proxies (IP addresses or CIDR blocks) whose `X-Forwarded-For` is believed.
-    #[serde(default)]
-    pub trusted_proxies: Vec<String>,
+    /// Proxies whose `X-Forwarded-For` is believed: CIDR blocks, a plain address being a block
+    /// of one.
+    #[serde(default, deserialize_with = "ip_blocks")]
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 /// Login throttling (see `throttle`).
@@ -112,4 +114,44 @@ pub struct LogSettings {
 pub enum LogFormat {
     Text,
     Json,
+}
+
+/// `["10.0.0.0/8", "192.168.1.7", "::1"]`: CIDR blocks, or addresses (a block of one).
+fn ip_blocks<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<IpNet>, D::Error> {
+    Vec::<String>::deserialize(deserializer)?
+        .iter()
+        .map(|entry| {
+            parse_ip_block(entry).ok_or_else(|| {
+                // The config crate adds "for key `server.trusted_proxies`".
+                serde::de::Error::custom(format!("{entry:?} is not an IP address or CIDR block"))
+            })
+        })
+        .collect()
+}
+
+/// An IPv4-mapped IPv6 address (`::ffff:10.0.0.1`) is its IPv4 address, as client addresses are.
+pub fn parse_ip_block(entry: &str) -> Option<IpNet> {
+    let entry = entry.trim();
+    entry.parse::<IpNet>().ok().or_else(|| {
+        let address: std::net::IpAddr = entry.parse().ok()?;
+        Some(IpNet::from(address.to_canonical()))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trusted_proxies_are_blocks_or_addresses() {
+        let block = |text: &str| parse_ip_block(text).map(|net| net.to_string());
+        assert_eq!(block("10.0.0.0/8").as_deref(), Some("10.0.0.0/8"));
+        assert_eq!(block(" 192.168.1.7 ").as_deref(), Some("192.168.1.7/32"));
+        assert_eq!(block("::1").as_deref(), Some("::1/128"));
+        assert_eq!(block("fd00::/8").as_deref(), Some("fd00::/8"));
+        assert_eq!(block("::ffff:10.0.0.1").as_deref(), Some("10.0.0.1/32"));
+        for bad in ["10.0.0.0/33", "nope", "10.0.0/8", "::/129", "10.0.0.0/", ""] {
+            assert_eq!(block(bad), None, "{bad}");
+        }
+    }
 }
