@@ -40,13 +40,18 @@ impl Outage {
     }
 }
 
-/// An error and every cause under it, `: `-separated: what a log line needs to be useful.
+/// An error and every cause under it, `: `-separated: what a log line needs to be useful. A
+/// cause whose text its error already shows (many libraries print their source in their own
+/// message) is not repeated.
 pub fn chain(err: &(dyn Error + 'static)) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
         source = cause.source();
     }
     text
@@ -68,6 +73,17 @@ mod tests {
             chain(&outage),
             "store unavailable: connecting to 127.0.0.1:5432: refused"
         );
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("pool: {0}")]
+    struct SaysItsSource(#[source] std::io::Error);
+
+    #[test]
+    fn a_cause_already_in_the_message_is_not_repeated() {
+        let io = std::io::Error::other("timed out");
+        let outage = Outage::unavailable(SaysItsSource(io));
+        assert_eq!(chain(&outage), "store unavailable: pool: timed out");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use sea_orm::DatabaseConnection;
 
 use crate::accounts::AccountService;
 use crate::clock::SharedClock;
-use crate::config::{ConfigError, RevocationBackend, Settings};
+use crate::config::{RevocationBackend, Settings};
 use crate::flows::{FlowDeps, Flows};
 use crate::http::client_address::TrustedProxies;
 use crate::metrics::Metrics;
@@ -73,8 +73,7 @@ impl AppState {
         let db = db::connect(&settings.database).await?;
         db::migrate(&db).await?;
         let stores = stores(&settings, &db, &clock)?;
-        let trusted_proxies = TrustedProxies::parse(&settings.server.trusted_proxies)
-            .map_err(|e| StartupError::Config(ConfigError::Invalid(e)))?;
+        let trusted_proxies = TrustedProxies::new(settings.server.trusted_proxies.clone());
         let throttle = Arc::new(LoginThrottle::new(
             stores.counters,
             clock.clone(),

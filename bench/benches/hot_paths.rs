@@ -21,7 +21,7 @@ const ALGORITHMS: [&str; 4] = ["HS256", "EdDSA", "ES256", "RS256"];
 
 fn codec_for(algorithm: &str, dir: &std::path::Path) -> TokenCodec {
     let mut jwt = Settings::defaults().jwt;
-    jwt.algorithm = algorithm.to_owned();
+    jwt.algorithm = algorithm.parse().unwrap();
     if algorithm != "HS256" {
         let pair = generate_key_pair(algorithm.parse().unwrap(), 2048).unwrap();
         let path = dir.join(format!("{algorithm}.pem"));
@@ -73,10 +73,11 @@ fn store_on(
     dir: &std::path::Path,
 ) -> Arc<dyn RevocationStore> {
     let mut settings = Settings::defaults();
-    settings.database.url = format!("sqlite://{}/bench.db?mode=rwc", dir.display());
+    settings.database.url = format!("sqlite://{}/bench.db?mode=rwc", dir.display()).into();
     settings.revocation.store = backend;
-    settings.redis.url =
-        std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    settings.redis.url = std::env::var("REDIS_URL")
+        .unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+        .into();
     settings.redis.key_prefix = format!("jwtd-criterion-{}", std::process::id());
     runtime.block_on(async {
         let state = jwtd::state::AppState::build(settings, Arc::new(SystemClock))

@@ -3,12 +3,12 @@
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 use clap::{Args, Subcommand};
 use jsonwebtoken::Algorithm;
 
 use super::CliResult;
+use crate::config::SigningAlgorithm;
 use crate::token::keygen::generate_key_pair;
 use crate::token::keys::kid_of_private_key;
 
@@ -24,7 +24,7 @@ pub enum KeysCommand {
 pub struct Generate {
     /// EdDSA, ES256, ES384, RS256, RS384, RS512, PS256, PS384 or PS512.
     #[arg(long)]
-    alg: String,
+    alg: SigningAlgorithm,
     /// Directory to write the key files into (created if missing).
     #[arg(long, default_value = "keys")]
     out_dir: PathBuf,
@@ -35,12 +35,11 @@ pub struct Generate {
 
 pub fn run(command: KeysCommand) -> CliResult {
     let KeysCommand::Generate(args) = command;
-    let algorithm = Algorithm::from_str(&args.alg)
-        .map_err(|_| anyhow::anyhow!("unknown algorithm {:?}", args.alg))?;
+    let algorithm = Algorithm::from(args.alg);
     let pair = generate_key_pair(algorithm, args.bits)?;
     let kid = kid_of_private_key(pair.private_pem.as_bytes(), algorithm)?;
     std::fs::create_dir_all(&args.out_dir)?;
-    let stem = format!("{algorithm:?}-{kid}");
+    let stem = format!("{}-{kid}", args.alg);
     let private_path = args.out_dir.join(format!("{stem}.pem"));
     let public_path = args.out_dir.join(format!("{stem}.pub.pem"));
     write_new(&private_path, &pair.private_pem, 0o600)?;
@@ -49,7 +48,7 @@ pub fn run(command: KeysCommand) -> CliResult {
         "{}",
         serde_json::json!({
             "kid": kid,
-            "alg": format!("{algorithm:?}"),
+            "alg": args.alg.as_str(),
             "private_key_file": private_path,
             "public_key_file": public_path,
         })

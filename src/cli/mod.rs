@@ -27,7 +27,7 @@ use crate::{App, telemetry};
     about = "A standalone, SimpleJWT-compatible token service"
 )]
 pub struct Cli {
-    /// Directory holding default.toml and {JWTD_ENV}.toml.
+    /// Directory holding default.toml and {JWTD_ENV}.toml (development.toml, production.toml).
     #[arg(long, env = "JWTD_CONFIG_DIR", default_value = "config", global = true)]
     config_dir: PathBuf,
     #[command(subcommand)]
@@ -102,7 +102,7 @@ type CliResult = anyhow::Result<()>;
 
 /// The error and every cause under it, on one line.
 fn fail(err: anyhow::Error) -> ExitCode {
-    eprintln!("jwtd: {err:#}");
+    eprintln!("jwtd: {}", crate::outage::chain(err.as_ref()));
     ExitCode::FAILURE
 }
 

@@ -29,7 +29,8 @@ impl Harness {
     pub async fn with(adjust: impl FnOnce(&mut JwtSettings)) -> Harness {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let mut settings = Settings::defaults();
-        settings.database.url = format!("sqlite://{}/jwtd.db?mode=rwc", dir.path().display());
+        let url = format!("sqlite://{}/jwtd.db?mode=rwc", dir.path().display());
+        settings.database.url = url.into();
         adjust(&mut settings.jwt);
         let clock = ManualClock::starting_now();
         let state = AppState::build(settings, clock.clone())

@@ -4,34 +4,21 @@
 
 use std::net::IpAddr;
 
+use ipnet::IpNet;
 use poem::Request;
 
-/// `server.trusted_proxies`, parsed.
+/// `server.trusted_proxies`: CIDR blocks (a plain address is a block of one).
 #[derive(Debug, Clone, Default)]
-pub struct TrustedProxies(Vec<IpBlock>);
-
-#[derive(Debug, Clone, Copy)]
-struct IpBlock {
-    network: IpAddr,
-    prefix: u8,
-}
+pub struct TrustedProxies(Vec<IpNet>);
 
 impl TrustedProxies {
-    /// Parses `10.0.0.0/8`, `192.168.1.7`, `::1`, `fd00::/8`, …
-    pub fn parse(entries: &[String]) -> Result<TrustedProxies, String> {
-        entries
-            .iter()
-            .map(|entry| IpBlock::parse(entry.trim()).ok_or_else(|| entry.clone()))
-            .collect::<Result<Vec<_>, _>>()
-            .map(TrustedProxies)
-            .map_err(|entry| {
-                format!("server.trusted_proxies: {entry:?} is not an IP address or CIDR block")
-            })
+    pub fn new(blocks: Vec<IpNet>) -> TrustedProxies {
+        TrustedProxies(blocks)
     }
 
     pub fn contains(&self, address: IpAddr) -> bool {
         let address = address.to_canonical();
-        self.0.iter().any(|block| block.contains(address))
+        self.0.iter().any(|block| block.contains(&address))
     }
 
     /// The client's address, from the peer and the `X-Forwarded-For` values in order.
@@ -78,48 +65,18 @@ impl TrustedProxies {
     }
 }
 
-impl IpBlock {
-    fn parse(text: &str) -> Option<IpBlock> {
-        let (address, prefix) = match text.split_once('/') {
-            Some((address, prefix)) => (address, Some(prefix.parse::<u8>().ok()?)),
-            None => (text, None),
-        };
-        let network: IpAddr = address.parse().ok()?;
-        let bits = if network.is_ipv4() { 32 } else { 128 };
-        let prefix = prefix.unwrap_or(bits);
-        (prefix <= bits).then_some(IpBlock {
-            network: network.to_canonical(),
-            prefix,
-        })
-    }
-
-    fn contains(&self, address: IpAddr) -> bool {
-        match (self.network, address) {
-            (IpAddr::V4(network), IpAddr::V4(address)) => same_prefix(
-                network.to_bits().into(),
-                address.to_bits().into(),
-                32,
-                self.prefix,
-            ),
-            (IpAddr::V6(network), IpAddr::V6(address)) => {
-                same_prefix(network.to_bits(), address.to_bits(), 128, self.prefix)
-            }
-            _ => false,
-        }
-    }
-}
-
-fn same_prefix(a: u128, b: u128, bits: u8, prefix: u8) -> bool {
-    let shift = u32::from(bits - prefix);
-    a.checked_shr(shift).unwrap_or(0) == b.checked_shr(shift).unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::parse_ip_block;
 
     fn trusted(entries: &[&str]) -> TrustedProxies {
-        TrustedProxies::parse(&entries.iter().map(|e| e.to_string()).collect::<Vec<_>>()).unwrap()
+        TrustedProxies::new(
+            entries
+                .iter()
+                .map(|entry| parse_ip_block(entry).unwrap())
+                .collect(),
+        )
     }
 
     fn ip(text: &str) -> Option<IpAddr> {
@@ -174,8 +131,7 @@ mod tests {
         assert!(proxies.contains("2001:db8::1".parse().unwrap()));
         assert!(!trusted(&["192.168.0.0/16"]).contains("192.169.0.1".parse().unwrap()));
         assert!(!trusted(&["2001:db8::/32"]).contains("2001:db9::1".parse().unwrap()));
-        for bad in ["10.0.0.0/33", "nope", "10.0.0/8", "::/129"] {
-            assert!(TrustedProxies::parse(&[bad.to_string()]).is_err(), "{bad}");
-        }
+        assert!(trusted(&["::ffff:10.0.0.1"]).contains("10.0.0.1".parse().unwrap()));
+        assert!(trusted(&["10.0.0.1"]).contains("::ffff:10.0.0.1".parse().unwrap()));
     }
 }

@@ -3,27 +3,25 @@
 //!
 //! Why not a `Vec`: glibc serves a freed block of this size again from its heap rather than
 //! returning it, so memory freed after a burst of logins stayed in the process (300-480 MB once).
-//! An anonymous mapping is returned by `munmap`, always. Asking for transparent huge pages
-//! makes mapping it again cheap: 3-5 ms of page faults per hash instead of 10.
+//! An anonymous mapping (memmap2's `map_anon`: one `mmap`, one `munmap` on drop) is returned,
+//! always. Asking for transparent huge pages makes mapping it again cheap: 3-5 ms of page
+//! faults per hash instead of 10.
 
 use std::io;
-use std::ptr::NonNull;
 
 use argon2::Block;
+use memmap2::{MmapMut, MmapOptions};
 
 /// Huge pages are this size on x86-64 and aarch64: aligning to it lets the kernel use them.
 const HUGE_PAGE: usize = 2 << 20;
 
 /// `count` argon2 blocks in their own anonymous mapping, zeroed by the kernel.
 pub(super) struct HashMemory {
-    mapping: NonNull<libc::c_void>,
-    mapping_len: usize,
-    blocks: NonNull<Block>,
+    mapping: MmapMut,
+    /// Where the blocks start in `mapping`: its first huge-page boundary.
+    offset: usize,
     count: usize,
 }
-
-// SAFETY: the mapping is owned by this value alone, like a `Box<[Block]>`.
-unsafe impl Send for HashMemory {}
 
 impl HashMemory {
     pub(super) fn map(count: usize) -> io::Result<HashMemory> {
@@ -33,56 +31,35 @@ impl HashMemory {
             .ok_or_else(too_large)?;
         // Room to start the blocks on a huge-page boundary.
         let mapping_len = len.checked_add(HUGE_PAGE).ok_or_else(too_large)?;
-        // SAFETY: a fresh private anonymous mapping; no existing memory is touched.
-        let mapping = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                mapping_len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if mapping == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        let mapping = NonNull::new(mapping).expect("mmap never maps address 0 here");
+        let mapping = MmapOptions::new().len(mapping_len).map_anon()?;
         let offset = mapping.as_ptr().align_offset(HUGE_PAGE);
-        // SAFETY: offset < HUGE_PAGE, so the blocks lie inside the mapping.
-        let start = unsafe { mapping.byte_add(offset) };
-        advise_huge_pages(start, len);
+        advise_huge_pages(&mapping, offset, len);
         Ok(HashMemory {
             mapping,
-            mapping_len,
-            blocks: start.cast(),
+            offset,
             count,
         })
     }
 
     pub(super) fn blocks(&mut self) -> &mut [Block] {
-        // SAFETY: `count` blocks, aligned (to 2 MiB), zero-initialised by the kernel (all-zero
-        // is a valid `Block`), and borrowed mutably through `&mut self` only.
-        unsafe { std::slice::from_raw_parts_mut(self.blocks.as_ptr(), self.count) }
-    }
-}
-
-impl Drop for HashMemory {
-    fn drop(&mut self) {
-        // SAFETY: exactly the mapping `map` made; no borrow of it outlives `self`.
-        unsafe { libc::munmap(self.mapping.as_ptr(), self.mapping_len) };
+        let bytes = &mut self.mapping[self.offset..];
+        debug_assert!(bytes.len() >= self.count * size_of::<Block>());
+        // SAFETY: the bytes from `offset` hold `count` blocks (`map` mapped `HUGE_PAGE` more than
+        // their size, and `offset < HUGE_PAGE`); they are aligned (to 2 MiB, more than `Block`
+        // needs), zero-initialised by the kernel (all-zero is a valid `Block`), and borrowed
+        // mutably through `&mut self` only.
+        unsafe { std::slice::from_raw_parts_mut(bytes.as_mut_ptr().cast::<Block>(), self.count) }
     }
 }
 
 #[cfg(target_os = "linux")]
-fn advise_huge_pages(start: NonNull<libc::c_void>, len: usize) {
+fn advise_huge_pages(mapping: &MmapMut, offset: usize, len: usize) {
     // Only advice: where transparent huge pages are off, ordinary pages are used.
-    // SAFETY: the range lies inside a mapping this process owns.
-    unsafe { libc::madvise(start.as_ptr(), len, libc::MADV_HUGEPAGE) };
+    let _ = mapping.advise_range(memmap2::Advice::HugePage, offset, len);
 }
 
 #[cfg(not(target_os = "linux"))]
-fn advise_huge_pages(_start: NonNull<libc::c_void>, _len: usize) {}
+fn advise_huge_pages(_mapping: &MmapMut, _offset: usize, _len: usize) {}
 
 #[cfg(test)]
 mod tests {

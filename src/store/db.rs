@@ -5,12 +5,14 @@ use std::time::Duration;
 use migration::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
+use secrecy::ExposeSecret;
 
 use crate::config::DatabaseSettings;
 
 pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, DbErr> {
-    create_sqlite_directory(&settings.url)?;
-    let mut options = ConnectOptions::new(settings.url.clone());
+    let url = settings.url.expose_secret();
+    create_sqlite_directory(url)?;
+    let mut options = ConnectOptions::new(url);
     options
         .max_connections(settings.max_connections)
         .min_connections(1)

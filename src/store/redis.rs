@@ -11,6 +11,7 @@ use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, RedisFuture, Value};
+use secrecy::ExposeSecret;
 use tokio::sync::OnceCell;
 
 use super::counters::{Counter, CounterStore};
@@ -89,8 +90,9 @@ impl ConnectionLike for Connection {
 impl Target {
     fn from_settings(settings: &RedisSettings) -> Result<Target, Outage> {
         let invalid = |e: redis::RedisError| Outage::internal(format!("redis.url: {e}"));
+        let url = settings.url.expose_secret();
         if settings.cluster {
-            let seeds: Vec<&str> = settings.url.split(',').map(str::trim).collect();
+            let seeds: Vec<&str> = url.split(',').map(str::trim).collect();
             let client = ClusterClient::builder(seeds)
                 .connection_timeout(settings.connect_timeout)
                 .response_timeout(settings.response_timeout)
@@ -99,7 +101,7 @@ impl Target {
                 .map_err(invalid)?;
             return Ok(Target::Cluster(client));
         }
-        let client = redis::Client::open(settings.url.as_str()).map_err(invalid)?;
+        let client = redis::Client::open(url).map_err(invalid)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(settings.connect_timeout))
             .set_response_timeout(Some(settings.response_timeout))

@@ -15,20 +15,14 @@ use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, ThumbprintHash}
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use sha2::{Digest, Sha256};
 
-use crate::config::{DEVELOPMENT_SIGNING_KEY, JwtSettings};
-
-/// The algorithms jwtd signs with.
-pub const SUPPORTED_ALGORITHMS: &str =
-    "HS256, HS384, HS512, EdDSA, ES256, ES384, RS256, RS384, RS512, PS256, PS384, PS512";
+use crate::config::{JwtSettings, SigningAlgorithm};
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    #[error("jwt.algorithm {0:?} is not supported ({SUPPORTED_ALGORITHMS})")]
-    UnsupportedAlgorithm(String),
     #[error("jwt.signing_key must not be empty")]
     EmptySecret,
     #[error("jwt.algorithm {0} needs jwt.private_key_file (a PEM private key)")]
-    MissingPrivateKey(String),
+    MissingPrivateKey(SigningAlgorithm),
     #[error(
         "HMAC and asymmetric keys cannot be mixed (key confusion): {0}. Use either jwt.signing_key \
          with HS256/384/512, or jwt.private_key_file with an asymmetric algorithm"
@@ -85,13 +79,11 @@ pub struct KeySet {
 
 impl KeySet {
     pub fn from_settings(jwt: &JwtSettings) -> Result<KeySet, KeyError> {
-        let algorithm = Algorithm::from_str(&jwt.algorithm)
-            .ok()
-            .ok_or_else(|| KeyError::UnsupportedAlgorithm(jwt.algorithm.clone()))?;
-        if is_hmac(algorithm) {
+        let algorithm = Algorithm::from(jwt.algorithm);
+        if jwt.algorithm.is_hmac() {
             return KeySet::hmac(algorithm, jwt);
         }
-        if jwt.signing_key != DEVELOPMENT_SIGNING_KEY {
+        if jwt.signing_key.is_some() {
             return Err(KeyError::Mixed(
                 "jwt.signing_key is set while jwt.algorithm is asymmetric",
             ));
@@ -99,7 +91,7 @@ impl KeySet {
         let private_key_file = jwt
             .private_key_file
             .as_deref()
-            .ok_or_else(|| KeyError::MissingPrivateKey(jwt.algorithm.clone()))?;
+            .ok_or(KeyError::MissingPrivateKey(jwt.algorithm))?;
         KeySet::asymmetric(algorithm, private_key_file, &jwt.previous_public_key_files)
     }
 
@@ -109,7 +101,7 @@ impl KeySet {
                 "jwt.private_key_file or jwt.previous_public_key_files is set while jwt.algorithm is HMAC",
             ));
         }
-        let secret = jwt.signing_key.as_bytes();
+        let secret = jwt.hmac_secret();
         if secret.is_empty() {
             return Err(KeyError::EmptySecret);
         }

@@ -199,7 +199,8 @@ async fn shutdown_stops_accepting_finishes_the_request_in_flight_and_closes_the_
     let dir = tempfile::tempdir().unwrap();
     let mut settings = Settings::defaults();
     settings.server.bind = "127.0.0.1:0".into();
-    settings.database.url = format!("sqlite://{}?mode=rwc", dir.path().join("j.db").display());
+    settings.database.url =
+        format!("sqlite://{}?mode=rwc", dir.path().join("j.db").display()).into();
     let app = App::build(settings).await.unwrap();
     let (port, state) = (app.port(), app.state().clone());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

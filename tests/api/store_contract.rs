@@ -261,7 +261,8 @@ async fn entries_live_as_long_as_their_tokens(backend: Backend) {
     if backend == Backend::Redis {
         // Redis expires entries itself: the TTL is the token's remaining life.
         let settings = &app.state.settings.redis;
-        let client = redis::Client::open(settings.url.as_str()).unwrap();
+        let client =
+            redis::Client::open(secrecy::ExposeSecret::expose_secret(&settings.url)).unwrap();
         let mut connection = client.get_multiplexed_async_connection().await.unwrap();
         let key = format!("{}:{{{user}}}:s:{sid}", settings.key_prefix);
         let ttl: i64 = redis::cmd("TTL")

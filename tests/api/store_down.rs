@@ -44,7 +44,7 @@ async fn redis_down_is_503_then_recovers_without_a_restart() {
 async fn postgres_down_is_503_then_recovers_without_a_restart() {
     let postgres = PostgresServer::start();
     let app = TestApp::spawn_with(Backend::Sqlite, |settings| {
-        settings.database.url = postgres.url();
+        settings.database.url = postgres.url().into();
         settings.database.acquire_timeout = Duration::from_secs(1);
     })
     .await;

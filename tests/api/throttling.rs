@@ -203,7 +203,7 @@ async fn a_forged_forwarded_for_changes_nothing_unless_the_proxy_is_trusted(back
     // Behind a trusted proxy on 127.0.0.1 the header names the client: each has its own budget.
     let proxied = TestApp::spawn_with(backend, |settings| {
         limited(settings);
-        settings.server.trusted_proxies = vec!["127.0.0.0/8".into()];
+        settings.server.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
     })
     .await;
     let user = proxied.create_user().await;

@@ -131,6 +131,62 @@ fn production_refuses_the_development_key_and_says_how_to_fix_it() {
     assert!(String::from_utf8_lossy(&short.stderr).contains("9-byte signing key for HS256"));
 }
 
+/// `JWTD_ENV` is read in any letter case: `Production` is production, and refuses the
+/// development key as `production` does; a name jwtd does not know refuses to start.
+#[test]
+fn a_miscased_production_refuses_the_development_key_and_unknown_names_refuse_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    // Its stderr once it has exited; a server that starts instead is stopped, and fails the test.
+    let serve = |env: &[(&str, &str)]| {
+        let mut server = jwtd(dir.path())
+            .arg("serve")
+            .env("JWTD__SERVER__BIND", "127.0.0.1:0")
+            .envs(env.iter().copied())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while server.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                server.kill().unwrap();
+                panic!("jwtd started with {env:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let output = server.wait_with_output().unwrap();
+        assert!(!output.status.success(), "{env:?}");
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    for name in ["Production", "PRODUCTION"] {
+        let stderr = serve(&[("JWTD_ENV", name)]);
+        assert!(
+            stderr.contains("refuses the development signing key")
+                && stderr.contains("JWTD__JWT__SIGNING_KEY")
+                && stderr.contains("openssl rand -base64 32"),
+            "{stderr}"
+        );
+    }
+    let weak = "k".repeat(64);
+    let stderr = serve(&[
+        ("JWTD_ENV", "Production"),
+        ("JWTD__JWT__SIGNING_KEY", weak.as_str()),
+    ]);
+    assert!(stderr.contains("distinct bytes"), "{stderr}");
+    assert!(
+        !stderr.contains(&weak),
+        "the key is never printed: {stderr}"
+    );
+
+    let stderr = serve(&[("JWTD_ENV", "staging")]);
+    assert!(
+        stderr.contains("JWTD_ENV=\"staging\" is not an environment"),
+        "{stderr}"
+    );
+    let stderr = serve(&[("JWTD__JWT__ALGORITHM", "none")]);
+    assert!(stderr.contains("\"none\" is not supported"), "{stderr}");
+    assert!(stderr.contains("jwt.algorithm"), "{stderr}");
+}
+
 #[test]
 fn users_create_refuses_bad_passwords_and_taken_names() {
     let dir = tempfile::tempdir().unwrap();

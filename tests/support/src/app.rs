@@ -86,13 +86,13 @@ impl TestApp {
         settings.server.request_timeout = Duration::from_secs(150);
         let mut resources = Resources::default();
         let dir = tempfile::tempdir().unwrap();
-        settings.database.url = sqlite_url(dir.path());
+        settings.database.url = sqlite_url(dir.path()).into();
         resources._dir = Some(dir);
         match backend {
             Backend::Sqlite => {}
             Backend::Postgres => {
                 let database = PostgresDatabase::create().await;
-                settings.database.url = database.url.clone();
+                settings.database.url = database.url.clone().into();
                 resources._postgres = Some(database);
             }
             Backend::Redis => {
@@ -102,7 +102,7 @@ impl TestApp {
                 settings.redis.response_timeout = Duration::from_secs(5);
                 // Tests share one Redis: per-address counters must not add up across them.
                 settings.redis.key_prefix = format!("jwtd-test-{}", uuid::Uuid::new_v4().simple());
-                settings.redis.url = match std::env::var("JWTD_TEST_REDIS_URL") {
+                let url = match std::env::var("JWTD_TEST_REDIS_URL") {
                     Ok(url) => url,
                     Err(_) => {
                         let server = RedisServer::start(None);
@@ -111,6 +111,7 @@ impl TestApp {
                         url
                     }
                 };
+                settings.redis.url = url.into();
             }
         }
         configure(&mut settings);
@@ -151,9 +152,9 @@ impl TestApp {
         settings.server.bind = "127.0.0.1:0".into();
         settings.throttle.client_attempts = 10_000;
         let dir = tempfile::tempdir().unwrap();
-        settings.database.url = sqlite_url(dir.path());
+        settings.database.url = sqlite_url(dir.path()).into();
         settings.revocation.store = RevocationBackend::Redis;
-        settings.redis.url = redis.url();
+        settings.redis.url = redis.url().into();
         let resources = Resources {
             _dir: Some(dir),
             ..Default::default()

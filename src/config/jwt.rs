@@ -1,0 +1,70 @@
+//! The `[jwt]` section: algorithm, keys, lifetimes and claim names.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use super::SigningAlgorithm;
+use super::human_duration;
+
+/// The HMAC key jwtd signs with when `jwt.signing_key` is unset. It is public (it is in the
+/// source), so it is refused in production.
+pub const DEVELOPMENT_SIGNING_KEY: &str = "jwtd-insecure-development-key-do-not-use-in-production";
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct JwtSettings {
+    pub algorithm: SigningAlgorithm,
+    /// The HMAC secret; unset, [`DEVELOPMENT_SIGNING_KEY`] (see [`JwtSettings::hmac_secret`]).
+    #[serde(default)]
+    pub signing_key: Option<SecretString>,
+    #[serde(default)]
+    pub private_key_file: Option<PathBuf>,
+    #[serde(default)]
+    pub previous_public_key_files: Vec<PathBuf>,
+    #[serde(deserialize_with = "human_duration")]
+    pub access_token_lifetime: Duration,
+    #[serde(deserialize_with = "human_duration")]
+    pub refresh_token_lifetime: Duration,
+    #[serde(deserialize_with = "human_duration")]
+    pub session_lifetime: Duration,
+    pub rotate_refresh_tokens: bool,
+    pub blacklist_after_rotation: bool,
+    #[serde(deserialize_with = "human_duration")]
+    pub refresh_reuse_grace: Duration,
+    pub update_last_login: bool,
+    #[serde(default)]
+    pub issuer: Option<String>,
+    #[serde(default)]
+    pub audience: Option<String>,
+    #[serde(deserialize_with = "human_duration")]
+    pub leeway: Duration,
+    pub user_id_claim: String,
+    pub token_type_claim: String,
+    pub max_token_bytes: usize,
+    /// How long verifiers may cache the JWKS (`Cache-Control: max-age`).
+    #[serde(deserialize_with = "human_duration")]
+    pub jwks_max_age: Duration,
+    /// Claims added to access tokens so other services can authorise without calling back.
+    #[serde(default)]
+    pub access_token_extra_claims: Vec<ExtraClaim>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExtraClaim {
+    Username,
+    IsStaff,
+}
+
+impl JwtSettings {
+    /// The HMAC key: `jwt.signing_key`, or the development key when it is unset (production
+    /// refuses to start that way: `Settings::validate`).
+    pub fn hmac_secret(&self) -> &[u8] {
+        self.signing_key
+            .as_ref()
+            .map_or(DEVELOPMENT_SIGNING_KEY, |key| key.expose_secret())
+            .as_bytes()
+    }
+}

@@ -1,0 +1,179 @@
+//! Settings that would run but be wrong are refused at load; in production, weak keys too.
+
+use secrecy::ExposeSecret;
+
+use super::{ConfigError, DEVELOPMENT_SIGNING_KEY, ExtraClaim, Settings};
+
+/// Production refuses an HMAC key with fewer distinct bytes: a repeated character or phrase.
+/// A base64 key has far more (`openssl rand -base64 32`: about 32 of its 44); a hex key has
+/// at most 16, and a quarter of `openssl rand -hex 32` keys lack one of them.
+const MIN_DISTINCT_KEY_BYTES: usize = 16;
+
+impl Settings {
+    /// Rejects settings that would run but be wrong; in production, weak keys too.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let jwt = &self.jwt;
+        let invalid = |message: String| Err(ConfigError::Invalid(message));
+        if jwt.access_token_lifetime.is_zero() || jwt.refresh_token_lifetime.is_zero() {
+            return invalid("jwt token lifetimes must be longer than 0s".into());
+        }
+        if jwt.session_lifetime < jwt.access_token_lifetime {
+            return invalid(
+                "jwt.session_lifetime must be at least jwt.access_token_lifetime".into(),
+            );
+        }
+        if jwt.user_id_claim.is_empty() || jwt.token_type_claim.is_empty() {
+            return invalid("jwt.user_id_claim and jwt.token_type_claim must not be empty".into());
+        }
+        let mut taken = vec![
+            "exp",
+            "iat",
+            "jti",
+            "sub",
+            "sid",
+            "iss",
+            "aud",
+            "scope",
+            "client_id",
+        ];
+        if jwt
+            .access_token_extra_claims
+            .contains(&ExtraClaim::Username)
+        {
+            taken.push("username");
+        }
+        if jwt.access_token_extra_claims.contains(&ExtraClaim::IsStaff) {
+            taken.push("is_staff");
+        }
+        for name in [&jwt.user_id_claim, &jwt.token_type_claim] {
+            if taken.contains(&name.as_str()) || jwt.user_id_claim == jwt.token_type_claim {
+                return invalid(format!(
+                    "jwt claim name {name:?} clashes with another claim"
+                ));
+            }
+        }
+        if self.is_production() {
+            self.validate_production_key()?;
+        }
+        Ok(())
+    }
+
+    /// The HMAC key must be set, not the development key, as long as the hash, and not
+    /// obviously made by hand.
+    fn validate_production_key(&self) -> Result<(), ConfigError> {
+        let algorithm = self.jwt.algorithm;
+        let Some(hash_bytes) = algorithm.hmac_output_bytes() else {
+            return Ok(());
+        };
+        let refuse = |problem: String| {
+            Err(ConfigError::Invalid(format!(
+                "JWTD_ENV=production refuses {problem}: set JWTD__JWT__SIGNING_KEY to a random \
+                 secret of at least {hash_bytes} bytes, e.g. the output of \
+                 `openssl rand -base64 {hash_bytes}`"
+            )))
+        };
+        let Some(key) = &self.jwt.signing_key else {
+            return refuse("the development signing key (jwt.signing_key is unset)".into());
+        };
+        let key = key.expose_secret().as_bytes();
+        if key == DEVELOPMENT_SIGNING_KEY.as_bytes() {
+            return refuse("the development signing key".into());
+        }
+        if key.len() < hash_bytes {
+            return refuse(format!("a {}-byte signing key for {algorithm}", key.len()));
+        }
+        let distinct = distinct_bytes(key);
+        if distinct < MIN_DISTINCT_KEY_BYTES {
+            return refuse(format!(
+                "a signing key of only {distinct} distinct bytes (at least \
+                 {MIN_DISTINCT_KEY_BYTES}: a base64 key has plenty, a hex one often too few)"
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn distinct_bytes(key: &[u8]) -> usize {
+    let mut seen = [false; 256];
+    for &byte in key {
+        seen[usize::from(byte)] = true;
+    }
+    seen.iter().filter(|&&seen| seen).count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::load_with;
+    use super::*;
+
+    /// 44 characters of `openssl rand -base64 32`.
+    const RANDOM_KEY: &str = "q3Vb0x2mJc8ZtRk5W1sYhN7uLd4PgE9aFoXiTe6CjA0=";
+
+    fn production_error(jwtd_env: &str, vars: &[(&str, &str)]) -> String {
+        load_with(Some(jwtd_env), vars)
+            .expect_err("refused")
+            .to_string()
+    }
+
+    #[test]
+    fn production_in_any_letter_case_refuses_the_development_key() {
+        for jwtd_env in ["production", "Production", "PRODUCTION"] {
+            let unset = production_error(jwtd_env, &[]);
+            assert!(unset.contains("development signing key"), "{unset}");
+            assert!(unset.contains("JWTD__JWT__SIGNING_KEY"), "{unset}");
+            assert!(unset.contains("`openssl rand -base64 32`"), "{unset}");
+            let spelt_out = production_error(
+                jwtd_env,
+                &[("JWTD__JWT__SIGNING_KEY", DEVELOPMENT_SIGNING_KEY)],
+            );
+            assert!(spelt_out.contains("development signing key"), "{spelt_out}");
+        }
+        // The same settings start in development, on the development key.
+        assert!(load_with(Some("Development"), &[]).is_ok());
+    }
+
+    #[test]
+    fn production_refuses_a_key_shorter_than_the_hash() {
+        let err = production_error(
+            "production",
+            &[
+                ("JWTD__JWT__ALGORITHM", "HS512"),
+                ("JWTD__JWT__SIGNING_KEY", &RANDOM_KEY[..43]),
+            ],
+        );
+        assert!(err.contains("43-byte signing key for HS512"), "{err}");
+        assert!(err.contains("`openssl rand -base64 64`"), "{err}");
+        let long_enough = RANDOM_KEY.repeat(2);
+        let ok = load_with(
+            Some("production"),
+            &[
+                ("JWTD__JWT__ALGORITHM", "HS512"),
+                ("JWTD__JWT__SIGNING_KEY", &long_enough),
+            ],
+        );
+        assert!(ok.is_ok(), "{ok:?}");
+    }
+
+    #[test]
+    fn production_refuses_a_key_with_too_few_distinct_bytes() {
+        for weak in ["k".repeat(64), "abcdefghijklmno".repeat(5)] {
+            let err = production_error("production", &[("JWTD__JWT__SIGNING_KEY", &weak)]);
+            assert!(err.contains("distinct bytes"), "{err}");
+            assert!(err.contains("`openssl rand -base64 32`"), "{err}");
+            assert!(!err.contains(&weak), "the key is never echoed: {err}");
+            // Development takes it: its tests and demos use such keys.
+            assert!(load_with(None, &[("JWTD__JWT__SIGNING_KEY", &weak)]).is_ok());
+        }
+        let ok = load_with(
+            Some("production"),
+            &[("JWTD__JWT__SIGNING_KEY", RANDOM_KEY)],
+        );
+        assert!(ok.is_ok(), "{ok:?}");
+    }
+
+    #[test]
+    fn an_asymmetric_production_deployment_needs_no_hmac_key() {
+        let settings = load_with(Some("production"), &[("JWTD__JWT__ALGORITHM", "EdDSA")]);
+        assert!(settings.is_ok(), "{settings:?}");
+    }
+}
