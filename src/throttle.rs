@@ -12,6 +12,7 @@
 //! Counters live in the revocation store's backend, so every instance shares them.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
@@ -60,14 +61,15 @@ impl LoginThrottle {
             return Ok(());
         }
         let key = format!("c:{client}");
-        let window_ms = millis(self.settings.client_window);
-        let counter = self.counters.increment(&key, window_ms).await?;
+        let window = self.settings.client_window;
+        let counter = self.counters.increment(&key, window).await?;
         if counter.count <= i64::from(self.settings.client_attempts) {
             return Ok(());
         }
-        let left_ms = (counter.expires_at_ms - self.clock.now_ms()).max(0);
+        let left = counter.expires_at.saturating_since(self.clock.now());
+        let left_secs = left.as_millis().div_ceil(1000);
         Err(ThrottleError::Throttled {
-            retry_after_secs: u64::try_from((left_ms + 999) / 1000).unwrap_or(1).max(1),
+            retry_after_secs: u64::try_from(left_secs).unwrap_or(1).max(1),
         })
     }
 
@@ -88,14 +90,14 @@ impl LoginThrottle {
 
     /// Counts a failure; past the free ones, (re)locks the account for its back-off.
     pub async fn record_failure(&self, account: &AccountKeys) -> Result<i64, Outage> {
-        let window_ms = millis(self.settings.account_window);
+        let window = self.settings.account_window;
         let failures = self
             .counters
-            .increment(&account.failures, window_ms)
+            .increment(&account.failures, window)
             .await?
             .count;
-        if let Some(lock_ms) = self.backoff_ms(failures) {
-            let until = self.clock.now_ms() + lock_ms;
+        if let Some(lock) = self.backoff(failures) {
+            let until = self.clock.now() + lock;
             self.counters
                 .set_counter(&account.lock, failures, until)
                 .await?;
@@ -110,7 +112,7 @@ impl LoginThrottle {
     }
 
     /// How long the `failures`-th failure locks the account, if at all.
-    fn backoff_ms(&self, failures: i64) -> Option<i64> {
+    fn backoff(&self, failures: i64) -> Option<Duration> {
         let free = i64::from(self.settings.account_free_failures);
         if failures <= free {
             return None;
@@ -118,9 +120,10 @@ impl LoginThrottle {
         let doublings = u32::try_from(failures - free - 1)
             .unwrap_or(u32::MAX)
             .min(40);
-        let base = millis(self.settings.account_backoff);
-        let max = millis(self.settings.account_backoff_max);
-        Some(base.saturating_mul(1 << doublings).min(max))
+        // In whole milliseconds, as the lock's end is counted.
+        let base = self.settings.account_backoff.as_millis();
+        let doubled = u64::try_from(base.saturating_mul(1 << doublings)).unwrap_or(u64::MAX);
+        Some(Duration::from_millis(doubled).min(self.settings.account_backoff_max))
     }
 
     /// An account's failure count (tests and operators).
@@ -128,8 +131,4 @@ impl LoginThrottle {
         let counter = self.counters.counter(&account.failures).await?;
         Ok(counter.map_or(0, |counter| counter.count))
     }
-}
-
-fn millis(duration: std::time::Duration) -> i64 {
-    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use jwtd::Settings;
-use jwtd::clock::{Clock, SystemClock};
+use jwtd::clock::{Clock, SystemClock, UnixMillis, UnixSecs};
 use jwtd::config::RevocationBackend;
 use jwtd::store::RevocationStore;
 use jwtd::store::revocation::{SpendRecord, TokenKeys};
@@ -33,15 +33,15 @@ fn codec_for(algorithm: &str, dir: &std::path::Path) -> TokenCodec {
 }
 
 fn access_claims() -> Claims {
-    let now = SystemClock.now_secs();
+    let now = SystemClock.now();
     Claims {
         token_type: TokenType::Access,
-        exp: now + 3600,
-        iat: now,
+        exp: now.secs() + Duration::from_secs(3600),
+        iat: now.secs(),
         jti: new_jti(),
         user_id: uuid::Uuid::new_v4().to_string(),
         subject_is_client: false,
-        sid: SessionId::start(SystemClock.now_ms()),
+        sid: SessionId::start(now),
         iss: None,
         aud: None,
         username: None,
@@ -97,7 +97,7 @@ fn revocation_check(c: &mut Criterion) {
         jti: &claims.jti,
         sid: &sid,
     };
-    let until = SystemClock.now_secs() + 3600;
+    let until = SystemClock.now().secs() + Duration::from_secs(3600);
     for (name, backend) in [
         ("sqlite", RevocationBackend::Database),
         ("redis", RevocationBackend::Redis),
@@ -112,9 +112,9 @@ fn revocation_check(c: &mut Criterion) {
                 let jti = new_jti();
                 let keys = TokenKeys { jti: &jti, ..keys };
                 let record = SpendRecord {
-                    spent_at_ms: 0,
+                    spent_at: UnixMillis(0),
                     successor_jti: new_jti(),
-                    successor_iat: 0,
+                    successor_iat: UnixSecs(0),
                     successor_exp: until,
                 };
                 runtime

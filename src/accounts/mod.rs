@@ -257,7 +257,7 @@ impl AccountService {
     }
 
     fn now(&self) -> chrono::DateTime<chrono::Utc> {
-        chrono::DateTime::from_timestamp_millis(self.clock.now_ms()).unwrap_or_default()
+        self.clock.now().to_datetime()
     }
 }
 

@@ -56,11 +56,11 @@ impl ActiveUsers {
     /// Call after any change to a user's record: every instance's cached copy is dropped
     /// (this one at once, the others at their next read of the user's version entry). The
     /// change itself is already stored, so a store failure here is logged, not returned: other
-    /// instances then serve their copy until it ages out (`user_cache::MAX_AGE_MS`).
+    /// instances then serve their copy until it ages out (`user_cache::MAX_AGE`).
     pub async fn user_changed(&self, user_id: Uuid) {
         self.cache.forget(user_id);
         let version = Uuid::new_v4().simple().to_string();
-        let until = self.clock.now_secs() + user_cache::VERSION_TTL_SECS;
+        let until = self.clock.now().secs() + user_cache::VERSION_TTL;
         let marked = self
             .store
             .mark_user_changed(&user_id.to_string(), &version, until)
@@ -73,6 +73,8 @@ impl ActiveUsers {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use crate::clock::Clock;
     use crate::flows::testing::Harness;
@@ -108,7 +110,7 @@ mod tests {
         let users = &harness.state.users;
         users.update_profile(alice.id, change).await.unwrap();
         assert_eq!(served_name(&harness, &claims).await, "alice");
-        let until = harness.clock.now_secs() + 60;
+        let until = harness.clock.now().secs() + Duration::from_secs(60);
         let store = &harness.state.revocation_store;
         let user_id = alice.id.to_string();
         store

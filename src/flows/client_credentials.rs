@@ -25,7 +25,7 @@ pub struct ClientCredentialsFlow {
 impl ClientCredentialsFlow {
     pub async fn issue(&self, client_id: &str, scope: &Scope) -> Result<ClientToken, AuthError> {
         let sid = self.revocation.new_session(client_id).await?;
-        let now = self.minter.now_ms().div_euclid(1000);
+        let now = self.minter.now().secs();
         let mut claims = self
             .minter
             .claims_for(TokenType::Access, client_id, sid, now);
@@ -34,7 +34,7 @@ impl ClientCredentialsFlow {
         claims.scope = Some(scope.to_string());
         let token = ClientToken {
             access: self.minter.sign(&claims)?,
-            expires_in: claims.exp - now,
+            expires_in: claims.exp.0 - now.0,
         };
         self.metrics.issued(Grant::ClientCredentials);
         Ok(token)

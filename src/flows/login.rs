@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
+use super::AuthError;
 use super::minter::Minter;
 use super::revocation::RevocationFlow;
-use super::{AuthError, from_ms};
 use crate::accounts::User;
 use crate::metrics::{Grant, LoginFailure, Metrics};
 use crate::password::{Passwords, Verified};
@@ -65,9 +65,9 @@ impl LoginFlow {
             .inspect_err(|err| self.count_login_failure(err))?;
         self.after_login(&user, verified).await?;
         let sid = self.revocation.new_session(&user.id.to_string()).await?;
-        let now = self.minter.now_ms().div_euclid(1000);
-        let started = from_ms(sid.started_ms());
-        let ends = from_ms(self.minter.session_end(sid) * 1000);
+        let now = self.minter.now().secs();
+        let started = sid.started().to_datetime();
+        let ends = self.minter.session_end(sid).to_datetime();
         self.sessions
             .create(sid.uuid(), user.id, started, ends, context)
             .await?;
@@ -84,7 +84,7 @@ impl LoginFlow {
         let pair = TokenPair {
             access: self.minter.sign(&access)?,
             refresh: self.minter.sign(&refresh)?,
-            expires_in: access.exp - now,
+            expires_in: access.exp.0 - now.0,
         };
         self.metrics.issued(Grant::Password);
         Ok(pair)
@@ -146,7 +146,7 @@ impl LoginFlow {
         }
         if self.minter.policy().update_last_login {
             users
-                .set_last_login(user.id, from_ms(self.minter.now_ms()))
+                .set_last_login(user.id, self.minter.now().to_datetime())
                 .await?;
         }
         Ok(())

@@ -2,39 +2,39 @@
 //! issues, signed. No token outlives its session.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::AuthError;
 use crate::accounts::User;
-use crate::clock::SharedClock;
+use crate::clock::{SharedClock, UnixMillis, UnixSecs};
 use crate::config::{ExtraClaim, JwtSettings};
 use crate::token::claims::new_jti;
 use crate::token::{Claims, SessionId, TokenCodec, TokenType};
 
-/// The lifetimes and switches of `[jwt]`, in the units the flows use.
+/// The lifetimes and switches of `[jwt]`, as the flows use them.
 #[derive(Debug, Clone)]
 pub struct Policy {
-    pub access_secs: i64,
-    pub refresh_secs: i64,
-    pub session_secs: i64,
-    pub leeway_secs: i64,
+    pub access_lifetime: Duration,
+    pub refresh_lifetime: Duration,
+    pub session_lifetime: Duration,
+    pub leeway: Duration,
     pub rotate: bool,
     pub spend_on_rotation: bool,
-    pub reuse_grace_ms: i64,
+    pub reuse_grace: Duration,
     pub update_last_login: bool,
     pub extra_claims: Vec<ExtraClaim>,
 }
 
 impl Policy {
     pub fn from_settings(jwt: &JwtSettings) -> Policy {
-        let secs = |d: std::time::Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 4);
         Policy {
-            access_secs: secs(jwt.access_token_lifetime),
-            refresh_secs: secs(jwt.refresh_token_lifetime),
-            session_secs: secs(jwt.session_lifetime),
-            leeway_secs: secs(jwt.leeway),
+            access_lifetime: jwt.access_token_lifetime,
+            refresh_lifetime: jwt.refresh_token_lifetime,
+            session_lifetime: jwt.session_lifetime,
+            leeway: jwt.leeway,
             rotate: jwt.rotate_refresh_tokens,
             spend_on_rotation: jwt.blacklist_after_rotation,
-            reuse_grace_ms: i64::try_from(jwt.refresh_reuse_grace.as_millis()).unwrap_or(i64::MAX),
+            reuse_grace: jwt.refresh_reuse_grace,
             update_last_login: jwt.update_last_login,
             extra_claims: jwt.access_token_extra_claims.clone(),
         }
@@ -64,12 +64,12 @@ impl Minter {
         &self.codec
     }
 
-    pub fn now_ms(&self) -> i64 {
-        self.clock.now_ms()
+    pub fn now(&self) -> UnixMillis {
+        self.clock.now()
     }
 
     /// An access token's claims, with the extra claims configured for other services.
-    pub fn access_claims(&self, user: &User, sid: SessionId, now: i64) -> Claims {
+    pub fn access_claims(&self, user: &User, sid: SessionId, now: UnixSecs) -> Claims {
         let mut claims = self.claims_for(TokenType::Access, &user.id.to_string(), sid, now);
         let extras = &self.policy.extra_claims;
         claims.username = extras
@@ -82,7 +82,7 @@ impl Minter {
     }
 
     /// The next refresh token of a session: same session, same client and scope (RFC 6749 §6).
-    pub fn successor_of(&self, presented: &Claims, now: i64) -> Claims {
+    pub fn successor_of(&self, presented: &Claims, now: UnixSecs) -> Claims {
         let mut successor =
             self.claims_for(TokenType::Refresh, &presented.user_id, presented.sid, now);
         successor.client_id.clone_from(&presented.client_id);
@@ -97,15 +97,15 @@ impl Minter {
         token_type: TokenType,
         subject: &str,
         sid: SessionId,
-        now: i64,
+        now: UnixSecs,
     ) -> Claims {
         let lifetime = match token_type {
-            TokenType::Access => self.policy.access_secs,
-            TokenType::Refresh => self.policy.refresh_secs,
+            TokenType::Access => self.policy.access_lifetime,
+            TokenType::Refresh => self.policy.refresh_lifetime,
         };
         Claims {
             token_type,
-            exp: now.saturating_add(lifetime).min(self.session_end(sid)),
+            exp: (now + lifetime).min(self.session_end(sid)),
             iat: now,
             jti: new_jti(),
             user_id: subject.to_owned(),
@@ -120,11 +120,9 @@ impl Minter {
         }
     }
 
-    /// Login + `session_lifetime`, in unix seconds.
-    pub fn session_end(&self, sid: SessionId) -> i64 {
-        sid.started_ms()
-            .div_euclid(1000)
-            .saturating_add(self.policy.session_secs)
+    /// Login + `session_lifetime`, in whole seconds.
+    pub fn session_end(&self, sid: SessionId) -> UnixSecs {
+        sid.started().secs() + self.policy.session_lifetime
     }
 
     pub fn sign(&self, claims: &Claims) -> Result<String, AuthError> {
@@ -147,25 +145,25 @@ mod tests {
         })
         .await;
         let minter = harness.minter();
-        let now = minter.now_ms().div_euclid(1000);
-        let sid = SessionId::start(minter.now_ms());
+        let now = minter.now().secs();
+        let sid = SessionId::start(minter.now());
         let refresh = minter.claims_for(TokenType::Refresh, "u", sid, now);
         assert_eq!(refresh.exp, minter.session_end(sid));
-        assert!(refresh.exp <= now + 600);
+        assert!(refresh.exp <= now + Duration::from_secs(600));
         let access = minter.claims_for(TokenType::Access, "u", sid, now);
-        assert_eq!(access.exp, now + 300);
+        assert_eq!(access.exp, now + Duration::from_secs(300));
     }
 
     #[tokio::test]
     async fn a_successor_keeps_the_session_client_and_scope() {
         let harness = Harness::new().await;
         let minter = harness.minter();
-        let now = minter.now_ms().div_euclid(1000);
-        let sid = SessionId::start(minter.now_ms());
+        let now = minter.now().secs();
+        let sid = SessionId::start(minter.now());
         let mut presented = minter.claims_for(TokenType::Refresh, "u", sid, now);
         presented.client_id = Some("client".into());
         presented.scope = Some("read".into());
-        let successor = minter.successor_of(&presented, now + 5);
+        let successor = minter.successor_of(&presented, now + Duration::from_secs(5));
         assert_eq!(successor.sid, sid);
         assert_eq!(successor.client_id.as_deref(), Some("client"));
         assert_eq!(successor.scope.as_deref(), Some("read"));

@@ -23,8 +23,6 @@ mod testing;
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
-
 pub use active_users::ActiveUsers;
 pub use client_credentials::{ClientCredentialsFlow, ClientToken};
 pub use login::{ClientGrant, LoginFlow, TokenPair};
@@ -186,8 +184,8 @@ impl Flows {
 /// The session is neither revoked itself nor covered by a "revoke all" of its user.
 fn ensure_session_live(claims: &Claims, entries: &RevocationEntries) -> Result<(), TokenError> {
     let revoked_with_user = entries
-        .user_revoked_before_ms
-        .is_some_and(|before| claims.sid.started_ms() <= before);
+        .user_revoked_before
+        .is_some_and(|before| claims.sid.started() <= before);
     if entries.session_revoked || revoked_with_user {
         return Err(TokenError::Blacklisted);
     }
@@ -200,8 +198,4 @@ fn token_keys<'a>(claims: &'a Claims, sid: &'a str) -> TokenKeys<'a> {
         jti: &claims.jti,
         sid,
     }
-}
-
-fn from_ms(ms: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }

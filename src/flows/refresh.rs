@@ -8,8 +8,9 @@ use std::sync::Arc;
 use super::active_users::ActiveUsers;
 use super::minter::Minter;
 use super::revocation::RevocationFlow;
-use super::{AuthError, ensure_session_live, from_ms, token_keys};
+use super::{AuthError, ensure_session_live, token_keys};
 use crate::accounts::User;
+use crate::clock::UnixSecs;
 use crate::metrics::{Metrics, Revocation};
 use crate::store::RevocationStore;
 use crate::store::revocation::{JtiState, SpendOutcome, SpendRecord};
@@ -71,7 +72,7 @@ impl RefreshFlow {
         } else {
             self.refresh_without_spending(&presented).await?
         };
-        let now = from_ms(self.minter.now_ms());
+        let now = self.minter.now().to_datetime();
         self.sessions.touch(presented.claims.sid.uuid(), now);
         self.metrics.refreshed();
         Ok(refreshed)
@@ -93,7 +94,7 @@ impl RefreshFlow {
             .active_users
             .of(claims, entries.user_version.as_deref())
             .await?;
-        let now = self.minter.now_ms().div_euclid(1000);
+        let now = self.minter.now().secs();
         if self.minter.policy().rotate {
             let successor = self.minter.successor_of(claims, now);
             return self.refreshed_with(presented, &user, Some(&successor), now);
@@ -105,17 +106,16 @@ impl RefreshFlow {
     /// and every revocation check are one store round trip; a spent token whose session turns
     /// out revoked is refused all the same.
     async fn rotate(&self, presented: &Presented) -> Result<Refreshed, AuthError> {
-        let now_ms = self.minter.now_ms();
-        let now = now_ms.div_euclid(1000);
+        let now = self.minter.now();
         let claims = &presented.claims;
-        let successor = self.minter.successor_of(claims, now);
+        let successor = self.minter.successor_of(claims, now.secs());
         let record = SpendRecord {
-            spent_at_ms: now_ms,
+            spent_at: now,
             successor_jti: successor.jti.clone(),
             successor_iat: successor.iat,
             successor_exp: successor.exp,
         };
-        let until = claims.exp + self.minter.policy().leeway_secs;
+        let until = claims.exp + self.minter.policy().leeway;
         let sid = claims.sid.to_string();
         let (entries, outcome) = self
             .store
@@ -127,7 +127,9 @@ impl RefreshFlow {
             .of(claims, entries.user_version.as_deref())
             .await?;
         match outcome {
-            SpendOutcome::Spent => self.refreshed_with(presented, &user, Some(&successor), now),
+            SpendOutcome::Spent => {
+                self.refreshed_with(presented, &user, Some(&successor), now.secs())
+            }
             SpendOutcome::AlreadyUsed(JtiState::Spent(record)) => {
                 self.spent_again(presented, &user, record).await
             }
@@ -145,9 +147,9 @@ impl RefreshFlow {
         record: SpendRecord,
     ) -> Result<Refreshed, AuthError> {
         let claims = &presented.claims;
-        let now_ms = self.minter.now_ms();
+        let now = self.minter.now();
         // Strictly inside the window: a grace of 0s means none, even within the same millisecond.
-        let within_grace = now_ms - record.spent_at_ms < self.minter.policy().reuse_grace_ms;
+        let within_grace = now < record.spent_at + self.minter.policy().reuse_grace;
         if within_grace
             && self
                 .store
@@ -161,8 +163,7 @@ impl RefreshFlow {
                 exp: record.successor_exp,
                 ..claims.clone()
             };
-            let now = now_ms.div_euclid(1000);
-            return self.refreshed_with(presented, user, Some(&successor), now);
+            return self.refreshed_with(presented, user, Some(&successor), now.secs());
         }
         tracing::warn!(user_id = %claims.user_id, sid = %claims.sid, "refresh token reuse detected: session revoked");
         self.metrics.reuse_detected();
@@ -179,7 +180,7 @@ impl RefreshFlow {
         presented: &Presented,
         user: &User,
         successor: Option<&Claims>,
-        now: i64,
+        now: UnixSecs,
     ) -> Result<Refreshed, AuthError> {
         let mut access = self.minter.access_claims(user, presented.claims.sid, now);
         access.client_id.clone_from(&presented.claims.client_id);
@@ -187,7 +188,7 @@ impl RefreshFlow {
         Ok(Refreshed {
             access: self.minter.sign(&access)?,
             refresh: successor.map(|s| self.minter.sign(s)).transpose()?,
-            expires_in: access.exp - now,
+            expires_in: access.exp.0 - now.0,
             scope: access.scope,
         })
     }

@@ -4,12 +4,14 @@
 //! always falls after the latest "revoke all".
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use uuid::Uuid;
 
+use super::AuthError;
 use super::minter::Minter;
 use super::verify::VerifyFlow;
-use super::{AuthError, from_ms};
+use crate::clock::UnixSecs;
 use crate::metrics::{Metrics, Revocation};
 use crate::store::RevocationStore;
 use crate::store::sessions::{Session, SessionRepository};
@@ -28,9 +30,9 @@ impl RevocationFlow {
     /// "revoke all", even when that was written in this very millisecond or by an instance
     /// whose clock runs ahead.
     pub async fn new_session(&self, subject: &str) -> Result<SessionId, AuthError> {
-        let now_ms = self.minter.now_ms();
+        let now = self.minter.now();
         let revoked_before = self.store.user_revoked_before(subject).await?;
-        let start = revoked_before.map_or(now_ms, |before| now_ms.max(before.saturating_add(1)));
+        let start = revoked_before.map_or(now, |before| now.max(before + Duration::from_millis(1)));
         Ok(SessionId::start(start))
     }
 
@@ -60,11 +62,11 @@ impl RevocationFlow {
         &self,
         subject: &str,
         sid: SessionId,
-        latest_exp: i64,
+        latest_exp: UnixSecs,
         reason: Revocation,
     ) -> Result<(), AuthError> {
         let policy = self.minter.policy();
-        let until = self.minter.session_end(sid).max(latest_exp) + policy.leeway_secs;
+        let until = self.minter.session_end(sid).max(latest_exp) + policy.leeway;
         self.store
             .revoke_session(subject, &sid.to_string(), until)
             .await?;
@@ -84,7 +86,9 @@ impl RevocationFlow {
         let sid = session
             .and_then(|session| SessionId::from_uuid(session.id))
             .ok_or(AuthError::SessionNotFound)?;
-        self.revoke_session_of(&user_id.to_string(), sid, 0, Revocation::SessionEnded)
+        // No token at hand: the entry lives as long as the session could.
+        let subject = user_id.to_string();
+        self.revoke_session_of(&subject, sid, UnixSecs(0), Revocation::SessionEnded)
             .await
     }
 
@@ -92,22 +96,22 @@ impl RevocationFlow {
     /// deletion, logout-all).
     pub async fn revoke_all_of_user(&self, user_id: Uuid) -> Result<(), AuthError> {
         let policy = self.minter.policy();
-        let now_ms = self.minter.now_ms();
-        let until = now_ms.div_euclid(1000) + policy.session_secs + policy.leeway_secs;
+        let now = self.minter.now();
+        let until = now.secs() + policy.session_lifetime + policy.leeway;
         self.store
-            .revoke_user(&user_id.to_string(), now_ms, until)
+            .revoke_user(&user_id.to_string(), now, until)
             .await?;
         self.metrics.revoked(Revocation::AllSessions);
-        self.sessions.end_all_of(user_id, from_ms(now_ms)).await?;
+        self.sessions.end_all_of(user_id, now.to_datetime()).await?;
         Ok(())
     }
 
     /// Revokes every token issued to an OAuth client as itself (client credentials).
     pub async fn revoke_all_of_client(&self, client_id: &str) -> Result<(), AuthError> {
         let policy = self.minter.policy();
-        let now_ms = self.minter.now_ms();
-        let until = now_ms.div_euclid(1000) + policy.access_secs + policy.leeway_secs;
-        self.store.revoke_user(client_id, now_ms, until).await?;
+        let now = self.minter.now();
+        let until = now.secs() + policy.access_lifetime + policy.leeway;
+        self.store.revoke_user(client_id, now, until).await?;
         self.metrics.revoked(Revocation::ClientDeleted);
         Ok(())
     }
@@ -126,7 +130,7 @@ impl RevocationFlow {
         match claims.token_type {
             TokenType::Refresh => self.revoke_session(&claims, Revocation::OAuthRevoke).await,
             TokenType::Access => {
-                let until = claims.exp + self.minter.policy().leeway_secs;
+                let until = claims.exp + self.minter.policy().leeway;
                 self.store
                     .revoke_token(&claims.user_id, &claims.jti, until)
                     .await?;
@@ -137,7 +141,7 @@ impl RevocationFlow {
     }
 
     fn now(&self) -> chrono::DateTime<chrono::Utc> {
-        from_ms(self.minter.now_ms())
+        self.minter.now().to_datetime()
     }
 }
 

@@ -204,7 +204,7 @@ impl ClientService {
     }
 
     fn now(&self) -> DateTime<Utc> {
-        DateTime::from_timestamp_millis(self.clock.now_ms()).unwrap_or_default()
+        self.clock.now().to_datetime()
     }
 }
 

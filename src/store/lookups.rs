@@ -79,7 +79,7 @@ impl TokenEntryKeys {
         RevocationEntries {
             jti: value(&self.jti).map(parse_jti_state),
             session_revoked: value(&self.session).is_some(),
-            user_revoked_before_ms: value(&self.user).map(parse_user_before),
+            user_revoked_before: value(&self.user).map(parse_user_before),
             user_version: value(&self.version).map(str::to_owned),
         }
     }

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
@@ -20,7 +21,7 @@ use super::revocation::{
     JtiState, REVOKED, RevocationEntries, RevocationStore, SpendOutcome, SpendRecord, TokenKeys,
     jti_key, parse_jti_state, parse_user_before, session_key, user_key, user_version_key,
 };
-use crate::clock::SharedClock;
+use crate::clock::{SharedClock, UnixMillis, UnixSecs};
 use crate::config::RedisSettings;
 use crate::outage::Outage;
 
@@ -204,20 +205,24 @@ impl RedisRevocationStore {
         self.redis.idempotent(cmd).await
     }
 
-    fn ttl(&self, until: i64) -> i64 {
-        (until - self.clock.now_secs()).max(1)
+    /// Seconds from now to `until`, at least 1 (`EX`).
+    fn ttl(&self, until: UnixSecs) -> u64 {
+        until
+            .saturating_since(self.clock.now().secs())
+            .as_secs()
+            .max(1)
     }
 
     fn counter_key(&self, key: &str) -> String {
         format!("{}t:{key}", self.redis.prefix)
     }
 
-    /// A counter from its value and `PTTL` (negative when the key has no expiry: `fallback_ms`).
-    fn counter_of(&self, count: i64, ttl_ms: i64, fallback_ms: i64) -> Counter {
-        let left = if ttl_ms >= 0 { ttl_ms } else { fallback_ms };
+    /// A counter from its value and `PTTL` (negative when the key has no expiry: `fallback`).
+    fn counter_of(&self, count: i64, ttl_ms: i64, fallback: Duration) -> Counter {
+        let left = u64::try_from(ttl_ms).map_or(fallback, Duration::from_millis);
         Counter {
             count,
-            expires_at_ms: self.clock.now_ms() + left,
+            expires_at: self.clock.now() + left,
         }
     }
 
@@ -227,7 +232,7 @@ impl RedisRevocationStore {
         user_id: &str,
         jti: &str,
         record: &SpendRecord,
-        until: i64,
+        until: UnixSecs,
     ) -> redis::Cmd {
         redis::cmd("SET")
             .arg(self.key(jti_key(user_id, jti)))
@@ -239,7 +244,7 @@ impl RedisRevocationStore {
             .to_owned()
     }
 
-    async fn set_with_ttl(&self, key: String, value: &str, until: i64) -> Result<(), Outage> {
+    async fn set_with_ttl(&self, key: String, value: &str, until: UnixSecs) -> Result<(), Outage> {
         let cmd = redis::cmd("SET")
             .arg(self.key(key))
             .arg(value)
@@ -253,7 +258,7 @@ impl RedisRevocationStore {
 /// Counters live under `<prefix>:t:<key>`, apart from the revocation entries.
 #[async_trait]
 impl CounterStore for RedisRevocationStore {
-    async fn increment(&self, key: &str, window_ms: i64) -> Result<Counter, Outage> {
+    async fn increment(&self, key: &str, window: Duration) -> Result<Counter, Outage> {
         // MULTI: create with the window only if absent, add one, read what is left of the window.
         let key = self.counter_key(key);
         let mut pipe = redis::pipe();
@@ -262,7 +267,7 @@ impl CounterStore for RedisRevocationStore {
             .arg(&key)
             .arg(0)
             .arg("PX")
-            .arg(window_ms.max(1))
+            .arg(whole_millis(window))
             .arg("NX")
             .ignore()
             .cmd("INCR")
@@ -272,7 +277,7 @@ impl CounterStore for RedisRevocationStore {
         // Not retried: a retry after a lost answer would count the attempt twice.
         let mut connection = self.connection().await?;
         let (count, ttl_ms): (i64, i64) = pipe.query_async(&mut connection).await?;
-        Ok(self.counter_of(count, ttl_ms, window_ms))
+        Ok(self.counter_of(count, ttl_ms, window))
     }
 
     async fn counter(&self, key: &str) -> Result<Option<Counter>, Outage> {
@@ -281,15 +286,15 @@ impl CounterStore for RedisRevocationStore {
         pipe.cmd("GET").arg(&key).cmd("PTTL").arg(&key);
         let mut connection = self.connection().await?;
         let (count, ttl_ms): (Option<i64>, i64) = pipe.query_async(&mut connection).await?;
-        Ok(count.map(|count| self.counter_of(count, ttl_ms, 0)))
+        Ok(count.map(|count| self.counter_of(count, ttl_ms, Duration::ZERO)))
     }
 
-    async fn set_counter(&self, key: &str, count: i64, until_ms: i64) -> Result<(), Outage> {
+    async fn set_counter(&self, key: &str, count: i64, until: UnixMillis) -> Result<(), Outage> {
         let cmd = redis::cmd("SET")
             .arg(self.counter_key(key))
             .arg(count)
             .arg("PX")
-            .arg((until_ms - self.clock.now_ms()).max(1))
+            .arg(whole_millis(until.saturating_since(self.clock.now())))
             .to_owned();
         self.idempotent::<()>(&cmd).await
     }
@@ -329,7 +334,7 @@ impl RevocationStore for RedisRevocationStore {
         Ok(value.as_deref().map(parse_jti_state))
     }
 
-    async fn user_revoked_before(&self, user_id: &str) -> Result<Option<i64>, Outage> {
+    async fn user_revoked_before(&self, user_id: &str) -> Result<Option<UnixMillis>, Outage> {
         let cmd = redis::cmd("GET")
             .arg(self.key(user_key(user_id)))
             .to_owned();
@@ -337,18 +342,28 @@ impl RevocationStore for RedisRevocationStore {
         Ok(value.as_deref().map(parse_user_before))
     }
 
-    async fn revoke_token(&self, user_id: &str, jti: &str, until: i64) -> Result<(), Outage> {
+    async fn revoke_token(&self, user_id: &str, jti: &str, until: UnixSecs) -> Result<(), Outage> {
         self.set_with_ttl(jti_key(user_id, jti), REVOKED, until)
             .await
     }
 
-    async fn revoke_session(&self, user_id: &str, sid: &str, until: i64) -> Result<(), Outage> {
+    async fn revoke_session(
+        &self,
+        user_id: &str,
+        sid: &str,
+        until: UnixSecs,
+    ) -> Result<(), Outage> {
         self.set_with_ttl(session_key(user_id, sid), REVOKED, until)
             .await
     }
 
-    async fn revoke_user(&self, user_id: &str, before_ms: i64, until: i64) -> Result<(), Outage> {
-        self.set_with_ttl(user_key(user_id), &before_ms.to_string(), until)
+    async fn revoke_user(
+        &self,
+        user_id: &str,
+        before: UnixMillis,
+        until: UnixSecs,
+    ) -> Result<(), Outage> {
+        self.set_with_ttl(user_key(user_id), &before.0.to_string(), until)
             .await
     }
 
@@ -357,7 +372,7 @@ impl RevocationStore for RedisRevocationStore {
         user_id: &str,
         jti: &str,
         record: &SpendRecord,
-        until: i64,
+        until: UnixSecs,
     ) -> Result<SpendOutcome, Outage> {
         // Not retried: if a first attempt reached Redis, a retry would see our own spend and
         // call it reuse. A lost answer fails closed with 503 instead.
@@ -375,7 +390,7 @@ impl RevocationStore for RedisRevocationStore {
         &self,
         token: TokenKeys<'_>,
         record: &SpendRecord,
-        until: i64,
+        until: UnixSecs,
     ) -> Result<(RevocationEntries, SpendOutcome), Outage> {
         let mut pipe = redis::pipe();
         pipe.cmd("MGET")
@@ -397,7 +412,7 @@ impl RevocationStore for RedisRevocationStore {
         &self,
         user_id: &str,
         version: &str,
-        until: i64,
+        until: UnixSecs,
     ) -> Result<(), Outage> {
         self.set_with_ttl(user_version_key(user_id), version, until)
             .await
@@ -419,7 +434,7 @@ fn entries_of(
     RevocationEntries {
         jti: jti.as_deref().map(parse_jti_state),
         session_revoked: session.is_some(),
-        user_revoked_before_ms: user.as_deref().map(parse_user_before),
+        user_revoked_before: user.as_deref().map(parse_user_before),
         user_version: version,
     }
 }
@@ -430,6 +445,11 @@ fn spend_outcome(previous: Option<String>) -> SpendOutcome {
         None => SpendOutcome::Spent,
         Some(value) => SpendOutcome::AlreadyUsed(parse_jti_state(&value)),
     }
+}
+
+/// A span in whole milliseconds, at least 1 (`PX`).
+fn whole_millis(span: Duration) -> u64 {
+    u64::try_from(span.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
 fn unexpected_answer(command: &str, values: usize) -> Outage {

@@ -13,6 +13,7 @@
 
 use async_trait::async_trait;
 
+use crate::clock::{UnixMillis, UnixSecs};
 use crate::outage::Outage;
 
 /// The identifiers of a token that revocation can reach.
@@ -26,10 +27,10 @@ pub struct TokenKeys<'a> {
 /// A refresh token spent by rotation, and the successor it was exchanged for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpendRecord {
-    pub spent_at_ms: i64,
+    pub spent_at: UnixMillis,
     pub successor_jti: String,
-    pub successor_iat: i64,
-    pub successor_exp: i64,
+    pub successor_iat: UnixSecs,
+    pub successor_exp: UnixSecs,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,7 +44,7 @@ pub enum JtiState {
 pub struct RevocationEntries {
     pub jti: Option<JtiState>,
     pub session_revoked: bool,
-    pub user_revoked_before_ms: Option<i64>,
+    pub user_revoked_before: Option<UnixMillis>,
     /// The `{user}:v` entry as stored (compared, never parsed): see [`UserCache`].
     ///
     /// [`UserCache`]: crate::store::user_cache::UserCache
@@ -66,14 +67,20 @@ pub trait RevocationStore: Send + Sync + 'static {
     async fn jti_state(&self, user_id: &str, jti: &str) -> Result<Option<JtiState>, Outage>;
 
     /// The user's "revoke every session started at or before" time, if any.
-    async fn user_revoked_before(&self, user_id: &str) -> Result<Option<i64>, Outage>;
+    async fn user_revoked_before(&self, user_id: &str) -> Result<Option<UnixMillis>, Outage>;
 
-    async fn revoke_token(&self, user_id: &str, jti: &str, until: i64) -> Result<(), Outage>;
+    async fn revoke_token(&self, user_id: &str, jti: &str, until: UnixSecs) -> Result<(), Outage>;
 
-    async fn revoke_session(&self, user_id: &str, sid: &str, until: i64) -> Result<(), Outage>;
+    async fn revoke_session(&self, user_id: &str, sid: &str, until: UnixSecs)
+    -> Result<(), Outage>;
 
-    /// Revokes every session of the user that started at or before `before_ms`.
-    async fn revoke_user(&self, user_id: &str, before_ms: i64, until: i64) -> Result<(), Outage>;
+    /// Revokes every session of the user that started at or before `before`.
+    async fn revoke_user(
+        &self,
+        user_id: &str,
+        before: UnixMillis,
+        until: UnixSecs,
+    ) -> Result<(), Outage>;
 
     /// Atomically marks a refresh token spent: of any number of concurrent calls for one `jti`,
     /// exactly one gets `Spent`.
@@ -82,7 +89,7 @@ pub trait RevocationStore: Send + Sync + 'static {
         user_id: &str,
         jti: &str,
         record: &SpendRecord,
-        until: i64,
+        until: UnixSecs,
     ) -> Result<SpendOutcome, Outage>;
 
     /// A refresh's single round trip: the token's session and user entries, and the atomic
@@ -92,7 +99,7 @@ pub trait RevocationStore: Send + Sync + 'static {
         &self,
         token: TokenKeys<'_>,
         record: &SpendRecord,
-        until: i64,
+        until: UnixSecs,
     ) -> Result<(RevocationEntries, SpendOutcome), Outage> {
         let mut entries = self.entries(token).await?;
         let outcome = match &entries.jti {
@@ -111,7 +118,7 @@ pub trait RevocationStore: Send + Sync + 'static {
         &self,
         user_id: &str,
         version: &str,
-        until: i64,
+        until: UnixSecs,
     ) -> Result<(), Outage>;
 
     async fn ping(&self) -> Result<(), Outage>;
@@ -139,17 +146,17 @@ impl SpendRecord {
     pub(crate) fn encode(&self) -> String {
         format!(
             "s:{}:{}:{}:{}",
-            self.spent_at_ms, self.successor_jti, self.successor_iat, self.successor_exp
+            self.spent_at.0, self.successor_jti, self.successor_iat.0, self.successor_exp.0
         )
     }
 
     fn decode(text: &str) -> Option<SpendRecord> {
         let mut parts = text.strip_prefix("s:")?.split(':');
         let record = SpendRecord {
-            spent_at_ms: parts.next()?.parse().ok()?,
+            spent_at: UnixMillis(parts.next()?.parse().ok()?),
             successor_jti: parts.next()?.to_owned(),
-            successor_iat: parts.next()?.parse().ok()?,
-            successor_exp: parts.next()?.parse().ok()?,
+            successor_iat: UnixSecs(parts.next()?.parse().ok()?),
+            successor_exp: UnixSecs(parts.next()?.parse().ok()?),
         };
         parts.next().is_none().then_some(record)
     }
@@ -165,8 +172,8 @@ pub(crate) fn parse_jti_state(value: &str) -> JtiState {
 }
 
 /// Parses a stored `u` value; an unreadable one revokes everything (fail closed).
-pub(crate) fn parse_user_before(value: &str) -> i64 {
-    value.parse().unwrap_or(i64::MAX)
+pub(crate) fn parse_user_before(value: &str) -> UnixMillis {
+    UnixMillis(value.parse().unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]
@@ -176,10 +183,10 @@ mod tests {
     #[test]
     fn spend_records_round_trip() {
         let record = SpendRecord {
-            spent_at_ms: 1_700_000_000_123,
+            spent_at: UnixMillis(1_700_000_000_123),
             successor_jti: "ab".repeat(16),
-            successor_iat: 1_700_000_000,
-            successor_exp: 1_700_086_400,
+            successor_iat: UnixSecs(1_700_000_000),
+            successor_exp: UnixSecs(1_700_086_400),
         };
         assert_eq!(parse_jti_state(&record.encode()), JtiState::Spent(record));
     }
@@ -188,6 +195,6 @@ mod tests {
     fn unreadable_entries_fail_closed() {
         assert_eq!(parse_jti_state("garbage"), JtiState::Revoked);
         assert_eq!(parse_jti_state("s:1:2"), JtiState::Revoked);
-        assert_eq!(parse_user_before("x"), i64::MAX);
+        assert_eq!(parse_user_before("x"), UnixMillis(i64::MAX));
     }
 }

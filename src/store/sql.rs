@@ -19,7 +19,7 @@ use super::revocation::{
     JtiState, REVOKED, RevocationEntries, RevocationStore, SpendOutcome, SpendRecord, TokenKeys,
     jti_key, parse_jti_state, parse_user_before, session_key, user_key, user_version_key,
 };
-use crate::clock::SharedClock;
+use crate::clock::{SharedClock, UnixMillis, UnixSecs};
 use crate::outage::Outage;
 
 #[derive(Clone)]
@@ -47,12 +47,13 @@ impl SqlRevocationStore {
 
     /// Deletes entries whose tokens have all expired, and ended counters; returns how many.
     pub async fn purge_expired(&self) -> Result<u64, Outage> {
+        let now = self.clock.now();
         let revocations = Entity::delete_many()
-            .filter(Column::ExpiresAt.lt(self.clock.now_secs()))
+            .filter(Column::ExpiresAt.lt(now.secs().0))
             .exec(&self.db)
             .await?;
         let counters = counter::Entity::delete_many()
-            .filter(counter::Column::ExpiresAtMs.lte(self.clock.now_ms()))
+            .filter(counter::Column::ExpiresAtMs.lte(now.0))
             .exec(&self.db)
             .await?;
         Ok(revocations.rows_affected + counters.rows_affected)
@@ -73,7 +74,7 @@ impl SqlRevocationStore {
         })
     }
 
-    async fn upsert(&self, key: String, value: String, until: i64) -> Result<(), Outage> {
+    async fn upsert(&self, key: String, value: String, until: UnixSecs) -> Result<(), Outage> {
         Entity::insert(entry(key, value, until))
             .on_conflict(
                 OnConflict::column(Column::Key)
@@ -87,7 +88,7 @@ impl SqlRevocationStore {
 
     async fn live_value(&self, key: String) -> Result<Option<String>, Outage> {
         let row = Entity::find_by_id(key)
-            .filter(Column::ExpiresAt.gte(self.clock.now_secs()))
+            .filter(Column::ExpiresAt.gte(self.clock.now().secs().0))
             .one(&self.db)
             .await?;
         Ok(row.map(|row| row.value))
@@ -112,29 +113,30 @@ impl ReadEntries for SqlEntries {
         keys.resize(keys.len().next_power_of_two(), first);
         let rows = Entity::find()
             .filter(Column::Key.is_in(keys))
-            .filter(Column::ExpiresAt.gte(self.clock.now_secs()))
+            .filter(Column::ExpiresAt.gte(self.clock.now().secs().0))
             .all(&self.db)
             .await?;
         Ok(rows.into_iter().map(|row| (row.key, row.value)).collect())
     }
 }
 
-fn entry(key: String, value: String, until: i64) -> ActiveModel {
+fn entry(key: String, value: String, until: UnixSecs) -> ActiveModel {
     ActiveModel {
         key: Set(key),
         value: Set(value),
-        expires_at: Set(until),
+        expires_at: Set(until.0),
     }
 }
 
 #[async_trait]
 impl CounterStore for SqlRevocationStore {
-    async fn increment(&self, key: &str, window_ms: i64) -> Result<Counter, Outage> {
+    async fn increment(&self, key: &str, window: Duration) -> Result<Counter, Outage> {
         // One statement, so atomic on SQLite and PostgreSQL alike: a new or expired counter
         // restarts at 1 with a new window, a live one counts up and keeps its end.
-        let now = self.clock.now_ms();
+        let now = self.clock.now();
+        let end = now + window;
         let existing = |column| Expr::col((counter::Entity, column));
-        let expired = existing(counter::Column::ExpiresAtMs).lte(now);
+        let expired = existing(counter::Column::ExpiresAtMs).lte(now.0);
         let on_conflict = OnConflict::column(counter::Column::Key)
             .value(
                 counter::Column::Count,
@@ -142,11 +144,10 @@ impl CounterStore for SqlRevocationStore {
             )
             .value(
                 counter::Column::ExpiresAtMs,
-                Expr::case(expired, now + window_ms)
-                    .finally(existing(counter::Column::ExpiresAtMs)),
+                Expr::case(expired, end.0).finally(existing(counter::Column::ExpiresAtMs)),
             )
             .to_owned();
-        let row = counter::Entity::insert(counter_row(key, 1, now + window_ms))
+        let row = counter::Entity::insert(counter_row(key, 1, end))
             .on_conflict(on_conflict)
             .exec_with_returning(&self.db)
             .await?;
@@ -155,14 +156,14 @@ impl CounterStore for SqlRevocationStore {
 
     async fn counter(&self, key: &str) -> Result<Option<Counter>, Outage> {
         let row = counter::Entity::find_by_id(key.to_owned())
-            .filter(counter::Column::ExpiresAtMs.gt(self.clock.now_ms()))
+            .filter(counter::Column::ExpiresAtMs.gt(self.clock.now().0))
             .one(&self.db)
             .await?;
         Ok(row.map(Counter::from))
     }
 
-    async fn set_counter(&self, key: &str, count: i64, until_ms: i64) -> Result<(), Outage> {
-        counter::Entity::insert(counter_row(key, count, until_ms))
+    async fn set_counter(&self, key: &str, count: i64, until: UnixMillis) -> Result<(), Outage> {
+        counter::Entity::insert(counter_row(key, count, until))
             .on_conflict(
                 OnConflict::column(counter::Column::Key)
                     .update_columns([counter::Column::Count, counter::Column::ExpiresAtMs])
@@ -186,16 +187,16 @@ impl From<counter::Model> for Counter {
     fn from(row: counter::Model) -> Counter {
         Counter {
             count: row.count,
-            expires_at_ms: row.expires_at_ms,
+            expires_at: UnixMillis(row.expires_at_ms),
         }
     }
 }
 
-fn counter_row(key: &str, count: i64, until_ms: i64) -> counter::ActiveModel {
+fn counter_row(key: &str, count: i64, until: UnixMillis) -> counter::ActiveModel {
     counter::ActiveModel {
         key: Set(key.to_owned()),
         count: Set(count),
-        expires_at_ms: Set(until_ms),
+        expires_at_ms: Set(until.0),
     }
 }
 
@@ -210,23 +211,33 @@ impl RevocationStore for SqlRevocationStore {
         Ok(value.as_deref().map(parse_jti_state))
     }
 
-    async fn user_revoked_before(&self, user_id: &str) -> Result<Option<i64>, Outage> {
+    async fn user_revoked_before(&self, user_id: &str) -> Result<Option<UnixMillis>, Outage> {
         let value = self.live_value(user_key(user_id)).await?;
         Ok(value.as_deref().map(parse_user_before))
     }
 
-    async fn revoke_token(&self, user_id: &str, jti: &str, until: i64) -> Result<(), Outage> {
+    async fn revoke_token(&self, user_id: &str, jti: &str, until: UnixSecs) -> Result<(), Outage> {
         self.upsert(jti_key(user_id, jti), REVOKED.into(), until)
             .await
     }
 
-    async fn revoke_session(&self, user_id: &str, sid: &str, until: i64) -> Result<(), Outage> {
+    async fn revoke_session(
+        &self,
+        user_id: &str,
+        sid: &str,
+        until: UnixSecs,
+    ) -> Result<(), Outage> {
         self.upsert(session_key(user_id, sid), REVOKED.into(), until)
             .await
     }
 
-    async fn revoke_user(&self, user_id: &str, before_ms: i64, until: i64) -> Result<(), Outage> {
-        self.upsert(user_key(user_id), before_ms.to_string(), until)
+    async fn revoke_user(
+        &self,
+        user_id: &str,
+        before: UnixMillis,
+        until: UnixSecs,
+    ) -> Result<(), Outage> {
+        self.upsert(user_key(user_id), before.0.to_string(), until)
             .await
     }
 
@@ -235,7 +246,7 @@ impl RevocationStore for SqlRevocationStore {
         user_id: &str,
         jti: &str,
         record: &SpendRecord,
-        until: i64,
+        until: UnixSecs,
     ) -> Result<SpendOutcome, Outage> {
         let key = jti_key(user_id, jti);
         let inserted = Entity::insert(entry(key.clone(), record.encode(), until))
@@ -257,7 +268,7 @@ impl RevocationStore for SqlRevocationStore {
         &self,
         user_id: &str,
         version: &str,
-        until: i64,
+        until: UnixSecs,
     ) -> Result<(), Outage> {
         self.upsert(user_version_key(user_id), version.to_owned(), until)
             .await

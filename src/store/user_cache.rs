@@ -3,10 +3,10 @@
 //!
 //! A cached copy is used only while the user's version entry in the revocation store
 //! (`{user}:v`, read in the same round trip as the revocation entries) is still the one seen
-//! when the copy was loaded, and never for longer than [`MAX_AGE_MS`]. Every change to what a
+//! when the copy was loaded, and never for longer than [`MAX_AGE`]. Every change to what a
 //! refresh reads (`AccountService`'s profile and staff updates call
 //! `ActiveUsers::user_changed`) writes a new version; password changes, deactivation and
-//! deletion revoke the user's sessions instead. The version entry lives [`VERSION_TTL_SECS`],
+//! deletion revoke the user's sessions instead. The version entry lives [`VERSION_TTL`],
 //! longer than any copy, so a change made through any instance is seen by every instance's
 //! next refresh.
 //!
@@ -15,24 +15,25 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
 
 use uuid::Uuid;
 
 use crate::accounts::User;
-use crate::clock::SharedClock;
+use crate::clock::{SharedClock, UnixMillis};
 
 /// The longest a cached copy is trusted, whatever the store says.
-pub const MAX_AGE_MS: i64 = 60_000;
+pub const MAX_AGE: Duration = Duration::from_secs(60);
 /// How long a version entry is kept: longer than any copy cached before it was written.
-pub const VERSION_TTL_SECS: i64 = 2 * MAX_AGE_MS / 1000;
-const _: () = assert!(VERSION_TTL_SECS * 1000 > MAX_AGE_MS);
+pub const VERSION_TTL: Duration = Duration::from_secs(2 * MAX_AGE.as_secs());
+const _: () = assert!(VERSION_TTL.as_millis() > MAX_AGE.as_millis());
 /// Past this many users the expired copies are dropped, then, if still full, all of them.
 const CAPACITY: usize = 100_000;
 
 struct Cached {
     user: Arc<User>,
     version: Option<String>,
-    loaded_ms: i64,
+    loaded: UnixMillis,
 }
 
 pub struct UserCache {
@@ -52,17 +53,17 @@ impl UserCache {
     pub fn get(&self, id: Uuid, version: Option<&str>) -> Option<Arc<User>> {
         let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
         let cached = entries.get(&id)?;
-        let fresh = self.clock.now_ms() - cached.loaded_ms < MAX_AGE_MS;
+        let fresh = self.clock.now() < cached.loaded + MAX_AGE;
         (fresh && cached.version.as_deref() == version).then(|| Arc::clone(&cached.user))
     }
 
     /// Caches `user` as read from the database after `version` was read from the store.
     pub fn insert(&self, user: User, version: Option<String>) -> Arc<User> {
         let user = Arc::new(user);
-        let now = self.clock.now_ms();
+        let now = self.clock.now();
         let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
         if entries.len() >= CAPACITY {
-            entries.retain(|_, cached| now - cached.loaded_ms < MAX_AGE_MS);
+            entries.retain(|_, cached| now < cached.loaded + MAX_AGE);
             if entries.len() >= CAPACITY {
                 entries.clear();
             }
@@ -70,7 +71,7 @@ impl UserCache {
         let cached = Cached {
             user: Arc::clone(&user),
             version,
-            loaded_ms: now,
+            loaded: now,
         };
         entries.insert(user.id, cached);
         user
@@ -123,7 +124,7 @@ mod tests {
         let cache = UserCache::new(clock.clone());
         let alice = user();
         cache.insert(alice.clone(), None);
-        clock.advance(Duration::from_millis(MAX_AGE_MS as u64 - 1));
+        clock.advance(MAX_AGE - Duration::from_millis(1));
         assert!(cache.get(alice.id, None).is_some());
         clock.advance(Duration::from_millis(1));
         assert!(cache.get(alice.id, None).is_none());

@@ -5,6 +5,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::TokenError;
+use crate::clock::{UnixMillis, UnixSecs};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TokenType {
@@ -35,9 +36,9 @@ impl TokenType {
 pub struct SessionId(Uuid);
 
 impl SessionId {
-    /// A new session started at `now_ms`.
-    pub fn start(now_ms: i64) -> SessionId {
-        let ms = u64::try_from(now_ms).expect("the clock is after 1970");
+    /// A new session started at `at`.
+    pub fn start(at: UnixMillis) -> SessionId {
+        let ms = u64::try_from(at.0).expect("the clock is after 1970");
         let ts =
             uuid::Timestamp::from_unix(uuid::NoContext, ms / 1000, (ms % 1000) as u32 * 1_000_000);
         SessionId(Uuid::new_v7(ts))
@@ -52,14 +53,14 @@ impl SessionId {
         (uuid.get_version_num() == 7).then_some(SessionId(uuid))
     }
 
-    /// When the session began (login), in unix milliseconds.
-    pub fn started_ms(self) -> i64 {
+    /// When the session began (login).
+    pub fn started(self) -> UnixMillis {
         let (secs, nanos) = self
             .0
             .get_timestamp()
             .expect("a SessionId is always a UUIDv7")
             .to_unix();
-        secs as i64 * 1000 + i64::from(nanos / 1_000_000)
+        UnixMillis(secs as i64 * 1000 + i64::from(nanos / 1_000_000))
     }
 
     pub fn uuid(self) -> Uuid {
@@ -81,8 +82,8 @@ pub fn new_jti() -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claims {
     pub token_type: TokenType,
-    pub exp: i64,
-    pub iat: i64,
+    pub exp: UnixSecs,
+    pub iat: UnixSecs,
     pub jti: String,
     /// The subject, written as `sub`: the user's id (a UUID string), also written under the
     /// user-id claim; or, for a client-credentials token, the OAuth client's id.
@@ -122,8 +123,8 @@ impl ClaimNames {
         let mut take = |name: &str| payload.remove(name).ok_or(TokenError::Invalid);
         let token_type =
             TokenType::parse(as_str(&take(&self.token_type)?)?).ok_or(TokenError::Invalid)?;
-        let exp = as_int(&take("exp")?)?;
-        let iat = as_int(&take("iat")?)?;
+        let exp = UnixSecs(as_int(&take("exp")?)?);
+        let iat = UnixSecs(as_int(&take("iat")?)?);
         let jti = into_string(take("jti")?)?;
         let sub = into_string(take("sub")?)?;
         let sid = SessionId::parse(as_str(&take("sid")?)?).ok_or(TokenError::Invalid)?;
@@ -197,8 +198,8 @@ impl Serialize for WireClaims<'_> {
         .count();
         let mut map = serializer.serialize_map(Some(6 + optional))?;
         map.serialize_entry(&self.names.token_type, c.token_type.as_str())?;
-        map.serialize_entry("exp", &c.exp)?;
-        map.serialize_entry("iat", &c.iat)?;
+        map.serialize_entry("exp", &c.exp.0)?;
+        map.serialize_entry("iat", &c.iat.0)?;
         map.serialize_entry("jti", &c.jti)?;
         if !c.subject_is_client {
             map.serialize_entry(&self.names.user_id, &c.user_id)?;
@@ -233,8 +234,8 @@ mod tests {
 
     #[test]
     fn a_session_id_carries_its_start_time() {
-        let sid = SessionId::start(1_700_000_123_456);
-        assert_eq!(sid.started_ms(), 1_700_000_123_456);
+        let sid = SessionId::start(UnixMillis(1_700_000_123_456));
+        assert_eq!(sid.started(), UnixMillis(1_700_000_123_456));
         assert_eq!(SessionId::parse(&sid.to_string()), Some(sid));
     }
 

@@ -1,6 +1,8 @@
 //! Turning claims into signed compact JWS and back: signature, algorithm, `kid`, claim types,
 //! expiry (against the injected clock, with the configured leeway), `iss` and `aud`.
 
+use std::time::Duration;
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Header, crypto, decode_header, encode};
@@ -17,7 +19,7 @@ pub struct TokenCodec {
     names: ClaimNames,
     issuer: Option<String>,
     audience: Option<String>,
-    leeway_secs: i64,
+    leeway: Duration,
     max_token_bytes: usize,
     clock: SharedClock,
 }
@@ -36,7 +38,7 @@ impl TokenCodec {
             },
             issuer: jwt.issuer.clone(),
             audience: jwt.audience.clone(),
-            leeway_secs: jwt.leeway.as_secs() as i64,
+            leeway: jwt.leeway,
             max_token_bytes: jwt.max_token_bytes,
             clock,
         }
@@ -113,7 +115,7 @@ impl TokenCodec {
         let audience = claims.remove("aud");
         let claims = self.names.read(claims)?;
         self.check_issuer_and_audience(&claims, audience.as_ref())?;
-        if self.clock.now_secs() > claims.exp.saturating_add(self.leeway_secs) {
+        if self.clock.now().secs() > claims.exp + self.leeway {
             return Err(TokenError::Expired);
         }
         Ok(claims)
@@ -154,7 +156,7 @@ mod properties {
     use serde_json::{Map, Value, json};
 
     use super::TokenCodec;
-    use crate::clock::SystemClock;
+    use crate::clock::{SystemClock, UnixMillis, UnixSecs};
     use crate::config::Settings;
     use crate::token::KeySet;
     use crate::token::claims::{Claims, SessionId, TokenType, new_jti};
@@ -172,12 +174,12 @@ mod properties {
         let now = chrono::Utc::now().timestamp();
         let claims = Claims {
             token_type: TokenType::Access,
-            exp: now + 300,
-            iat: now,
+            exp: UnixSecs(now + 300),
+            iat: UnixSecs(now),
             jti: new_jti(),
             user_id: uuid::Uuid::new_v4().to_string(),
             subject_is_client: false,
-            sid: SessionId::start(now * 1000),
+            sid: SessionId::start(UnixMillis(now * 1000)),
             iss: None,
             aud: None,
             username: None,

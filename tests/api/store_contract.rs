@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 
-use jwtd::clock::Clock;
+use jwtd::clock::{Clock, UnixMillis, UnixSecs};
 use jwtd::store::RevocationStore;
 use jwtd::store::entities::revocation;
 use jwtd::store::lookups::LookupStats;
@@ -25,10 +25,10 @@ on_every_store!(
 
 fn record(successor: &str) -> SpendRecord {
     SpendRecord {
-        spent_at_ms: 1,
+        spent_at: UnixMillis(1),
         successor_jti: successor.into(),
-        successor_iat: 2,
-        successor_exp: 3,
+        successor_iat: UnixSecs(2),
+        successor_exp: UnixSecs(3),
     }
 }
 
@@ -41,7 +41,7 @@ async fn spend_is_atomic_under_real_concurrency(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let store: Arc<dyn RevocationStore> = app.state.revocation_store.clone();
     let (user, jti, _) = ids();
-    let until = app.clock.now_secs() + 60;
+    let until = app.clock.now().secs() + Duration::from_secs(60);
     let racers = (0..32).map(|i| {
         let (store, user, jti) = (store.clone(), user.clone(), jti.clone());
         tokio::spawn(async move {
@@ -76,7 +76,7 @@ async fn a_checked_spend_is_atomic_and_reads_the_revocations(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let store: Arc<dyn RevocationStore> = app.state.revocation_store.clone();
     let (user, jti, sid) = ids();
-    let until = app.clock.now_secs() + 60;
+    let until = app.clock.now().secs() + Duration::from_secs(60);
     let racers = (0..32).map(|i| {
         let (store, user, jti, sid) = (store.clone(), user.clone(), jti.clone(), sid.clone());
         tokio::spawn(async move {
@@ -109,7 +109,10 @@ async fn a_checked_spend_is_atomic_and_reads_the_revocations(backend: Backend) {
     }
 
     store.revoke_session(&user, &sid, until).await.unwrap();
-    store.revoke_user(&user, 99, until).await.unwrap();
+    store
+        .revoke_user(&user, UnixMillis(99), until)
+        .await
+        .unwrap();
     store.mark_user_changed(&user, "v2", until).await.unwrap();
     let (_, next_jti, _) = ids();
     let keys = TokenKeys {
@@ -123,7 +126,7 @@ async fn a_checked_spend_is_atomic_and_reads_the_revocations(backend: Backend) {
         .unwrap();
     assert_eq!(outcome, SpendOutcome::Spent);
     assert!(entries.session_revoked);
-    assert_eq!(entries.user_revoked_before_ms, Some(99));
+    assert_eq!(entries.user_revoked_before, Some(UnixMillis(99)));
     assert_eq!(entries.user_version.as_deref(), Some("v2"));
 }
 
@@ -136,7 +139,7 @@ async fn revocations_are_read_back_in_one_call(backend: Backend) {
         jti: &jti,
         sid: &sid,
     };
-    let until = app.clock.now_secs() + 60;
+    let until = app.clock.now().secs() + Duration::from_secs(60);
     assert_eq!(
         store.entries(keys).await.unwrap(),
         RevocationEntries::default()
@@ -144,7 +147,10 @@ async fn revocations_are_read_back_in_one_call(backend: Backend) {
 
     store.revoke_token(&user, &jti, until).await.unwrap();
     store.revoke_session(&user, &sid, until).await.unwrap();
-    store.revoke_user(&user, 1_234, until).await.unwrap();
+    store
+        .revoke_user(&user, UnixMillis(1_234), until)
+        .await
+        .unwrap();
     store.mark_user_changed(&user, "v1", until).await.unwrap();
     let entries = store.entries(keys).await.unwrap();
     assert_eq!(
@@ -152,7 +158,7 @@ async fn revocations_are_read_back_in_one_call(backend: Backend) {
         RevocationEntries {
             jti: Some(JtiState::Revoked),
             session_revoked: true,
-            user_revoked_before_ms: Some(1_234),
+            user_revoked_before: Some(UnixMillis(1_234)),
             user_version: Some("v1".into()),
         }
     );
@@ -206,7 +212,7 @@ async fn concurrent_lookups_each_get_their_own_entries(backend: Backend) {
     let users = [ids().0, ids().0, ids().0];
     let sids = [ids().0, ids().0, ids().0, ids().0];
     let tokens: Vec<(usize, String, usize)> = (0..240).map(|i| (i % 3, ids().0, i % 4)).collect();
-    let until = app.clock.now_secs() + 60;
+    let until = app.clock.now().secs() + Duration::from_secs(60);
     for (i, (_, jti, _)) in tokens.iter().enumerate().step_by(5) {
         store.revoke_token(&users[i % 3], jti, until).await.unwrap();
     }
@@ -214,7 +220,10 @@ async fn concurrent_lookups_each_get_their_own_entries(backend: Backend) {
         .revoke_session(&users[0], &sids[1], until)
         .await
         .unwrap();
-    store.revoke_user(&users[1], 77, until).await.unwrap();
+    store
+        .revoke_user(&users[1], UnixMillis(77), until)
+        .await
+        .unwrap();
     store
         .mark_user_changed(&users[2], "v2", until)
         .await
@@ -232,7 +241,7 @@ async fn concurrent_lookups_each_get_their_own_entries(backend: Backend) {
         let expected = RevocationEntries {
             jti: (i % 5 == 0).then_some(JtiState::Revoked),
             session_revoked: (*user, *sid) == (0, 1),
-            user_revoked_before_ms: (*user == 1).then_some(77),
+            user_revoked_before: (*user == 1).then_some(UnixMillis(77)),
             user_version: (*user == 2).then(|| "v2".into()),
         };
         assert_eq!(entries.unwrap(), expected, "token {i}");
@@ -254,7 +263,7 @@ async fn entries_live_as_long_as_their_tokens(backend: Backend) {
         jti: &jti,
         sid: &sid,
     };
-    let until = app.clock.now_secs() + 120;
+    let until = app.clock.now().secs() + Duration::from_secs(120);
     store.revoke_session(&user, &sid, until).await.unwrap();
     assert!(store.entries(keys).await.unwrap().session_revoked);
 
@@ -275,7 +284,7 @@ async fn entries_live_as_long_as_their_tokens(backend: Backend) {
     } else {
         let live_sid = ids().2;
         store
-            .revoke_session(&user, &live_sid, until + 1_000)
+            .revoke_session(&user, &live_sid, until + Duration::from_secs(1_000))
             .await
             .unwrap();
         app.clock.advance(Duration::from_secs(121));
