@@ -2,18 +2,16 @@
 //! Redis Cluster. Entries expire by themselves (`EX`); a spend is one `SET NX GET` (Redis 7.0 or
 //! newer). Every key of a user carries the user's hash tag (`{<user id>}`), so each request's
 //! keys live in one cluster slot and its pipeline is one round trip to one node.
+//!
+//! Here the store's commands; the connection (one server or a cluster) is in `connection`.
+
+mod connection;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
-use redis::cluster::ClusterClient;
-use redis::cluster_async::ClusterConnection;
-use redis::{Cmd, Pipeline, RedisFuture, Value};
-use secrecy::ExposeSecret;
-use tokio::sync::OnceCell;
 
 use super::counters::{Counter, CounterStore};
 use super::lookups::{LookupStats, Lookups, ReadEntries};
@@ -24,6 +22,7 @@ use super::revocation::{
 use crate::clock::{SharedClock, UnixMillis, UnixSecs};
 use crate::config::RedisSettings;
 use crate::outage::Outage;
+use connection::{Connection, Redis};
 
 pub struct RedisRevocationStore {
     redis: Arc<Redis>,
@@ -31,120 +30,6 @@ pub struct RedisRevocationStore {
     /// Concurrent lookups read with one `MGET`: on a single server only, since a cluster
     /// cannot `MGET` keys of different users (their hash tags put them in different slots).
     lookups: Option<Lookups>,
-}
-
-/// The connection and the key prefix, shared by the store and its lookup readers.
-struct Redis {
-    target: Target,
-    /// Connected on first use, so jwtd starts (and answers 503) while Redis is down; both kinds
-    /// of connection reconnect by themselves afterwards (a cluster connection also follows
-    /// failovers and slot moves).
-    connection: OnceCell<Connection>,
-    prefix: String,
-}
-
-/// What `redis.url` names: one server, or a cluster's seed nodes.
-enum Target {
-    Single(redis::Client, ConnectionManagerConfig),
-    Cluster(ClusterClient),
-}
-
-/// A connection to either; cheap to clone (both multiplex one set of sockets).
-#[derive(Clone)]
-enum Connection {
-    Single(ConnectionManager),
-    Cluster(ClusterConnection),
-}
-
-impl ConnectionLike for Connection {
-    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        match self {
-            Connection::Single(connection) => connection.req_packed_command(cmd),
-            Connection::Cluster(connection) => connection.req_packed_command(cmd),
-        }
-    }
-
-    fn req_packed_commands<'a>(
-        &'a mut self,
-        pipeline: &'a Pipeline,
-        offset: usize,
-        count: usize,
-    ) -> RedisFuture<'a, Vec<Value>> {
-        match self {
-            Connection::Single(connection) => {
-                connection.req_packed_commands(pipeline, offset, count)
-            }
-            Connection::Cluster(connection) => {
-                connection.req_packed_commands(pipeline, offset, count)
-            }
-        }
-    }
-
-    fn get_db(&self) -> i64 {
-        match self {
-            Connection::Single(connection) => connection.get_db(),
-            Connection::Cluster(connection) => connection.get_db(),
-        }
-    }
-}
-
-impl Target {
-    fn from_settings(settings: &RedisSettings) -> Result<Target, Outage> {
-        let invalid = |e: redis::RedisError| Outage::internal(format!("redis.url: {e}"));
-        let url = settings.url.expose_secret();
-        if settings.cluster {
-            let seeds: Vec<&str> = url.split(',').map(str::trim).collect();
-            let client = ClusterClient::builder(seeds)
-                .connection_timeout(settings.connect_timeout)
-                .response_timeout(settings.response_timeout)
-                .retries(1)
-                .build()
-                .map_err(invalid)?;
-            return Ok(Target::Cluster(client));
-        }
-        let client = redis::Client::open(url).map_err(invalid)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(settings.connect_timeout))
-            .set_response_timeout(Some(settings.response_timeout))
-            .set_number_of_retries(1)
-            .set_max_delay(settings.connect_timeout);
-        Ok(Target::Single(client, config))
-    }
-
-    async fn connect(&self) -> redis::RedisResult<Connection> {
-        Ok(match self {
-            Target::Single(client, config) => Connection::Single(
-                ConnectionManager::new_with_config(client.clone(), config.clone()).await?,
-            ),
-            Target::Cluster(client) => Connection::Cluster(client.get_async_connection().await?),
-        })
-    }
-}
-
-impl Redis {
-    async fn connection(&self) -> Result<Connection, Outage> {
-        let connection = self
-            .connection
-            .get_or_try_init(|| self.target.connect())
-            .await?;
-        Ok(connection.clone())
-    }
-
-    fn key(&self, key: String) -> String {
-        format!("{}{key}", self.prefix)
-    }
-
-    /// Runs an idempotent command, once more if the connection had dropped: the manager's
-    /// first command after a reconnect fails with a broken pipe and is not retried by it.
-    async fn idempotent<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, Outage> {
-        let mut connection = self.connection().await?;
-        match cmd.query_async(&mut connection).await {
-            Err(err) if err.is_io_error() || err.is_connection_dropped() => {
-                Ok(cmd.query_async(&mut connection).await?)
-            }
-            result => Ok(result?),
-        }
-    }
 }
 
 /// What the lookup readers read with: one `MGET`.
@@ -171,15 +56,8 @@ impl ReadEntries for RedisEntries {
 impl RedisRevocationStore {
     /// On a single server, starts the lookup readers (on the current tokio runtime).
     pub fn new(settings: &RedisSettings, clock: SharedClock) -> Result<Self, Outage> {
-        let redis = Arc::new(Redis {
-            target: Target::from_settings(settings)?,
-            connection: OnceCell::new(),
-            prefix: format!("{}:", settings.key_prefix),
-        });
-        let lookups = match redis.target {
-            Target::Single(..) => Some(Lookups::start(RedisEntries(redis.clone()))),
-            Target::Cluster(_) => None,
-        };
+        let redis = Arc::new(Redis::new(settings)?);
+        let lookups = (!redis.is_cluster()).then(|| Lookups::start(RedisEntries(redis.clone())));
         Ok(RedisRevocationStore {
             redis,
             clock,
