@@ -228,8 +228,9 @@ impl AccountService {
         Ok(self.users.list(filter, page, page_size).await?)
     }
 
-    /// Staff changes. Deactivation revokes every token first, so a failure half-way can only
-    /// leave an active user logged out, never an inactive one logged in.
+    /// Staff changes. Deactivation revokes every token after the change is stored, so that a
+    /// login that read the account while it was active is covered too. If the revocation
+    /// fails, the user is inactive and every check of their tokens already refuses them.
     pub async fn admin_update(&self, id: Uuid, change: AdminChange) -> Result<User, AccountError> {
         if let Some(email) = &change.email {
             let problems = validate_email(email);
@@ -238,21 +239,23 @@ impl AccountService {
             }
         }
         self.user(id).await?;
-        if change.is_active == Some(false) {
-            self.revocation.revoke_all_of_user(id).await?;
-        }
+        let deactivating = change.is_active == Some(false);
         let updated = self.users.admin_update(id, change).await?;
         self.active_users.user_changed(id).await;
+        if deactivating {
+            self.revocation.revoke_all_of_user(id).await?;
+        }
         Ok(updated)
     }
 
-    /// Deletes a user, revoking every token of theirs first.
+    /// Deletes a user, then revokes every token of theirs (a token of a user who no longer
+    /// exists is refused anyway; the revocation also reaches the revocation feed's readers).
     pub async fn delete_user(&self, id: Uuid) -> Result<(), AccountError> {
-        self.user(id).await?;
-        self.revocation.revoke_all_of_user(id).await?;
         if !self.users.delete(id).await? {
             return Err(AccountError::NotFound);
         }
+        self.active_users.user_changed(id).await;
+        self.revocation.revoke_all_of_user(id).await?;
         Ok(())
     }
 

@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use uuid::Uuid;
+
 use super::AuthError;
 use super::minter::Minter;
 use super::revocation::RevocationFlow;
@@ -12,7 +14,7 @@ use crate::password::{Passwords, Verified};
 use crate::store::sessions::{LoginContext, SessionRepository};
 use crate::store::users::UserRepository;
 use crate::throttle::LoginThrottle;
-use crate::token::{Scope, TokenType};
+use crate::token::{Scope, SessionId, TokenType};
 
 #[derive(Debug, Clone)]
 pub struct TokenPair {
@@ -59,12 +61,11 @@ impl LoginFlow {
         context: LoginContext,
         grant: Option<ClientGrant>,
     ) -> Result<TokenPair, AuthError> {
-        let (user, verified) = self
+        let (user, verified, sid) = self
             .check_credentials(username, password, &context)
             .await
             .inspect_err(|err| self.count_login_failure(err))?;
         self.after_login(&user, verified).await?;
-        let sid = self.revocation.new_session(&user.id.to_string()).await?;
         let now = self.minter.now().secs();
         let started = sid.started().to_datetime();
         let ends = self.minter.session_end(sid).to_datetime();
@@ -102,15 +103,17 @@ impl LoginFlow {
 
     /// The user behind a username and password, through login throttling: the client address
     /// is rate limited first; a locked account is refused like a wrong password, after the
-    /// same hashing work so the timing does not tell either.
+    /// same hashing work so the timing does not tell either. Also the new session, started
+    /// before the credentials are read (see [`LoginFlow::session_before_credentials`]).
     async fn check_credentials(
         &self,
         username: &str,
         password: String,
         context: &LoginContext,
-    ) -> Result<(User, Verified), AuthError> {
+    ) -> Result<(User, Verified, SessionId), AuthError> {
         let (throttle, users) = (&self.throttle, &self.users);
         throttle.admit_client(&context.client_address).await?;
+        let session = self.session_before_credentials(username).await?;
         let account = throttle.account(username);
         let (credentials, locked) = tokio::join!(
             users.credentials_by_username(username),
@@ -127,13 +130,30 @@ impl LoginFlow {
             throttle.record_failure(&account).await?;
             return Err(AuthError::InvalidCredentials);
         }
-        match user {
-            Some(user) if user.is_active && !locked => {
+        match (user, session) {
+            (Some(user), Some((id, sid))) if user.is_active && !locked && user.id == id => {
                 throttle.record_success(&account).await?;
-                Ok((user, verified))
+                Ok((user, verified, sid))
             }
+            // Unknown or inactive, locked, or renamed while this login read it: the client may
+            // try again, and that attempt reads the account afresh.
             _ => Err(AuthError::InvalidCredentials),
         }
+    }
+
+    /// The session a login will start, taken before its credentials are read: a revoke-all
+    /// (password change, deactivation, logout everywhere) that comes after that read writes a
+    /// cut-off at or after this start, so it covers the session even when the login answers
+    /// later. A revoke-all that came before is already past: the session starts after it.
+    async fn session_before_credentials(
+        &self,
+        username: &str,
+    ) -> Result<Option<(Uuid, SessionId)>, AuthError> {
+        let Some(id) = self.users.id_by_username(username).await? else {
+            return Ok(None);
+        };
+        let sid = self.revocation.new_session(&id.to_string()).await?;
+        Ok(Some((id, sid)))
     }
 
     async fn after_login(&self, user: &User, verified: Verified) -> Result<(), AuthError> {
@@ -196,6 +216,50 @@ mod tests {
         for refused in [wrong, unknown, inactive] {
             assert!(matches!(refused, Err(AuthError::InvalidCredentials)));
         }
+    }
+
+    #[tokio::test]
+    async fn a_revoke_all_after_the_credentials_are_read_covers_the_session() {
+        let harness = Harness::new().await;
+        let dave = harness.user("dave").await;
+        let login = &harness.state.flows.login;
+        // A revoke-all before the login reads the account: the session starts after it.
+        harness
+            .state
+            .flows
+            .revocation
+            .revoke_all_of_user(dave.id)
+            .await
+            .unwrap();
+        let (id, sid) = login
+            .session_before_credentials("dave")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(id, dave.id);
+        // One after (here, in the same millisecond of the frozen clock): it covers the session.
+        harness
+            .state
+            .flows
+            .revocation
+            .revoke_all_of_user(dave.id)
+            .await
+            .unwrap();
+        let minter = harness.minter();
+        let claims = minter.access_claims(&dave, sid, minter.now().secs());
+        let token = minter.sign(&claims).unwrap();
+        let refused = harness.state.flows.verify.verify(&token).await;
+        assert!(matches!(
+            refused,
+            Err(AuthError::Token(TokenError::Blacklisted))
+        ));
+        assert!(
+            login
+                .session_before_credentials("nobody")
+                .await
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[tokio::test]

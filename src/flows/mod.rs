@@ -134,10 +134,12 @@ impl Flows {
             metrics,
         } = deps;
         let minter = Arc::new(Minter::new(codec.clone(), jwt, clock.clone()));
+        let active_users = Arc::new(ActiveUsers::new(users.clone(), store.clone(), clock));
         let verify = Arc::new(VerifyFlow {
             codec,
             store: store.clone(),
             users: users.clone(),
+            active_users: active_users.clone(),
         });
         let revocation = Arc::new(RevocationFlow {
             store: store.clone(),
@@ -146,7 +148,6 @@ impl Flows {
             verify: verify.clone(),
             metrics: metrics.clone(),
         });
-        let active_users = Arc::new(ActiveUsers::new(users.clone(), store.clone(), clock));
         let login = Arc::new(LoginFlow {
             throttle,
             users,

@@ -5,9 +5,11 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
+use super::active_users::ActiveUsers;
 use super::{AuthError, ensure_session_live, token_keys};
 use crate::accounts::User;
 use crate::store::RevocationStore;
+use crate::store::revocation::RevocationEntries;
 use crate::store::users::UserRepository;
 use crate::token::{Claims, TokenCodec, TokenError, TokenType};
 
@@ -15,21 +17,35 @@ pub struct VerifyFlow {
     pub(super) codec: Arc<TokenCodec>,
     pub(super) store: Arc<dyn RevocationStore>,
     pub(super) users: UserRepository,
+    pub(super) active_users: Arc<ActiveUsers>,
 }
 
 impl VerifyFlow {
-    /// Any live token of ours (access or refresh), checked against revocation.
+    /// Any live token of ours (access or refresh), checked against revocation; a user's token
+    /// also needs its user to exist and be active.
     pub async fn verify(&self, token: &str) -> Result<Claims, AuthError> {
         let claims = self.codec.decode(token)?;
-        self.ensure_not_revoked(&claims).await?;
+        self.ensure_live(&claims).await?;
         Ok(claims)
     }
 
-    /// A live, unrevoked token of type `expected`.
+    /// As [`VerifyFlow::verify`], for a token of type `expected`.
     pub async fn verify_as(&self, token: &str, expected: TokenType) -> Result<Claims, AuthError> {
         let claims = self.codec.decode_as(token, expected)?;
-        self.ensure_not_revoked(&claims).await?;
+        self.ensure_live(&claims).await?;
         Ok(claims)
+    }
+
+    /// Not revoked, and (a user's token) its user active: from the per-instance user cache
+    /// while the user's version entry, read in the same round trip, is unchanged.
+    async fn ensure_live(&self, claims: &Claims) -> Result<(), AuthError> {
+        let entries = self.ensure_not_revoked(claims).await?;
+        if !claims.subject_is_client {
+            self.active_users
+                .of(claims, entries.user_version.as_deref())
+                .await?;
+        }
+        Ok(())
     }
 
     /// Bearer authentication: a live, unrevoked access token and its active user, as stored.
@@ -54,8 +70,8 @@ impl VerifyFlow {
     }
 
     /// One store round trip: neither the token (blacklisted or spent), nor its session, nor
-    /// its user's sessions are revoked.
-    async fn ensure_not_revoked(&self, claims: &Claims) -> Result<(), AuthError> {
+    /// its user's sessions are revoked. The entries read, for the user's version.
+    async fn ensure_not_revoked(&self, claims: &Claims) -> Result<RevocationEntries, AuthError> {
         let entries = self
             .store
             .entries(token_keys(claims, &claims.sid.to_string()))
@@ -64,7 +80,7 @@ impl VerifyFlow {
         if entries.jti.is_some() {
             return Err(TokenError::Blacklisted.into());
         }
-        Ok(())
+        Ok(entries)
     }
 }
 

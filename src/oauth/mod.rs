@@ -158,7 +158,8 @@ impl OAuthService {
         match self.flows.verify.verify(token).await {
             Ok(claims) => Ok(Some(claims)),
             Err(AuthError::Token(TokenError::Invalid | TokenError::Expired))
-            | Err(AuthError::Token(TokenError::Blacklisted | TokenError::WrongType)) => Ok(None),
+            | Err(AuthError::Token(TokenError::Blacklisted | TokenError::WrongType))
+            | Err(AuthError::TokenUserInactive) => Ok(None),
             Err(other) => Err(other.into()),
         }
     }

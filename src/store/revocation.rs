@@ -74,7 +74,12 @@ pub trait RevocationStore: Send + Sync + 'static {
     async fn revoke_session(&self, user_id: &str, sid: &str, until: UnixSecs)
     -> Result<(), Outage>;
 
-    /// Revokes every session of the user that started at or before `before`.
+    /// Revokes every session of the user that started at or before `before`, and every session
+    /// started from the cut-off stored until now: the stored cut-off becomes the later of
+    /// `before` and itself plus a millisecond, atomically. So a cut-off never moves back (an
+    /// instance with a slower clock cannot undo another's revocation), and a session whose
+    /// start was taken from the cut-off before this call is covered by it, whatever the
+    /// clocks say.
     async fn revoke_user(
         &self,
         user_id: &str,

@@ -231,14 +231,33 @@ impl RevocationStore for SqlRevocationStore {
             .await
     }
 
+    /// One statement, so atomic: the cut-off only moves forward, by at least a millisecond
+    /// (see [`RevocationStore::revoke_user`]), and its expiry never shortens.
     async fn revoke_user(
         &self,
         user_id: &str,
         before: UnixMillis,
         until: UnixSecs,
     ) -> Result<(), Outage> {
-        self.upsert(user_key(user_id), before.0.to_string(), until)
-            .await
+        let existing = |column| Expr::col((Entity, column));
+        let stored = existing(Column::Value).cast_as("BIGINT");
+        let next = stored.clone().add(1);
+        let on_conflict = OnConflict::column(Column::Key)
+            .value(
+                Column::Value,
+                Expr::case(stored.lt(before.0), before.0.to_string()).finally(next.cast_as("TEXT")),
+            )
+            .value(
+                Column::ExpiresAt,
+                Expr::case(existing(Column::ExpiresAt).lt(until.0), until.0)
+                    .finally(existing(Column::ExpiresAt)),
+            )
+            .to_owned();
+        Entity::insert(entry(user_key(user_id), before.0.to_string(), until))
+            .on_conflict(on_conflict)
+            .exec_without_returning(&self.db)
+            .await?;
+        Ok(())
     }
 
     async fn spend(

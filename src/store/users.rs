@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, Func, LikeExpr};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, ExprTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, SqlErr,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr,
 };
 use uuid::Uuid;
 
@@ -104,6 +104,18 @@ impl UserRepository {
             .credentials_by_username(username)
             .await?
             .map(|c| c.user))
+    }
+
+    /// The id of the user with this username, if any (the row's id column only).
+    pub async fn id_by_username(&self, username: &str) -> Result<Option<Uuid>, Outage> {
+        let id = Entity::find()
+            .select_only()
+            .column(Column::Id)
+            .filter(Column::UsernameNormalized.eq(normalize_username(username)))
+            .into_tuple::<Uuid>()
+            .one(&self.db)
+            .await?;
+        Ok(id)
     }
 
     pub async fn credentials_by_username(

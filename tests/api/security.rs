@@ -1,5 +1,7 @@
 //! Findings of the attack review (issue 15), each as the request that used to get through.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -101,6 +103,159 @@ async fn an_overflowing_page_is_a_400() {
             StatusCode::BAD_REQUEST,
             "invalid",
             "page must be between 1 and 92233720368547758 and page_size between 1 and 100.",
+        )
+        .await;
+    }
+}
+
+on_every_store!(
+    logins_in_flight_across_a_password_change_keep_no_session,
+    logins_in_flight_across_a_deactivation_keep_no_session,
+    a_slower_clock_cannot_move_a_revocation_cut_off_back,
+);
+
+/// What ends every session of a user and makes the password fail, sent in the middle of a
+/// burst of logins. (A logout everywhere leaves the password valid, so a login that reads it
+/// afterwards rightly succeeds: no burst can tell those apart from the ones in flight. The
+/// flows' unit test `a_revoke_all_after_the_credentials_are_read_covers_the_session` pins that
+/// case down step by step.)
+#[derive(Clone, Copy)]
+enum RevokeAll {
+    PasswordChange,
+    Deactivation,
+}
+
+/// A burst of logins with the (old) password, all written at once, with `revoke` in the middle
+/// of it. Whatever each login answers, no session it started works once `revoke` has returned:
+/// every login read the credentials before the revoke-all, or after it, with the old password
+/// no longer valid (or the account inactive).
+async fn logins_in_flight_across(backend: Backend, revoke: RevokeAll) {
+    let app = TestApp::spawn_with(backend, |settings| {
+        settings.throttle.client_attempts = 0;
+        settings.throttle.account_free_failures = 1_000;
+    })
+    .await;
+    let user = app.create_user().await;
+    let staff = app.create_staff().await;
+    let (user_access, _) = app.login(&user).await;
+    let (staff_access, _) = app.login(&staff).await;
+    let credentials = json!({"username": user.username, "password": PASSWORD});
+    let revoked = AtomicBool::new(false);
+    let login = || app.post_json("/api/token/", &credentials);
+    let answered = tokio::sync::Notify::new();
+    let revoke_all = async {
+        // Once logins are flowing (one has been answered), so that some are in flight.
+        answered.notified().await;
+        let response = match revoke {
+            RevokeAll::PasswordChange => {
+                let body = json!({"current_password": PASSWORD, "new_password": "another sensible passphrase"});
+                let path = "/api/users/me/password/";
+                app.send_authed(reqwest::Method::POST, path, &user_access, &body)
+                    .await
+            }
+            RevokeAll::Deactivation => {
+                let path = format!("/api/users/{}/", user.id);
+                let body = json!({"is_active": false});
+                app.send_authed(reqwest::Method::PATCH, &path, &staff_access, &body)
+                    .await
+            }
+        };
+        assert!(response.status().is_success(), "{}", response.status());
+        revoked.store(true, Ordering::SeqCst);
+    };
+    // Workers log in back to back until the revoke-all has returned, so logins read the
+    // credentials at every step of it, and queue for hashing behind its own hashes.
+    let worker = || async {
+        let mut answers = Vec::new();
+        while !revoked.load(Ordering::SeqCst) {
+            answers.push(login().await);
+            answered.notify_one();
+        }
+        answers
+    };
+    let workers = futures::future::join_all((0..6).map(|_| worker()));
+    let (answers, ()) = tokio::join!(workers, revoke_all);
+    let mut sessions = 0;
+    for response in answers.into_iter().flatten() {
+        if response.status() != StatusCode::OK {
+            continue;
+        }
+        sessions += 1;
+        let body: Value = response.json().await.unwrap();
+        let (access, refresh) = (
+            body["access"].as_str().unwrap(),
+            body["refresh"].as_str().unwrap(),
+        );
+        let me = app.get_authed("/api/users/me/", access).await;
+        assert_eq!(me.status(), StatusCode::UNAUTHORIZED, "a session survived");
+        assert_eq!(app.verify(access).await.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            app.refresh(refresh).await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert!(
+        sessions > 0,
+        "no login got in before the revoke-all: the race was not run"
+    );
+}
+
+async fn logins_in_flight_across_a_password_change_keep_no_session(backend: Backend) {
+    logins_in_flight_across(backend, RevokeAll::PasswordChange).await;
+}
+
+async fn logins_in_flight_across_a_deactivation_keep_no_session(backend: Backend) {
+    logins_in_flight_across(backend, RevokeAll::Deactivation).await;
+}
+
+/// Two instances, one clock ten minutes ahead of the other. A logout everywhere through the
+/// fast one covers a session started there; a later one through the slow instance writes an
+/// earlier cut-off, which must not bring that session back.
+async fn a_slower_clock_cannot_move_a_revocation_cut_off_back(backend: Backend) {
+    let slow = TestApp::spawn(backend).await;
+    let fast = slow.spawn_sibling().await;
+    fast.clock.advance(std::time::Duration::from_secs(600));
+    let user = slow.create_user().await;
+    let (first, _) = fast.login(&user).await;
+    let (second, _) = fast.login(&user).await;
+    logout_all(&fast, &first).await;
+    // The slow instance's own session, started after the fast one's cut-off by its reading.
+    let (slow_access, _) = slow.login(&user).await;
+    logout_all(&slow, &slow_access).await;
+    for app in [&slow, &fast] {
+        expect_token_error(app.verify(&first).await, "Token is blacklisted").await;
+        expect_token_error(app.verify(&second).await, "Token is blacklisted").await;
+    }
+}
+
+async fn logout_all(app: &TestApp, access: &str) {
+    let path = "/api/token/logout-all/";
+    let response = app
+        .send_authed(reqwest::Method::POST, path, access, &json!({}))
+        .await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+}
+
+/// A user made inactive without jwtd's revocation (here, straight in the database) is refused
+/// by verify too, not only by refresh and the account API.
+#[tokio::test]
+async fn verify_refuses_the_tokens_of_an_inactive_user() {
+    use sea_orm::{ActiveModelTrait, ActiveValue::Set};
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let user = app.create_user().await;
+    let (access, refresh) = app.login(&user).await;
+    let change = jwtd::store::entities::user::ActiveModel {
+        id: Set(user.id),
+        is_active: Set(false),
+        ..Default::default()
+    };
+    change.update(&app.state.db).await.unwrap();
+    for token in [&access, &refresh] {
+        expect_error(
+            app.verify(token).await,
+            StatusCode::UNAUTHORIZED,
+            "no_active_account",
+            "No active account found for the given token.",
         )
         .await;
     }

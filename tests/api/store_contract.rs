@@ -20,7 +20,8 @@ on_every_store!(
     a_checked_spend_is_atomic_and_reads_the_revocations,
     revocations_are_read_back_in_one_call,
     concurrent_lookups_each_get_their_own_entries,
-    entries_live_as_long_as_their_tokens
+    entries_live_as_long_as_their_tokens,
+    a_revocation_cut_off_only_moves_forward,
 );
 
 fn record(successor: &str) -> SpendRecord {
@@ -311,4 +312,35 @@ async fn entries_live_as_long_as_their_tokens(backend: Backend) {
         assert_eq!(rows_of_session(sid.clone()).await, 0, "expired row purged");
         assert_eq!(rows_of_session(live_sid).await, 1, "live row kept");
     }
+}
+
+/// Concurrent revoke-alls with cut-offs in any order leave the latest; an earlier one after
+/// that (an instance with a slower clock) still moves it forward, by a millisecond.
+async fn a_revocation_cut_off_only_moves_forward(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let store = app.state.revocation_store.clone();
+    let (user, _, _) = ids();
+    let until = app.clock.now().secs() + Duration::from_secs(60);
+    let writers = [7, 3, 20, 11, 1, 19, 4, 15].map(|ms| {
+        let (store, user) = (store.clone(), user.clone());
+        tokio::spawn(async move { store.revoke_user(&user, UnixMillis(ms), until).await })
+    });
+    for written in futures::future::join_all(writers).await {
+        written.unwrap().unwrap();
+    }
+    let after_burst = store.user_revoked_before(&user).await.unwrap().unwrap();
+    assert!(after_burst >= UnixMillis(20), "{after_burst:?}");
+    let sooner = app.clock.now().secs() + Duration::from_secs(5);
+    store
+        .revoke_user(&user, UnixMillis(2), sooner)
+        .await
+        .unwrap();
+    let after_slow = store.user_revoked_before(&user).await.unwrap().unwrap();
+    assert_eq!(after_slow, UnixMillis(after_burst.0 + 1));
+    // Nor did its expiry come sooner.
+    app.clock.advance(Duration::from_secs(10));
+    assert_eq!(
+        store.user_revoked_before(&user).await.unwrap(),
+        Some(after_slow)
+    );
 }

@@ -341,12 +341,17 @@ async fn access_tokens_carry_the_configured_extra_claims_as_of_now() {
     );
     expect_status(app.verify(&access).await, StatusCode::OK).await;
 
-    // A refresh reflects the user as they are now.
+    // A refresh reflects the user as they are now, once changed through jwtd (which tells
+    // every instance's user cache; the verify above cached them).
     let change = jwtd::store::users::AdminChange {
         is_staff: Some(true),
         ..Default::default()
     };
-    app.state.users.admin_update(user.id, change).await.unwrap();
+    app.state
+        .accounts
+        .admin_update(user.id, change)
+        .await
+        .unwrap();
     let body = expect_status(app.refresh(&refresh).await, StatusCode::OK).await;
     assert_eq!(claims_of(&string_field(&body, "access"))["is_staff"], true);
 }

@@ -129,9 +129,29 @@ impl RedisRevocationStore {
             .arg("EX")
             .arg(self.ttl(until))
             .to_owned();
-        self.idempotent::<()>(&cmd).await
+        let mut connection = self.connection().await?;
+        Ok(cmd.query_async::<()>(&mut connection).await?)
     }
 }
+
+/// KEYS[1] a user's cut-off, ARGV[1] the new one (ms), ARGV[2] its TTL (s): the later of the new
+/// one and the stored one plus a millisecond. An unreadable value is kept: it revokes
+/// everything (fail closed), and a number must not loosen it.
+const MOVE_CUTOFF_FORWARD: &str = r"
+local stored = redis.call('GET', KEYS[1])
+if not stored then
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+  return
+end
+local current = tonumber(stored)
+if current then
+  local wanted = tonumber(ARGV[1])
+  local next = current + 1
+  if next < wanted then next = wanted end
+  redis.call('SET', KEYS[1], string.format('%d', next), 'KEEPTTL')
+end
+redis.call('EXPIRE', KEYS[1], ARGV[2], 'GT')
+";
 
 /// Counters live under `<prefix>:t:<key>`, apart from the revocation entries.
 #[async_trait]
@@ -235,14 +255,24 @@ impl RevocationStore for RedisRevocationStore {
             .await
     }
 
+    /// One script, so atomic: the cut-off only moves forward, by at least a millisecond (see
+    /// [`RevocationStore::revoke_user`]), and its expiry never shortens. Not retried: a retry
+    /// of an applied script would move it once more (harmless, but not what was asked).
     async fn revoke_user(
         &self,
         user_id: &str,
         before: UnixMillis,
         until: UnixSecs,
     ) -> Result<(), Outage> {
-        self.set_with_ttl(user_key(user_id), &before.0.to_string(), until)
-            .await
+        let cmd = redis::cmd("EVAL")
+            .arg(MOVE_CUTOFF_FORWARD)
+            .arg(1)
+            .arg(self.key(user_key(user_id)))
+            .arg(before.0)
+            .arg(self.ttl(until))
+            .to_owned();
+        let mut connection = self.connection().await?;
+        Ok(cmd.query_async::<()>(&mut connection).await?)
     }
 
     async fn spend(
