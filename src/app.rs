@@ -1,11 +1,13 @@
-//! The running service: binds its own listener (port 0 works), reports the port, serves until
-//! told to stop, then drains in-flight requests.
+//! The running service: binds its own listeners (the API's and, with `server.metrics_bind`,
+//! the metrics'; port 0 works), reports their ports, serves until told to stop, then drains
+//! in-flight requests.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
-use poem::{EndpointExt, Server};
+use poem::listener::{Acceptor, Listener as _, TcpAcceptor, TcpListener};
+use poem::{Endpoint, EndpointExt, Server};
+use tokio::sync::watch;
 
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Settings;
@@ -15,9 +17,48 @@ use crate::state::{AppState, StartupError};
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 pub struct App {
+    api: Listener,
+    /// `server.metrics_bind`: `GET /metrics` alone, away from the API port.
+    metrics: Option<Listener>,
+    state: Arc<AppState>,
+}
+
+/// A bound socket and the port it got (a configured port 0 gets a free one).
+struct Listener {
     acceptor: TcpAcceptor,
     port: u16,
-    state: Arc<AppState>,
+}
+
+impl Listener {
+    async fn bind(address: &str) -> Result<Listener, StartupError> {
+        let bind_error = |source| StartupError::Bind {
+            address: address.to_owned(),
+            source,
+        };
+        let acceptor = TcpListener::bind(address.to_owned())
+            .into_acceptor()
+            .await
+            .map_err(bind_error)?;
+        let port = acceptor
+            .local_addr()
+            .first()
+            .and_then(|addr| addr.as_socket_addr().map(|a| a.port()))
+            .ok_or_else(|| bind_error(std::io::Error::other("no local address")))?;
+        Ok(Listener { acceptor, port })
+    }
+
+    /// Serves `endpoint` until `stopped`, then lets in-flight requests finish.
+    async fn serve(
+        self,
+        endpoint: impl Endpoint + 'static,
+        idle_timeout: Duration,
+        stopped: impl Future<Output = ()> + Send,
+    ) -> std::io::Result<()> {
+        Server::new_with_acceptor(self.acceptor)
+            .idle_timeout(idle_timeout)
+            .run_with_graceful_shutdown(endpoint, stopped, Some(SHUTDOWN_GRACE))
+            .await
+    }
 }
 
 impl App {
@@ -30,30 +71,29 @@ impl App {
         settings: Settings,
         clock: SharedClock,
     ) -> Result<App, StartupError> {
-        let address = settings.server.bind.clone();
+        let api_address = settings.server.bind.clone();
+        let metrics_address = settings.server.metrics_bind.clone();
         let state = Arc::new(AppState::build(settings, clock).await?);
-        let bind_error = |source| StartupError::Bind {
-            address: address.clone(),
-            source,
+        let api = Listener::bind(&api_address).await?;
+        let metrics = match metrics_address {
+            Some(address) => Some(Listener::bind(&address).await?),
+            None => None,
         };
-        let acceptor = TcpListener::bind(address.clone())
-            .into_acceptor()
-            .await
-            .map_err(bind_error)?;
-        let port = acceptor
-            .local_addr()
-            .first()
-            .and_then(|addr| addr.as_socket_addr().map(|a| a.port()))
-            .ok_or_else(|| bind_error(std::io::Error::other("no local address")))?;
         Ok(App {
-            acceptor,
-            port,
+            api,
+            metrics,
             state,
         })
     }
 
+    /// The API's port.
     pub fn port(&self) -> u16 {
-        self.port
+        self.api.port
+    }
+
+    /// The port `GET /metrics` is served on when `server.metrics_bind` is set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|listener| listener.port)
     }
 
     pub fn state(&self) -> &Arc<AppState> {
@@ -65,14 +105,35 @@ impl App {
         self.run_until(shutdown_signal()).await
     }
 
-    /// Serves until `shutdown` completes, then lets in-flight requests finish.
+    /// Serves until `shutdown` completes, then lets in-flight requests finish on every listener.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> std::io::Result<()> {
-        tracing::info!(port = self.port, "jwtd listening");
-        let endpoint = http::routes(self.state.clone()).map_to_response();
-        let result = Server::new_with_acceptor(self.acceptor)
-            .idle_timeout(self.state.settings.server.idle_timeout)
-            .run_with_graceful_shutdown(endpoint, shutdown, Some(SHUTDOWN_GRACE))
-            .await;
+        tracing::info!(port = self.api.port, "jwtd listening");
+        let idle_timeout = self.state.settings.server.idle_timeout;
+        // Both listeners stop together: dropping `stop` wakes every `stopped()`.
+        let (stop, stopped) = watch::channel(());
+        let stopped = move || {
+            let mut stopped = stopped.clone();
+            async move {
+                stopped.changed().await.ok();
+            }
+        };
+        let signal = async move {
+            shutdown.await;
+            drop(stop);
+            Ok(())
+        };
+        let api_routes = http::routes(self.state.clone()).map_to_response();
+        let api = self.api.serve(api_routes, idle_timeout, stopped());
+        let metrics = async {
+            let Some(listener) = self.metrics else {
+                return Ok(());
+            };
+            tracing::info!(port = listener.port, "jwtd serving /metrics");
+            let routes = http::metrics_routes(self.state.clone()).map_to_response();
+            listener.serve(routes, idle_timeout, stopped()).await
+        };
+        // A listener that fails ends the other too (its `serve` is dropped).
+        let result = tokio::try_join!(signal, api, metrics).map(|_| ());
         if let Err(err) = self.state.sessions.flush_touches().await {
             tracing::warn!(error = %err, "writing session refresh times at shutdown failed");
         }

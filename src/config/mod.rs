@@ -8,6 +8,7 @@
 mod algorithm;
 mod environment;
 mod jwt;
+mod public_url;
 mod sections;
 mod validate;
 
@@ -20,6 +21,7 @@ use serde::{Deserialize, Deserializer};
 pub use algorithm::{SigningAlgorithm, UnsupportedAlgorithm};
 pub use environment::{Environment, UnknownEnvironment};
 pub use jwt::{DEVELOPMENT_SIGNING_KEY, ExtraClaim, JwtSettings};
+pub use public_url::{InvalidPublicUrl, PublicUrl};
 pub use sections::{
     Argon2Settings, DatabaseSettings, LogFormat, LogSettings, PasswordSettings, RedisSettings,
     RevocationBackend, RevocationSettings, ServerSettings, ThrottleSettings, UserSettings,
@@ -206,7 +208,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
             dir.path().join("production.toml"),
-            "[jwt]\nalgorithm = \"HS384\"\n",
+            "[server]\npublic_url = \"https://auth.example.com\"\nmetrics_bind = \"127.0.0.1:9100\"\n\
+             [jwt]\nalgorithm = \"HS384\"\n",
         )
         .unwrap();
         let key = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKL";

@@ -6,7 +6,7 @@ use ipnet::IpNet;
 use secrecy::SecretString;
 use serde::{Deserialize, Deserializer};
 
-use super::human_duration;
+use super::{PublicUrl, human_duration};
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct ServerSettings {
@@ -20,9 +20,13 @@ pub struct ServerSettings {
     /// A connection with no traffic for this long is closed.
     #[serde(deserialize_with = "human_duration")]
     pub idle_timeout: Duration,
-    /// The URL clients reach jwtd at (behind a proxy), for the OAuth metadata's endpoints.
+    /// The URL clients reach jwtd at (behind a proxy): the OAuth metadata's issuer and
+    /// endpoints. Production requires it (`Settings::validate`).
     #[serde(default)]
-    pub public_url: Option<String>,
+    pub public_url: Option<PublicUrl>,
+    /// Where `GET /metrics` is served instead of the API port (production requires it).
+    #[serde(default)]
+    pub metrics_bind: Option<String>,
     /// Proxies whose `X-Forwarded-For` is believed: CIDR blocks, a plain address being a block
     /// of one.
     #[serde(default, deserialize_with = "ip_blocks")]

@@ -54,6 +54,31 @@ impl Settings {
         }
         if self.is_production() {
             self.validate_production_key()?;
+            self.validate_production_server()?;
+        }
+        Ok(())
+    }
+
+    /// Nothing a request sends may choose the issuer the OAuth metadata names, and the metrics
+    /// stay off the port the public reaches.
+    fn validate_production_server(&self) -> Result<(), ConfigError> {
+        let server = &self.server;
+        if server.public_url.is_none() {
+            return Err(ConfigError::Invalid(
+                "JWTD_ENV=production needs server.public_url: set JWTD__SERVER__PUBLIC_URL to the \
+                 https:// URL clients reach jwtd at (e.g. https://auth.example.com), which the \
+                 OAuth metadata names as its issuer and endpoints instead of following the \
+                 request's Host header"
+                    .into(),
+            ));
+        }
+        if server.metrics_bind.is_none() {
+            return Err(ConfigError::Invalid(
+                "JWTD_ENV=production refuses to serve /metrics on the API port: set \
+                 JWTD__SERVER__METRICS_BIND (server.metrics_bind) to an address only Prometheus \
+                 reaches, e.g. 127.0.0.1:9100"
+                    .into(),
+            ));
         }
         Ok(())
     }
@@ -109,6 +134,17 @@ mod tests {
     /// 44 characters of `openssl rand -base64 32`.
     const RANDOM_KEY: &str = "q3Vb0x2mJc8ZtRk5W1sYhN7uLd4PgE9aFoXiTe6CjA0=";
 
+    /// What production needs besides a key: the public URL and the metrics listener.
+    const SERVER: [(&str, &str); 2] = [
+        ("JWTD__SERVER__PUBLIC_URL", "https://auth.example.com/"),
+        ("JWTD__SERVER__METRICS_BIND", "127.0.0.1:9100"),
+    ];
+
+    /// Production with `vars` and [`SERVER`].
+    fn production(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        load_with(Some("production"), &[vars, &SERVER].concat())
+    }
+
     fn production_error(jwtd_env: &str, vars: &[(&str, &str)]) -> String {
         load_with(Some(jwtd_env), vars)
             .expect_err("refused")
@@ -144,13 +180,10 @@ mod tests {
         assert!(err.contains("43-byte signing key for HS512"), "{err}");
         assert!(err.contains("`openssl rand -base64 64`"), "{err}");
         let long_enough = RANDOM_KEY.repeat(2);
-        let ok = load_with(
-            Some("production"),
-            &[
-                ("JWTD__JWT__ALGORITHM", "HS512"),
-                ("JWTD__JWT__SIGNING_KEY", &long_enough),
-            ],
-        );
+        let ok = production(&[
+            ("JWTD__JWT__ALGORITHM", "HS512"),
+            ("JWTD__JWT__SIGNING_KEY", &long_enough),
+        ]);
         assert!(ok.is_ok(), "{ok:?}");
     }
 
@@ -164,16 +197,74 @@ mod tests {
             // Development takes it: its tests and demos use such keys.
             assert!(load_with(None, &[("JWTD__JWT__SIGNING_KEY", &weak)]).is_ok());
         }
-        let ok = load_with(
-            Some("production"),
-            &[("JWTD__JWT__SIGNING_KEY", RANDOM_KEY)],
-        );
+        let ok = production(&[("JWTD__JWT__SIGNING_KEY", RANDOM_KEY)]);
         assert!(ok.is_ok(), "{ok:?}");
     }
 
     #[test]
     fn an_asymmetric_production_deployment_needs_no_hmac_key() {
-        let settings = load_with(Some("production"), &[("JWTD__JWT__ALGORITHM", "EdDSA")]);
+        let settings = production(&[("JWTD__JWT__ALGORITHM", "EdDSA")]);
         assert!(settings.is_ok(), "{settings:?}");
+    }
+
+    #[test]
+    fn production_refuses_to_start_without_a_public_url() {
+        let err = production_error(
+            "production",
+            &[
+                ("JWTD__JWT__SIGNING_KEY", RANDOM_KEY),
+                ("JWTD__SERVER__METRICS_BIND", "127.0.0.1:9100"),
+            ],
+        );
+        assert!(err.contains("needs server.public_url"), "{err}");
+        assert!(err.contains("JWTD__SERVER__PUBLIC_URL"), "{err}");
+        assert!(err.contains("Host header"), "{err}");
+        // Development falls back on the request's Host header.
+        assert!(load_with(None, &[]).unwrap().server.public_url.is_none());
+    }
+
+    #[test]
+    fn production_refuses_to_serve_metrics_on_the_api_port() {
+        let err = production_error(
+            "production",
+            &[
+                ("JWTD__JWT__SIGNING_KEY", RANDOM_KEY),
+                ("JWTD__SERVER__PUBLIC_URL", "https://auth.example.com"),
+            ],
+        );
+        assert!(err.contains("/metrics on the API port"), "{err}");
+        assert!(err.contains("JWTD__SERVER__METRICS_BIND"), "{err}");
+        let settings = production(&[("JWTD__JWT__SIGNING_KEY", RANDOM_KEY)]).unwrap();
+        assert_eq!(
+            settings.server.metrics_bind.as_deref(),
+            Some("127.0.0.1:9100")
+        );
+        assert_eq!(
+            settings.server.public_url.unwrap().as_str(),
+            "https://auth.example.com"
+        );
+    }
+
+    #[test]
+    fn a_bad_public_url_is_refused_at_load_naming_the_key() {
+        for environment in [None, Some("production")] {
+            for bad in [
+                "auth.example.com",
+                "https://auth.example.com/?x=1",
+                "ftp://a.b",
+            ] {
+                let vars = [
+                    ("JWTD__JWT__SIGNING_KEY", RANDOM_KEY),
+                    ("JWTD__SERVER__METRICS_BIND", "127.0.0.1:9100"),
+                    ("JWTD__SERVER__PUBLIC_URL", bad),
+                ];
+                let err = load_with(environment, &vars).unwrap_err().to_string();
+                assert!(
+                    err.contains(&format!("{bad:?} is not a public URL")),
+                    "{err}"
+                );
+                assert!(err.contains("server.public_url"), "{err}");
+            }
+        }
     }
 }

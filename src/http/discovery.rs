@@ -8,6 +8,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use super::ApiTags;
+use crate::config::PublicUrl;
 use crate::oauth::GrantType;
 use crate::token::TokenCodec;
 use crate::token::keys::PublicJwk;
@@ -86,28 +87,28 @@ pub struct ServerMetadata {
 pub struct DiscoveryApi {
     codec: Arc<TokenCodec>,
     jwks_max_age_secs: u64,
-    /// `server.public_url`, without a trailing slash.
-    public_url: Option<String>,
+    public_url: Option<PublicUrl>,
 }
 
 impl DiscoveryApi {
     pub fn new(
         codec: Arc<TokenCodec>,
         jwks_max_age: std::time::Duration,
-        public_url: Option<&str>,
+        public_url: Option<PublicUrl>,
     ) -> DiscoveryApi {
         DiscoveryApi {
             codec,
             jwks_max_age_secs: jwks_max_age.as_secs(),
-            public_url: public_url.map(|url| url.trim_end_matches('/').to_owned()),
+            public_url,
         }
     }
 
-    /// `server.public_url` when configured (it should be, behind a proxy); otherwise what the
-    /// request was addressed to.
+    /// `server.public_url`, whatever the request says. Only development runs without it
+    /// (production refuses to start so): there the URLs follow the request's `Host` header,
+    /// which any client chooses.
     fn public_base_url(&self, request: &Request) -> String {
         if let Some(url) = &self.public_url {
-            return url.clone();
+            return url.to_string();
         }
         let host = request
             .headers()

@@ -73,7 +73,7 @@ fn apis(state: &AppState) -> Apis {
         discovery::DiscoveryApi::new(
             state.codec.clone(),
             settings.jwt.jwks_max_age,
-            settings.server.public_url.as_deref(),
+            settings.server.public_url.clone(),
         ),
         health::HealthApi::new(Readiness::new(
             state.db.clone(),
@@ -107,11 +107,15 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
     let body_limit = BodyLimit(state.settings.server.max_body_bytes);
     let limits = RequestLimits::from_settings(&state.settings.server);
     let metrics = state.metrics.clone();
-    Route::new()
+    let mut route = Route::new()
         .nest("/", api)
         .at("/openapi.json", spec)
-        .nest("/docs", docs)
-        .at("/metrics", get(metrics_text))
+        .nest("/docs", docs);
+    // With a listener of its own (`metrics_routes`), /metrics is not on the public port at all.
+    if state.settings.server.metrics_bind.is_none() {
+        route = route.at("/metrics", get(metrics_text));
+    }
+    route
         .before(|request| async move { Ok(without_api_trailing_slash(request)) })
         .data(state.flows.verify.clone())
         .data(state.metrics.clone())
@@ -120,6 +124,17 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
             CatchPanic::new()
                 .with_handler(|_| ApiError::internal(&HandlerPanicked).into_response()),
         )
+        .around(move |next, request| observe::observe(next, request, metrics.clone(), limits))
+}
+
+/// What the `server.metrics_bind` listener serves: `GET /metrics` only, logged and counted as on
+/// the API port.
+pub fn metrics_routes(state: Arc<AppState>) -> impl Endpoint {
+    let limits = RequestLimits::from_settings(&state.settings.server);
+    let metrics = state.metrics.clone();
+    Route::new()
+        .at("/metrics", get(metrics_text))
+        .data(state.metrics.clone())
         .around(move |next, request| observe::observe(next, request, metrics.clone(), limits))
 }
 

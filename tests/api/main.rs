@@ -10,6 +10,7 @@ mod keys;
 mod migrations;
 mod oauth;
 mod operations;
+mod production;
 mod rotation;
 mod security;
 mod sessions;

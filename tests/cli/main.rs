@@ -106,12 +106,28 @@ async fn an_environment_override_reaches_the_served_tokens() {
     assert!(server.wait().unwrap().success());
 }
 
+/// Everything production needs but a signing key: the key is then all a refusal can be about.
+const PRODUCTION_SERVER: [(&str, &str); 2] = [
+    ("JWTD__SERVER__PUBLIC_URL", "https://auth.example.com"),
+    ("JWTD__SERVER__METRICS_BIND", "127.0.0.1:0"),
+];
+
+/// 48 random base64 characters: an HMAC key production accepts.
+fn random_signing_key() -> String {
+    let bytes: Vec<u8> = (0..3)
+        .flat_map(|_| uuid::Uuid::new_v4().into_bytes())
+        .take(36)
+        .collect();
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
 #[test]
 fn production_refuses_the_development_key_and_says_how_to_fix_it() {
     let dir = tempfile::tempdir().unwrap();
     let output = jwtd(dir.path())
         .arg("serve")
         .env("JWTD_ENV", "production")
+        .envs(PRODUCTION_SERVER)
         .output()
         .unwrap();
     assert!(!output.status.success());
@@ -124,6 +140,7 @@ fn production_refuses_the_development_key_and_says_how_to_fix_it() {
     let short = jwtd(dir.path())
         .arg("serve")
         .env("JWTD_ENV", "production")
+        .envs(PRODUCTION_SERVER)
         .env("JWTD__JWT__SIGNING_KEY", "too-short")
         .output()
         .unwrap();
@@ -141,6 +158,7 @@ fn a_miscased_production_refuses_the_development_key_and_unknown_names_refuse_to
         let mut server = jwtd(dir.path())
             .arg("serve")
             .env("JWTD__SERVER__BIND", "127.0.0.1:0")
+            .envs(PRODUCTION_SERVER)
             .envs(env.iter().copied())
             .stderr(Stdio::piped())
             .spawn()
@@ -185,6 +203,83 @@ fn a_miscased_production_refuses_the_development_key_and_unknown_names_refuse_to
     let stderr = serve(&[("JWTD__JWT__ALGORITHM", "none")]);
     assert!(stderr.contains("\"none\" is not supported"), "{stderr}");
     assert!(stderr.contains("jwt.algorithm"), "{stderr}");
+}
+
+/// Production takes neither the metadata's issuer from a request's `Host` header nor serves
+/// `/metrics` to the public: each missing setting is refused by name; with both, `/metrics` is
+/// on its own port only.
+#[tokio::test]
+async fn production_refuses_to_start_without_a_public_url_or_a_metrics_listener() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = random_signing_key();
+    assert_eq!(key.len(), 48);
+    let production = |env: &[(&str, &str)]| {
+        jwtd(dir.path())
+            .arg("serve")
+            .env("JWTD_ENV", "production")
+            .env("JWTD__JWT__SIGNING_KEY", &key)
+            .env("JWTD__SERVER__BIND", "127.0.0.1:0")
+            .envs(env.iter().copied())
+            .output()
+            .unwrap()
+    };
+    let no_url = production(&[("JWTD__SERVER__METRICS_BIND", "127.0.0.1:0")]);
+    assert!(!no_url.status.success());
+    let stderr = String::from_utf8_lossy(&no_url.stderr);
+    assert!(
+        stderr.contains("needs server.public_url") && stderr.contains("JWTD__SERVER__PUBLIC_URL"),
+        "{stderr}"
+    );
+    let no_metrics = production(&[("JWTD__SERVER__PUBLIC_URL", "https://auth.example.com")]);
+    assert!(!no_metrics.status.success());
+    let stderr = String::from_utf8_lossy(&no_metrics.stderr);
+    assert!(
+        stderr.contains("/metrics on the API port")
+            && stderr.contains("JWTD__SERVER__METRICS_BIND"),
+        "{stderr}"
+    );
+    let bad_url = production(&[
+        ("JWTD__SERVER__PUBLIC_URL", "auth.example.com"),
+        ("JWTD__SERVER__METRICS_BIND", "127.0.0.1:0"),
+    ]);
+    assert!(!bad_url.status.success());
+    let stderr = String::from_utf8_lossy(&bad_url.stderr);
+    assert!(
+        stderr.contains("\"auth.example.com\" is not a public URL")
+            && stderr.contains("server.public_url"),
+        "{stderr}"
+    );
+
+    let metrics_port = free_port().to_string();
+    let metrics_bind = format!("127.0.0.1:{metrics_port}");
+    let (mut server, port) = serve_with(
+        dir.path(),
+        &[
+            ("JWTD_ENV", "production"),
+            ("JWTD__JWT__SIGNING_KEY", &key),
+            ("JWTD__SERVER__PUBLIC_URL", "https://auth.example.com"),
+            ("JWTD__SERVER__METRICS_BIND", &metrics_bind),
+        ],
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let get = |address: String| client.get(address).send();
+    let on_api = get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .unwrap();
+    assert_eq!(on_api.status(), 404);
+    let scraped = get(format!("http://{metrics_bind}/metrics")).await.unwrap();
+    assert_eq!(scraped.status(), 200);
+    let metadata: serde_json::Value = get(format!(
+        "http://127.0.0.1:{port}/.well-known/oauth-authorization-server"
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(metadata["issuer"], "https://auth.example.com");
+    stop(&mut server);
 }
 
 #[test]

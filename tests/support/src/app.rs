@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use jwtd::clock::ManualClock;
 use jwtd::config::RevocationBackend;
-use jwtd::state::AppState;
+use jwtd::state::{AppState, StartupError};
 use jwtd::{App, Settings};
 
 use crate::postgres::PostgresDatabase;
@@ -49,6 +49,8 @@ macro_rules! on_every_store {
 
 pub struct TestApp {
     pub address: String,
+    /// `http://127.0.0.1:<port>` of the `/metrics` listener, with `server.metrics_bind` set.
+    pub metrics_address: Option<String>,
     pub client: reqwest::Client,
     pub clock: Arc<ManualClock>,
     pub state: Arc<AppState>,
@@ -76,6 +78,16 @@ impl TestApp {
     }
 
     pub async fn spawn_with(backend: Backend, configure: impl FnOnce(&mut Settings)) -> TestApp {
+        TestApp::try_spawn_with(backend, configure)
+            .await
+            .expect("the app starts")
+    }
+
+    /// As [`TestApp::spawn_with`], for a test of what refuses to start.
+    pub async fn try_spawn_with(
+        backend: Backend,
+        configure: impl FnOnce(&mut Settings),
+    ) -> Result<TestApp, StartupError> {
         let mut settings = Settings::defaults();
         settings.server.bind = "127.0.0.1:0".into();
         // Every test logs in from 127.0.0.1; throttling tests set their own limits.
@@ -115,29 +127,37 @@ impl TestApp {
             }
         }
         configure(&mut settings);
-        TestApp::start(settings, resources).await
+        TestApp::try_start(settings, resources).await
     }
 
     async fn start(settings: Settings, resources: Resources) -> TestApp {
-        let clock = ManualClock::starting_now();
-        let app = App::build_with_clock(settings, clock.clone())
+        TestApp::try_start(settings, resources)
             .await
-            .expect("the app starts");
+            .expect("the app starts")
+    }
+
+    async fn try_start(settings: Settings, resources: Resources) -> Result<TestApp, StartupError> {
+        let clock = ManualClock::starting_now();
+        let app = App::build_with_clock(settings, clock.clone()).await?;
         let address = format!("http://127.0.0.1:{}", app.port());
+        let metrics_address = app
+            .metrics_port()
+            .map(|port| format!("http://127.0.0.1:{port}"));
         let state = app.state().clone();
         let server = tokio::spawn(async move {
             app.run_until(std::future::pending())
                 .await
                 .expect("the server runs");
         });
-        TestApp {
+        Ok(TestApp {
             address,
+            metrics_address,
             client: reqwest::Client::new(),
             clock,
             state,
             server,
             _resources: resources,
-        }
+        })
     }
 
     /// A second instance on the same database and revocation store, as behind a load balancer.
