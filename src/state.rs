@@ -15,7 +15,7 @@ use crate::oauth::{ClientService, OAuthService};
 use crate::outage::Outage;
 use crate::password::{PasswordError, Passwords};
 use crate::store::clients::ClientRepository;
-use crate::store::redis::RedisRevocationStore;
+use crate::store::redis::{RedisRevocationStore, VolatileRedis};
 use crate::store::sessions::SessionRepository;
 use crate::store::sql::SqlRevocationStore;
 use crate::store::users::UserRepository;
@@ -40,6 +40,8 @@ pub enum StartupError {
     Store(#[from] Outage),
     #[error(transparent)]
     Password(#[from] PasswordError),
+    #[error(transparent)]
+    VolatileRedis(#[from] VolatileRedis),
     #[error("cannot listen on {address}")]
     Bind {
         address: String,
@@ -72,7 +74,7 @@ impl AppState {
         let keys = KeySet::from_settings(&settings.jwt)?;
         let db = db::connect(&settings.database).await?;
         db::migrate(&db).await?;
-        let stores = stores(&settings, &db, &clock)?;
+        let stores = stores(&settings, &db, &clock).await?;
         let trusted_proxies = TrustedProxies::new(settings.server.trusted_proxies.clone());
         let throttle = Arc::new(LoginThrottle::new(
             stores.counters,
@@ -136,11 +138,11 @@ struct Stores {
     counters: Arc<dyn CounterStore>,
 }
 
-fn stores(
+async fn stores(
     settings: &Settings,
     db: &DatabaseConnection,
     clock: &SharedClock,
-) -> Result<Stores, Outage> {
+) -> Result<Stores, StartupError> {
     Ok(match settings.revocation.store {
         RevocationBackend::Database => {
             let store = SqlRevocationStore::new(db.clone(), clock.clone());
@@ -154,6 +156,9 @@ fn stores(
         }
         RevocationBackend::Redis => {
             let store = Arc::new(RedisRevocationStore::new(&settings.redis, clock.clone())?);
+            store
+                .check_persistence(&settings.redis, settings.is_production())
+                .await?;
             Stores {
                 revocation: store.clone(),
                 counters: store,

@@ -85,6 +85,9 @@ pub struct RedisSettings {
     pub connect_timeout: Duration,
     #[serde(deserialize_with = "human_duration")]
     pub response_timeout: Duration,
+    /// Production starts on a Redis without an append-only file, or with an evicting
+    /// `maxmemory-policy`, only when this is set (see `store::redis::persistence`).
+    pub allow_volatile: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -282,6 +282,33 @@ async fn production_refuses_to_start_without_a_public_url_or_a_metrics_listener(
     stop(&mut server);
 }
 
+/// A Redis that forgets revocations at a restart is a loud warning in development.
+#[tokio::test]
+async fn a_redis_without_an_append_only_file_is_a_warning_in_development() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = jwtd_test_support::RedisServer::start(None); // --appendonly no
+    let url = redis.url();
+    let env = [
+        ("JWTD__REVOCATION__STORE", "redis"),
+        ("JWTD__REDIS__URL", url.as_str()),
+    ];
+    let (mut server, port) = serve_with(dir.path(), &env).await;
+    // Answered: serving, with its SIGTERM handler in place.
+    let live = reqwest::get(format!("http://127.0.0.1:{port}/health/live"))
+        .await
+        .unwrap();
+    assert_eq!(live.status(), 200);
+    stop(&mut server);
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut server.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(stderr.contains("WARN"), "{stderr}");
+    assert!(
+        stderr.contains("Redis can lose revocations")
+            && stderr.contains("appendonly is no: blacklisted tokens come back"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn users_create_refuses_bad_passwords_and_taken_names() {
     let dir = tempfile::tempdir().unwrap();

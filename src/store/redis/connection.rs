@@ -5,6 +5,7 @@
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo};
 use redis::{Cmd, Pipeline, RedisFuture, Value};
 use secrecy::ExposeSecret;
 use tokio::sync::OnceCell;
@@ -90,6 +91,14 @@ impl Target {
         Ok(Target::Single(client, config))
     }
 
+    /// `host:port` of a single server, for the log (`redis.url` may hold a password).
+    fn server_address(&self) -> String {
+        match self {
+            Target::Single(client, _) => client.get_connection_info().addr().to_string(),
+            Target::Cluster(_) => "the cluster".into(),
+        }
+    }
+
     async fn connect(&self) -> redis::RedisResult<Connection> {
         Ok(match self {
             Target::Single(client, config) => Connection::Single(
@@ -119,6 +128,33 @@ impl Redis {
             .get_or_try_init(|| self.target.connect())
             .await?;
         Ok(connection.clone())
+    }
+
+    /// Runs `cmd` on the server, or on every master of a cluster (each that the cluster
+    /// connection reaches): each node's address with its own answer, an error included (a
+    /// renamed or forbidden command), so that one refusal does not hide the others' answers.
+    pub(super) async fn on_every_master(
+        &self,
+        cmd: &Cmd,
+    ) -> Result<Vec<(String, redis::RedisResult<Value>)>, Outage> {
+        let mut connection = self.connection().await?;
+        let Connection::Cluster(cluster) = &mut connection else {
+            let node = self.target.server_address();
+            return Ok(vec![(node, cmd.query_async(&mut connection).await)]);
+        };
+        let masters = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None));
+        // Without a response policy, the answer maps each node's address to its reply.
+        let answers = cluster.route_command(cmd.clone(), masters).await?;
+        let answers = answers.into_map_iter().map_err(|value| {
+            Outage::internal(format!("a command on every master answered {value:?}"))
+        })?;
+        Ok(answers
+            .map(|(node, answer)| {
+                let node = redis::from_redis_value::<String>(node)
+                    .unwrap_or_else(|_| "a cluster node".into());
+                (node, answer.extract_error())
+            })
+            .collect())
     }
 
     pub(super) fn key(&self, key: String) -> String {

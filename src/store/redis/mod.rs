@@ -3,9 +3,11 @@
 //! newer). Every key of a user carries the user's hash tag (`{<user id>}`), so each request's
 //! keys live in one cluster slot and its pipeline is one round trip to one node.
 //!
-//! Here the store's commands; the connection (one server or a cluster) is in `connection`.
+//! Here the store's commands; the connection (one server or a cluster) is in `connection`, the
+//! start-up check of Redis's own persistence in `persistence`.
 
 mod connection;
+mod persistence;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,6 +25,7 @@ use crate::clock::{SharedClock, UnixMillis, UnixSecs};
 use crate::config::RedisSettings;
 use crate::outage::Outage;
 use connection::{Connection, Redis};
+pub use persistence::VolatileRedis;
 
 pub struct RedisRevocationStore {
     redis: Arc<Redis>,
@@ -63,6 +66,19 @@ impl RedisRevocationStore {
             clock,
             lookups,
         })
+    }
+
+    /// Warns when Redis can lose revocations (no append-only file, an evicting
+    /// `maxmemory-policy`); in production that is an error unless `redis.allow_volatile`.
+    /// Run once, at start-up.
+    pub async fn check_persistence(
+        &self,
+        settings: &RedisSettings,
+        production: bool,
+    ) -> Result<(), VolatileRedis> {
+        let refuse = production && !settings.allow_volatile;
+        let budget = settings.connect_timeout + settings.response_timeout;
+        persistence::check(&self.redis, refuse, budget).await
     }
 
     /// How many token lookups were asked for, and how many `MGET`s answered them (none on a

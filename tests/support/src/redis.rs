@@ -14,15 +14,24 @@ use crate::ports::{free_port, wait_until_listening};
 pub struct RedisServer {
     port: u16,
     data_dir: Option<std::path::PathBuf>,
+    /// More `redis-server` arguments, after the ones this sets.
+    args: Vec<String>,
     child: Option<Child>,
 }
 
 impl RedisServer {
     /// Starts a server; with `data_dir`, it persists every write (AOF, fsync always) there.
     pub fn start(data_dir: Option<&Path>) -> RedisServer {
+        RedisServer::start_with(data_dir, &[])
+    }
+
+    /// As [`RedisServer::start`], with more `redis-server` arguments (`--maxmemory-policy
+    /// allkeys-lru`, `--rename-command CONFIG ""`, …).
+    pub fn start_with(data_dir: Option<&Path>, args: &[&str]) -> RedisServer {
         let mut server = RedisServer {
             port: free_port(),
             data_dir: data_dir.map(Path::to_path_buf),
+            args: args.iter().map(|arg| (*arg).to_owned()).collect(),
             child: None,
         };
         server.restart();
@@ -57,6 +66,7 @@ impl RedisServer {
                 .arg(dir),
             None => command.args(["--appendonly", "no"]),
         };
+        command.args(&self.args);
         let child = command
             .stdout(Stdio::null())
             .stderr(Stdio::null())
