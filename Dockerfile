@@ -8,7 +8,9 @@
 #
 # The image runs with JWTD_ENV=production, so it refuses to start on the development HMAC key:
 # give it an asymmetric key (JWTD__JWT__ALGORITHM + JWTD__JWT__PRIVATE_KEY_FILE) or a real
-# JWTD__JWT__SIGNING_KEY. Every other setting is a JWTD__SECTION__KEY environment variable.
+# JWTD__JWT__SIGNING_KEY, and JWTD__SERVER__PUBLIC_URL and JWTD__SERVER__METRICS_BIND (e.g.
+# 0.0.0.0:9100, a port you do not publish). Every other setting is a JWTD__SECTION__KEY
+# environment variable.
 
 ARG RUST_VERSION=1.95
 ARG DEBIAN_RELEASE=bookworm
