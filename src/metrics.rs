@@ -41,8 +41,11 @@ pub enum Revocation {
 /// Why a login was refused.
 #[derive(Debug, Clone, Copy)]
 pub enum LoginFailure {
-    /// Wrong username or password, or a locked or inactive account (the client cannot tell).
+    /// Wrong username or password, or an inactive account, found by a password check.
     InvalidCredentials,
+    /// Refused by the account's back-off without a password check (the client sees the same
+    /// answer as for a wrong password).
+    Locked,
     /// Too many attempts from the client's address.
     Throttled,
 }
@@ -210,6 +213,7 @@ impl Metrics {
     pub fn login_failed(&self, failure: LoginFailure) {
         let reason = match failure {
             LoginFailure::InvalidCredentials => "invalid_credentials",
+            LoginFailure::Locked => "locked",
             LoginFailure::Throttled => "throttled",
         };
         self.login_failures

@@ -1,13 +1,20 @@
-//! Login throttling that an attacker cannot talk around.
+//! Login throttling that an attacker cannot talk around, however many attempts arrive at once.
 //!
 //! - Per client address: at most `client_attempts` logins per `client_window`; past that the
-//!   answer is 429 `throttled` with `Retry-After`. Checked before any password is hashed.
+//!   answer is 429 `throttled` with `Retry-After`. Checked first, before anything else.
 //! - Per account (by normalised username, existing or not, so it reveals nothing): after
 //!   `account_free_failures` failures, each further failure locks the account for a back-off
-//!   that doubles, from `account_backoff` up to `account_backoff_max`. While locked, every
-//!   attempt gets the same 401 as a wrong password (the password is still hashed, so the timing
-//!   is the same too), and a wrong password counts as one more failure. A successful login
+//!   that doubles, from `account_backoff` up to `account_backoff_max`. A successful login
 //!   clears the account's failures; failures are forgotten `account_window` after the first.
+//!
+//! A password check first reserves its place ([`LoginThrottle::reserve`]): one atomic step on
+//! the store that refuses while the account is locked, and otherwise counts the attempt as a
+//! failure, with the lock that failure earns, before any hashing. Attempts that arrive together
+//! therefore see each other: N at once get no more checks than N one by one, and the rest are
+//! refused without hashing (cheaply: a flood of them costs no argon2 work). A right password
+//! then clears the account; a wrong one is already counted. A refused attempt counts nothing,
+//! so it cannot lengthen the lock. How a refusal is answered is the caller's: a login answers
+//! like a wrong password, the password change 429.
 //!
 //! Counters live in the revocation store's backend, so every instance shares them.
 
@@ -21,6 +28,7 @@ use crate::clock::SharedClock;
 use crate::config::ThrottleSettings;
 use crate::outage::Outage;
 use crate::store::CounterStore;
+use crate::store::counters::{LockRule, Reservation};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ThrottleError {
@@ -30,16 +38,23 @@ pub enum ThrottleError {
     Store(#[from] Outage),
 }
 
-/// The counters of one account: its failures and its lock.
-pub struct AccountKeys {
-    failures: String,
-    lock: String,
+/// The key of one account's failures record (its failures and its lock).
+pub struct AccountKey(String);
+
+/// Whether a password check may go ahead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    /// Go ahead: the attempt is already counted as a failure.
+    Admitted,
+    /// The account is locked: refuse without checking.
+    Locked,
 }
 
 pub struct LoginThrottle {
     counters: Arc<dyn CounterStore>,
     clock: SharedClock,
     settings: ThrottleSettings,
+    lock_rule: LockRule,
 }
 
 impl LoginThrottle {
@@ -51,11 +66,13 @@ impl LoginThrottle {
         LoginThrottle {
             counters,
             clock,
+            lock_rule: account_lock_rule(&settings),
             settings,
         }
     }
 
-    /// Counts a login attempt from `client` (an IP address); refuses it past the limit.
+    /// Counts an attempt at a password (a login, a current-password guess) from `client` (an
+    /// IP address); refuses it past the limit.
     pub async fn admit_client(&self, client: &str) -> Result<(), ThrottleError> {
         if self.settings.client_attempts == 0 {
             return Ok(());
@@ -67,68 +84,224 @@ impl LoginThrottle {
             return Ok(());
         }
         let left = counter.expires_at.saturating_since(self.clock.now());
-        let left_secs = left.as_millis().div_ceil(1000);
         Err(ThrottleError::Throttled {
-            retry_after_secs: u64::try_from(left_secs).unwrap_or(1).max(1),
+            retry_after_secs: retry_after_secs(left),
         })
     }
 
-    /// The counter keys of an account. The username is hashed: counters hold no personal data
+    /// The counter key of an account. The username is hashed: counters hold no personal data
     /// and keys have a fixed length.
-    pub fn account(&self, username: &str) -> AccountKeys {
+    pub fn account(&self, username: &str) -> AccountKey {
         let digest = Sha256::digest(normalize_username(username).as_bytes());
         let id: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-        AccountKeys {
-            failures: format!("f:{id}"),
-            lock: format!("l:{id}"),
+        AccountKey(format!("a:{id}"))
+    }
+
+    /// Reserves a password check of `account`: refused while it is locked; otherwise counted as
+    /// a failure (with the lock it earns) until [`LoginThrottle::record_success`] says otherwise.
+    pub async fn reserve(&self, account: &AccountKey) -> Result<Attempt, Outage> {
+        Ok(
+            match self.counters.reserve(&account.0, &self.lock_rule).await? {
+                Reservation::Admitted { .. } => Attempt::Admitted,
+                Reservation::Locked => Attempt::Locked,
+            },
+        )
+    }
+
+    /// Whole seconds until `account`'s lock ends, at least 1 (a `Retry-After`).
+    pub async fn lock_left_secs(&self, account: &AccountKey) -> Result<u64, Outage> {
+        let now = self.clock.now();
+        let record = self.counters.failures(&account.0).await?;
+        let until = record.map_or(now, |record| record.locked_until);
+        Ok(retry_after_secs(until.saturating_since(now)))
+    }
+
+    /// A right password: the account's failures and lock are forgotten.
+    pub async fn record_success(&self, account: &AccountKey) -> Result<(), Outage> {
+        self.counters.delete_counters(&[&account.0]).await
+    }
+
+    /// An account's failure count in its current window (tests and operators).
+    pub async fn failures(&self, account: &AccountKey) -> Result<i64, Outage> {
+        let now = self.clock.now();
+        let record = self.counters.failures(&account.0).await?;
+        let live = record.filter(|record| record.window_ends > now);
+        Ok(live.map_or(0, |record| record.count))
+    }
+}
+
+/// The back-off as the stores apply it: `account_backoff` in whole milliseconds, doubling up to
+/// `account_backoff_max`, after the free failures; failures kept for `account_window`.
+fn account_lock_rule(settings: &ThrottleSettings) -> LockRule {
+    let max = settings.account_backoff_max;
+    let whole_millis = settings.account_backoff.as_millis();
+    let first = Duration::from_millis(u64::try_from(whole_millis).unwrap_or(u64::MAX));
+    let mut lock = first.min(max);
+    let mut locks = vec![lock];
+    while !lock.is_zero() && lock < max {
+        lock = lock.saturating_mul(2).min(max);
+        locks.push(lock);
+    }
+    LockRule {
+        window: settings.account_window,
+        free_failures: i64::from(settings.account_free_failures),
+        locks,
+    }
+}
+
+/// A span as `Retry-After` counts it: whole seconds, rounded up, at least 1.
+fn retry_after_secs(left: Duration) -> u64 {
+    let secs = left.as_millis().div_ceil(1000);
+    u64::try_from(secs).unwrap_or(u64::MAX).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::config::Settings;
+    use crate::store::db;
+    use crate::store::sql::SqlRevocationStore;
+
+    /// A throttle over the SQL store on a temporary SQLite file, with a clock the test moves.
+    struct Subject {
+        throttle: Arc<LoginThrottle>,
+        clock: Arc<ManualClock>,
+        _dir: tempfile::TempDir,
+    }
+
+    /// `free` failures, then locks from `first` to `max` seconds; failures kept `window` seconds.
+    async fn subject(free: u32, first: u64, max: u64, window: u64) -> Subject {
+        let dir = tempfile::tempdir().unwrap();
+        let mut settings = Settings::defaults();
+        let url = format!("sqlite://{}/jwtd.db?mode=rwc", dir.path().display());
+        settings.database.url = url.into();
+        let throttle = &mut settings.throttle;
+        throttle.account_free_failures = free;
+        throttle.account_backoff = Duration::from_secs(first);
+        throttle.account_backoff_max = Duration::from_secs(max);
+        throttle.account_window = Duration::from_secs(window);
+        let connection = db::connect(&settings.database).await.unwrap();
+        db::migrate(&connection).await.unwrap();
+        let clock = ManualClock::starting_now();
+        let store = SqlRevocationStore::new(connection, clock.clone());
+        let throttle = LoginThrottle::new(Arc::new(store), clock.clone(), settings.throttle);
+        Subject {
+            throttle: Arc::new(throttle),
+            clock,
+            _dir: dir,
         }
     }
 
-    pub async fn is_locked(&self, account: &AccountKeys) -> Result<bool, Outage> {
-        Ok(self.counters.counter(&account.lock).await?.is_some())
-    }
-
-    /// Counts a failure; past the free ones, (re)locks the account for its back-off.
-    pub async fn record_failure(&self, account: &AccountKeys) -> Result<i64, Outage> {
-        let window = self.settings.account_window;
-        let failures = self
-            .counters
-            .increment(&account.failures, window)
-            .await?
-            .count;
-        if let Some(lock) = self.backoff(failures) {
-            let until = self.clock.now() + lock;
-            self.counters
-                .set_counter(&account.lock, failures, until)
-                .await?;
+    impl Subject {
+        async fn attempts(&self, account: &AccountKey, n: usize) -> Vec<Attempt> {
+            let mut attempts = Vec::new();
+            for _ in 0..n {
+                attempts.push(self.throttle.reserve(account).await.unwrap());
+            }
+            attempts
         }
-        Ok(failures)
+
+        fn advance_secs(&self, secs: u64) {
+            self.clock.advance(Duration::from_secs(secs));
+        }
     }
 
-    pub async fn record_success(&self, account: &AccountKeys) -> Result<(), Outage> {
-        self.counters
-            .delete_counters(&[&account.failures, &account.lock])
+    const ADMITTED: Attempt = Attempt::Admitted;
+    const LOCKED: Attempt = Attempt::Locked;
+
+    #[test]
+    fn the_back_off_doubles_from_the_first_lock_to_the_longest() {
+        let rule = account_lock_rule(&Settings::defaults().throttle);
+        let secs: Vec<u64> = rule.locks.iter().map(Duration::as_secs).collect();
+        assert_eq!(secs, [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 900]);
+        assert_eq!((rule.free_failures, rule.window.as_secs()), (5, 3600));
+        let mut settings = Settings::defaults().throttle;
+        settings.account_backoff = Duration::ZERO;
+        assert_eq!(account_lock_rule(&settings).locks, [Duration::ZERO]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn attempts_at_once_get_the_checks_they_would_get_one_by_one() {
+        let subject = subject(3, 60, 600, 3600).await;
+        let throttle = &subject.throttle;
+        let account = Arc::new(throttle.account("mallory"));
+        let racers = (0..40).map(|_| {
+            let (throttle, account) = (throttle.clone(), account.clone());
+            tokio::spawn(async move { throttle.reserve(&account).await.unwrap() })
+        });
+        let attempts = futures::future::join_all(racers).await;
+        let admitted = attempts
+            .into_iter()
+            .filter(|attempt| *attempt.as_ref().unwrap() == ADMITTED)
+            .count();
+        assert_eq!(admitted, 4);
+        assert_eq!(throttle.failures(&account).await.unwrap(), 4);
+        assert_eq!(throttle.lock_left_secs(&account).await.unwrap(), 60);
+    }
+
+    #[tokio::test]
+    async fn each_lock_ends_on_time_and_the_next_failure_doubles_it() {
+        let subject = subject(1, 10, 35, 3600).await;
+        let account = subject.throttle.account("mallory");
+        let attempts = subject.attempts(&account, 3).await;
+        assert_eq!(attempts, [ADMITTED, ADMITTED, LOCKED]);
+        subject.clock.advance(Duration::from_millis(9_999));
+        assert_eq!(subject.attempts(&account, 1).await, [LOCKED]);
+        subject.clock.advance(Duration::from_millis(1));
+        assert_eq!(subject.attempts(&account, 2).await, [ADMITTED, LOCKED]);
+        assert_eq!(subject.throttle.lock_left_secs(&account).await.unwrap(), 20);
+        subject.advance_secs(20);
+        assert_eq!(subject.attempts(&account, 2).await, [ADMITTED, LOCKED]);
+        assert_eq!(subject.throttle.lock_left_secs(&account).await.unwrap(), 35);
+        subject.advance_secs(35);
+        assert_eq!(subject.attempts(&account, 2).await, [ADMITTED, LOCKED]);
+        assert_eq!(subject.throttle.lock_left_secs(&account).await.unwrap(), 35);
+        // The refused attempts counted nothing and did not lengthen any lock.
+        assert_eq!(subject.throttle.failures(&account).await.unwrap(), 5);
+    }
+
+    #[tokio::test]
+    async fn failures_are_forgotten_a_window_after_the_first() {
+        let subject = subject(5, 60, 600, 3600).await;
+        let account = subject.throttle.account("mallory");
+        subject.attempts(&account, 3).await;
+        subject.advance_secs(3599);
+        assert_eq!(subject.throttle.failures(&account).await.unwrap(), 3);
+        subject.advance_secs(1);
+        assert_eq!(subject.throttle.failures(&account).await.unwrap(), 0);
+        // A new window: five free failures again.
+        assert_eq!(subject.attempts(&account, 6).await, [ADMITTED; 6]);
+        assert_eq!(subject.attempts(&account, 1).await, [LOCKED]);
+    }
+
+    #[tokio::test]
+    async fn a_lock_longer_than_the_window_holds_to_its_end() {
+        let subject = subject(0, 600, 600, 60).await;
+        let account = subject.throttle.account("mallory");
+        assert_eq!(subject.attempts(&account, 1).await, [ADMITTED]);
+        subject.advance_secs(60);
+        assert_eq!(subject.throttle.failures(&account).await.unwrap(), 0);
+        assert_eq!(subject.attempts(&account, 1).await, [LOCKED]);
+        subject.advance_secs(540);
+        assert_eq!(subject.attempts(&account, 2).await, [ADMITTED, LOCKED]);
+        assert_eq!(subject.throttle.failures(&account).await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_right_password_clears_the_failures_and_the_lock_of_its_account_only() {
+        let subject = subject(2, 60, 600, 3600).await;
+        let throttle = &subject.throttle;
+        let (mallory, other) = (throttle.account("Mallory"), throttle.account("other"));
+        assert_eq!(subject.attempts(&mallory, 4).await.last(), Some(&LOCKED));
+        assert_eq!(subject.attempts(&other, 4).await.last(), Some(&LOCKED));
+        // An admitted check of the right password (here: the last before the lock).
+        throttle
+            .record_success(&throttle.account("MALLORY"))
             .await
-    }
-
-    /// How long the `failures`-th failure locks the account, if at all.
-    fn backoff(&self, failures: i64) -> Option<Duration> {
-        let free = i64::from(self.settings.account_free_failures);
-        if failures <= free {
-            return None;
-        }
-        let doublings = u32::try_from(failures - free - 1)
-            .unwrap_or(u32::MAX)
-            .min(40);
-        // In whole milliseconds, as the lock's end is counted.
-        let base = self.settings.account_backoff.as_millis();
-        let doubled = u64::try_from(base.saturating_mul(1 << doublings)).unwrap_or(u64::MAX);
-        Some(Duration::from_millis(doubled).min(self.settings.account_backoff_max))
-    }
-
-    /// An account's failure count (tests and operators).
-    pub async fn failures(&self, account: &AccountKeys) -> Result<i64, Outage> {
-        let counter = self.counters.counter(&account.failures).await?;
-        Ok(counter.map_or(0, |counter| counter.count))
+            .unwrap();
+        assert_eq!(throttle.failures(&mallory).await.unwrap(), 0);
+        assert_eq!(subject.attempts(&mallory, 3).await, [ADMITTED; 3]);
+        assert_eq!(subject.attempts(&other, 1).await, [LOCKED]);
     }
 }

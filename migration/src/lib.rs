@@ -8,6 +8,7 @@ mod m20261121_000003_unique_user_emails;
 mod m20261121_000004_create_sessions;
 mod m20261121_000005_create_oauth_clients;
 mod m20261122_000006_create_throttle_counters;
+mod m20261204_000007_throttle_counter_locks;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000004_create_sessions::Migration),
             Box::new(m20261121_000005_create_oauth_clients::Migration),
             Box::new(m20261122_000006_create_throttle_counters::Migration),
+            Box::new(m20261204_000007_throttle_counter_locks::Migration),
         ]
     }
 }

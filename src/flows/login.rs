@@ -13,7 +13,7 @@ use crate::metrics::{Grant, LoginFailure, Metrics};
 use crate::password::{Passwords, Verified};
 use crate::store::sessions::{LoginContext, SessionRepository};
 use crate::store::users::UserRepository;
-use crate::throttle::LoginThrottle;
+use crate::throttle::{Attempt, LoginThrottle};
 use crate::token::{Scope, SessionId, TokenType};
 
 #[derive(Debug, Clone)]
@@ -96,14 +96,16 @@ impl LoginFlow {
             AuthError::InvalidCredentials => {
                 self.metrics.login_failed(LoginFailure::InvalidCredentials);
             }
+            AuthError::AccountLocked => self.metrics.login_failed(LoginFailure::Locked),
             AuthError::Throttled { .. } => self.metrics.login_failed(LoginFailure::Throttled),
             _ => {}
         }
     }
 
     /// The user behind a username and password, through login throttling: the client address
-    /// is rate limited first; a locked account is refused like a wrong password, after the
-    /// same hashing work so the timing does not tell either. Also the new session, started
+    /// is rate limited first; then the check reserves its place in the account's back-off
+    /// before any hashing, so a burst gets no more checks than one by one. A locked account is
+    /// refused without a check, answered like a wrong password. Also the new session, started
     /// before the credentials are read (see [`LoginFlow::session_before_credentials`]).
     async fn check_credentials(
         &self,
@@ -113,30 +115,29 @@ impl LoginFlow {
     ) -> Result<(User, Verified, SessionId), AuthError> {
         let (throttle, users) = (&self.throttle, &self.users);
         throttle.admit_client(&context.client_address).await?;
-        let session = self.session_before_credentials(username).await?;
         let account = throttle.account(username);
-        let (credentials, locked) = tokio::join!(
-            users.credentials_by_username(username),
-            throttle.is_locked(&account)
+        let (session, attempt) = tokio::join!(
+            self.session_before_credentials(username),
+            throttle.reserve(&account)
         );
-        let (credentials, locked) = (credentials?, locked?);
-        let (user, stored_hash) = match credentials {
+        let (session, attempt) = (session?, attempt?);
+        if attempt == Attempt::Locked {
+            return Err(AuthError::AccountLocked);
+        }
+        let (user, stored_hash) = match users.credentials_by_username(username).await? {
             Some(found) => (Some(found.user), Some(found.password_hash)),
             None => (None, None),
         };
         let verified = self.passwords.verify(password, stored_hash).await?;
         let password_ok = matches!(verified, Verified::Correct | Verified::CorrectRehashed(_));
-        if !password_ok {
-            throttle.record_failure(&account).await?;
-            return Err(AuthError::InvalidCredentials);
-        }
+        // Anything but a success stays counted as the failure reserved above.
         match (user, session) {
-            (Some(user), Some((id, sid))) if user.is_active && !locked && user.id == id => {
+            (Some(user), Some((id, sid))) if password_ok && user.is_active && user.id == id => {
                 throttle.record_success(&account).await?;
                 Ok((user, verified, sid))
             }
-            // Unknown or inactive, locked, or renamed while this login read it: the client may
-            // try again, and that attempt reads the account afresh.
+            // Wrong password, unknown or inactive, or renamed while this login read it: the
+            // client may try again, and that attempt reads the account afresh.
             _ => Err(AuthError::InvalidCredentials),
         }
     }

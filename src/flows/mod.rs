@@ -49,6 +49,10 @@ use crate::token::{Claims, TokenCodec, TokenError};
 pub enum AuthError {
     #[error("No active account found with the given credentials")]
     InvalidCredentials,
+    /// The account's back-off refused the attempt before any password check. Answered exactly
+    /// like [`AuthError::InvalidCredentials`]; apart only for the metrics.
+    #[error("No active account found with the given credentials")]
+    AccountLocked,
     #[error("No active account found for the given token.")]
     TokenUserInactive,
     /// A valid access token whose user no longer exists (bearer authentication).

@@ -34,6 +34,7 @@ impl From<AuthError> for OAuthError {
             AuthError::Throttled { retry_after_secs } => OAuthError::Throttled(retry_after_secs),
             AuthError::Outage(outage) => OAuthError::Outage(outage),
             AuthError::InvalidCredentials
+            | AuthError::AccountLocked
             | AuthError::TokenUserInactive
             | AuthError::UserNotFound
             | AuthError::UserInactive

@@ -7,6 +7,7 @@ mod forged;
 mod fuzz;
 mod interop;
 mod keys;
+mod lockout;
 mod migrations;
 mod oauth;
 mod operations;

@@ -2,9 +2,16 @@
 //! masters, three replicas, on loopback), requests spread round-robin, every guarantee of the
 //! contract holding across instances as on one.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use jwtd::clock::{SharedClock, SystemClock};
+use jwtd::store::CounterStore;
+use jwtd::store::counters::{LockRule, Reservation};
+use jwtd::store::redis::RedisRevocationStore;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -350,4 +357,82 @@ async fn killing_an_instance_or_a_redis_master_loses_no_revocation_and_service_r
         fleet.verify_on(2, &revoked_access).await,
         StatusCode::UNAUTHORIZED
     );
+}
+
+/// The sum over the instances of `jwtd_login_failures_total{reason="<reason>"}`.
+async fn login_failures(fleet: &Fleet, reason: &str) -> usize {
+    let sample = format!(r#"jwtd_login_failures_total{{reason="{reason}"}} "#);
+    let mut sum = 0;
+    for instance in 0..fleet.instances.len() {
+        let url = fleet.url_on(instance, "/metrics");
+        let text = fleet.client.get(url).send().await.unwrap().text().await;
+        let text = text.unwrap();
+        let value = text.lines().find_map(|line| line.strip_prefix(&sample));
+        sum += value.map_or(0, |value| value.parse::<f64>().unwrap() as usize);
+    }
+    sum
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_guesses_over_three_instances_gets_the_free_failures_and_one() {
+    if !cluster_tests_enabled() {
+        return;
+    }
+    let redis = RedisCluster::start();
+
+    // The reservation itself, straight on the cluster: accounts whose keys fall in different
+    // slots (so on every master), 24 attempts each at once, 3 free failures.
+    let mut settings = jwtd::Settings::defaults();
+    settings.redis.cluster = true;
+    settings.redis.url = redis.seeds().into();
+    settings.redis.key_prefix = format!("jwtd-scale-{}", uuid::Uuid::new_v4().simple());
+    let clock: SharedClock = Arc::new(SystemClock);
+    let store = Arc::new(RedisRevocationStore::new(&settings.redis, clock).unwrap());
+    let rule = LockRule {
+        window: Duration::from_secs(3600),
+        free_failures: 3,
+        locks: vec![Duration::from_secs(600)],
+    };
+    let attempts = (0..8 * 24).map(|n| {
+        let (store, rule) = (store.clone(), rule.clone());
+        let key = format!("a:account-{}", n % 8);
+        tokio::spawn(async move { (n % 8, store.reserve(&key, &rule).await.unwrap()) })
+    });
+    let mut admitted = [0; 8];
+    for attempt in futures::future::join_all(attempts).await {
+        let (account, reservation) = attempt.unwrap();
+        if let Reservation::Admitted { .. } = reservation {
+            admitted[account] += 1;
+        }
+    }
+    assert_eq!(admitted, [4; 8]);
+
+    // Over HTTP: 60 wrong passwords spread over three instances at once, then the right one.
+    let database = PostgresDatabase::create().await;
+    let throttle = [
+        ("JWTD__THROTTLE__CLIENT_ATTEMPTS", "0"),
+        ("JWTD__THROTTLE__ACCOUNT_FREE_FAILURES", "3"),
+        ("JWTD__THROTTLE__ACCOUNT_BACKOFF", "10m"),
+    ];
+    let fleet = Fleet::start(3, &database, &redis, &throttle).await;
+    fleet.create_user("eve");
+    let mut burst: FuturesUnordered<_> = (0..60)
+        .map(|n| fleet.login_on(n % 3, "eve", "a wrong guess!"))
+        .collect();
+    // Sent once the burst is in and its first answer back (see tests/api/lockout.rs).
+    let first = burst.next().await.unwrap();
+    let (right, _) = tokio::join!(fleet.login_on(1, "eve", PASSWORD), async {
+        let mut statuses = vec![first.0];
+        while let Some((status, _)) = burst.next().await {
+            statuses.push(status);
+        }
+        assert!(statuses.iter().all(|s| *s == StatusCode::UNAUTHORIZED));
+    });
+    assert_eq!(
+        right.0,
+        StatusCode::UNAUTHORIZED,
+        "the right password got in"
+    );
+    assert_eq!(login_failures(&fleet, "invalid_credentials").await, 4);
+    assert_eq!(login_failures(&fleet, "locked").await, 57);
 }

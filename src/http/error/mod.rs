@@ -339,7 +339,9 @@ impl From<Outage> for ApiError {
 impl From<AuthError> for ApiError {
     fn from(err: AuthError) -> ApiError {
         match err {
-            AuthError::InvalidCredentials | AuthError::TokenUserInactive => {
+            AuthError::InvalidCredentials
+            | AuthError::AccountLocked
+            | AuthError::TokenUserInactive => {
                 ApiError::unauthorized(ErrorCode::NoActiveAccount, err.to_string())
             }
             AuthError::UserNotFound => {

@@ -9,6 +9,9 @@ pub struct Model {
     pub count: i64,
     /// Unix milliseconds when the counter's window ends.
     pub expires_at_ms: i64,
+    /// Unix milliseconds until which an account is locked (not after it); 0 for the client
+    /// addresses' counters, which lock nothing.
+    pub locked_until_ms: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::counters::{Counter, CounterStore};
+use super::counters::{Counter, CounterStore, Failures, LockRule, Reservation};
 use super::lookups::{LookupStats, Lookups, ReadEntries};
 use super::revocation::{
     JtiState, REVOKED, RevocationEntries, RevocationStore, SpendOutcome, SpendRecord, TokenKeys,
@@ -169,6 +169,36 @@ end
 redis.call('EXPIRE', KEYS[1], ARGV[2], 'GT')
 ";
 
+/// [`CounterStore::reserve`] as one script, so it is atomic: a failures record is one hash (`n`
+/// failures, `w` when they are forgotten, `l` locked until; unix milliseconds of the caller's
+/// clock, as the SQL store keeps them), one key, so one cluster slot. KEYS[1] the record; ARGV
+/// now, the window (ms), the free failures, then the locks (ms, `LockRule::locks`). Answers
+/// {1, failures} when it counted the attempt, {0, failures} when the record is locked.
+const RESERVE: &str = r"
+local now = tonumber(ARGV[1])
+local record = redis.call('HMGET', KEYS[1], 'n', 'w', 'l')
+local n = tonumber(record[1]) or 0
+local w = tonumber(record[2]) or 0
+local l = tonumber(record[3]) or 0
+if l > now then
+  return {0, n}
+end
+if w <= now then
+  n = 0
+  w = now + tonumber(ARGV[2])
+end
+n = n + 1
+l = now
+local past_free = n - tonumber(ARGV[3])
+if past_free > 0 and #ARGV > 3 then
+  l = now + tonumber(ARGV[3 + math.min(past_free, #ARGV - 3)])
+end
+local function int(x) return string.format('%d', x) end
+redis.call('HSET', KEYS[1], 'n', int(n), 'w', int(w), 'l', int(l))
+redis.call('PEXPIRE', KEYS[1], int(math.max(w, l) - now))
+return {1, n}
+";
+
 /// Counters live under `<prefix>:t:<key>`, apart from the revocation entries.
 #[async_trait]
 impl CounterStore for RedisRevocationStore {
@@ -194,23 +224,42 @@ impl CounterStore for RedisRevocationStore {
         Ok(self.counter_of(count, ttl_ms, window))
     }
 
-    async fn counter(&self, key: &str) -> Result<Option<Counter>, Outage> {
-        let key = self.counter_key(key);
-        let mut pipe = redis::pipe();
-        pipe.cmd("GET").arg(&key).cmd("PTTL").arg(&key);
+    async fn reserve(&self, key: &str, rule: &LockRule) -> Result<Reservation, Outage> {
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(RESERVE)
+            .arg(1)
+            .arg(self.counter_key(key))
+            .arg(self.clock.now().0)
+            .arg(whole_millis(rule.window))
+            .arg(rule.free_failures);
+        for lock in &rule.locks {
+            cmd.arg(u64::try_from(lock.as_millis()).unwrap_or(u64::MAX));
+        }
+        // Not retried: a retry after a lost answer would count the attempt twice.
         let mut connection = self.connection().await?;
-        let (count, ttl_ms): (Option<i64>, i64) = pipe.query_async(&mut connection).await?;
-        Ok(count.map(|count| self.counter_of(count, ttl_ms, Duration::ZERO)))
+        let (admitted, failures): (bool, i64) = cmd.query_async(&mut connection).await?;
+        Ok(match admitted {
+            true => Reservation::Admitted { failures },
+            false => Reservation::Locked,
+        })
     }
 
-    async fn set_counter(&self, key: &str, count: i64, until: UnixMillis) -> Result<(), Outage> {
-        let cmd = redis::cmd("SET")
+    async fn failures(&self, key: &str) -> Result<Option<Failures>, Outage> {
+        let cmd = redis::cmd("HMGET")
             .arg(self.counter_key(key))
-            .arg(count)
-            .arg("PX")
-            .arg(whole_millis(until.saturating_since(self.clock.now())))
+            .arg("n")
+            .arg("w")
+            .arg("l")
             .to_owned();
-        self.idempotent::<()>(&cmd).await
+        let fields: (Option<i64>, Option<i64>, Option<i64>) = self.idempotent(&cmd).await?;
+        let (Some(count), Some(window_ends), Some(locked_until)) = fields else {
+            return Ok(None);
+        };
+        Ok(Some(Failures {
+            count,
+            window_ends: UnixMillis(window_ends),
+            locked_until: UnixMillis(locked_until),
+        }))
     }
 
     async fn delete_counters(&self, keys: &[&str]) -> Result<(), Outage> {
