@@ -103,6 +103,7 @@ impl AppState {
             passwords.clone(),
             flows.revocation.clone(),
             flows.active_users.clone(),
+            throttle.clone(),
             clock.clone(),
             settings.users.allow_registration,
         ));

@@ -23,6 +23,7 @@ use crate::password::{PasswordError, Passwords, Verified};
 use crate::store::users::{
     AdminChange, NewUser, ProfileChange, UserFilter, UserRepository, WriteUserError,
 };
+use crate::throttle::{Attempt, LoginThrottle};
 
 /// Messages per field, as in a DRF 400.
 pub type FieldErrors = BTreeMap<String, Vec<String>>;
@@ -80,6 +81,7 @@ pub struct AccountService {
     passwords: Passwords,
     revocation: Arc<RevocationFlow>,
     active_users: Arc<ActiveUsers>,
+    throttle: Arc<LoginThrottle>,
     clock: SharedClock,
     allow_registration: bool,
 }
@@ -90,6 +92,7 @@ impl AccountService {
         passwords: Passwords,
         revocation: Arc<RevocationFlow>,
         active_users: Arc<ActiveUsers>,
+        throttle: Arc<LoginThrottle>,
         clock: SharedClock,
         allow_registration: bool,
     ) -> AccountService {
@@ -98,6 +101,7 @@ impl AccountService {
             passwords,
             revocation,
             active_users,
+            throttle,
             clock,
             allow_registration,
         }
@@ -162,17 +166,46 @@ impl AccountService {
     }
 
     /// Checks the current password, then sets the new one (see [`AccountService::set_password`]).
+    /// `client` is the caller's address: the check is throttled like a login (see
+    /// [`AccountService::check_current_password`]).
     pub async fn change_password(
         &self,
         user: &User,
         current: String,
         new: String,
+        client: &str,
     ) -> Result<(), AccountError> {
-        let stored = self
-            .users
-            .credentials_by_id(user.id)
-            .await?
-            .ok_or(AccountError::NotFound)?;
+        let stored = self.check_current_password(user, current, client).await?;
+        self.set_password(&stored, new, "new_password").await
+    }
+
+    /// The user's stored record if `current` is their password. A guess of it is a login
+    /// attempt: it counts against the client address's limit and the account's back-off, the
+    /// same counters as `POST /api/token/`, and reserves its place before any hashing. Refusals
+    /// are 429 with `Retry-After`, decided before the password is looked at, so they say
+    /// nothing about the guess (the caller already holds the account's token, so the lock
+    /// itself is no secret to them); a wrong password while admitted is the 400 it always was.
+    async fn check_current_password(
+        &self,
+        user: &User,
+        current: String,
+        client: &str,
+    ) -> Result<User, AccountError> {
+        let throttle = &self.throttle;
+        throttle
+            .admit_client(client)
+            .await
+            .map_err(AuthError::from)?;
+        let account = throttle.account(&user.username);
+        let (stored, attempt) = tokio::join!(
+            self.users.credentials_by_id(user.id),
+            throttle.reserve(&account)
+        );
+        if attempt? == Attempt::Locked {
+            let retry_after_secs = throttle.lock_left_secs(&account).await?;
+            return Err(AuthError::Throttled { retry_after_secs }.into());
+        }
+        let stored = stored?.ok_or(AccountError::NotFound)?;
         let verified = self
             .passwords
             .verify(current, Some(stored.password_hash))
@@ -183,7 +216,8 @@ impl AccountService {
                 vec!["Invalid password.".into()],
             ));
         }
-        self.set_password(&stored.user, new, "new_password").await
+        throttle.record_success(&account).await?;
+        Ok(stored.user)
     }
 
     /// Validates and stores a new password, then revokes every existing token of the user.

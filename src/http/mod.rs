@@ -63,7 +63,11 @@ fn apis(state: &AppState) -> Apis {
     let settings = &state.settings;
     (
         token::TokenApi::new(&state.flows, state.trusted_proxies.clone()),
-        users::UsersApi::new(state.accounts.clone(), state.flows.revocation.clone()),
+        users::UsersApi::new(
+            state.accounts.clone(),
+            state.flows.revocation.clone(),
+            state.trusted_proxies.clone(),
+        ),
         admin::AdminApi::new(state.accounts.clone()),
         oauth::OAuthApi::new(
             state.oauth.clone(),

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use poem::Request;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::types::Example;
@@ -13,6 +14,7 @@ use super::ApiTags;
 use super::admin::list_users;
 use super::auth::BearerAuth;
 use super::body::{Fields, FromFields, JsonOrForm};
+use super::client_address::TrustedProxies;
 use super::error::ApiError;
 use super::schemas::{NoContent, UserBody, UserPage};
 use crate::accounts::{AccountService, MAX_EMAIL_CHARS, MAX_USERNAME_CHARS, NewAccount};
@@ -126,13 +128,19 @@ pub struct SessionBody {
 pub struct UsersApi {
     accounts: Arc<AccountService>,
     revocation: Arc<RevocationFlow>,
+    proxies: Arc<TrustedProxies>,
 }
 
 impl UsersApi {
-    pub fn new(accounts: Arc<AccountService>, revocation: Arc<RevocationFlow>) -> UsersApi {
+    pub fn new(
+        accounts: Arc<AccountService>,
+        revocation: Arc<RevocationFlow>,
+        proxies: Arc<TrustedProxies>,
+    ) -> UsersApi {
         UsersApi {
             accounts,
             revocation,
+            proxies,
         }
     }
 }
@@ -266,6 +274,7 @@ impl UsersApi {
     )]
     async fn change_password(
         &self,
+        request: &Request,
         auth: BearerAuth,
         body: JsonOrForm<PasswordChangeRequest>,
     ) -> Result<NoContent, ApiError> {
@@ -273,8 +282,9 @@ impl UsersApi {
             current_password,
             new_password,
         } = body.0;
+        let client = self.proxies.client_of(request);
         self.accounts
-            .change_password(&auth.user, current_password, new_password)
+            .change_password(&auth.user, current_password, new_password, &client)
             .await?;
         Ok(NoContent::Done)
     }

@@ -1,6 +1,7 @@
-//! The account lockout under concurrency (issue 15, finding 1): a burst of guesses from many
-//! addresses, all written at once, gets no more password checks than the same guesses one by
-//! one; the right password sent after the burst is refused.
+//! The account lockout under concurrency (issue 15, findings 1 and 4): a burst of guesses from
+//! many addresses, all written at once, gets no more password checks than the same guesses one
+//! by one, at login and at `POST /api/users/me/password/`; the right password sent after the
+//! burst is refused.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,10 +18,12 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
-use jwtd_test_support::{Backend, PASSWORD, TestApp, expect_status, on_every_store};
+use jwtd_test_support::{Backend, PASSWORD, TestApp, expect_error, expect_status, on_every_store};
 
 on_every_store!(
     a_burst_of_logins_gets_the_free_failures_and_one_and_the_right_password_is_refused,
+    a_burst_of_current_password_guesses_is_refused_like_logins,
+    current_password_guesses_share_the_address_limit,
     a_reservation_is_atomic_under_real_concurrency,
     reservations_follow_the_clock_through_windows_and_locks,
     deleting_a_record_clears_its_failures_and_lock
@@ -30,6 +33,7 @@ on_every_store!(
 const ADDRESSES: usize = 20;
 const FREE_FAILURES: u32 = 5;
 const FIRST_LOCK: Duration = Duration::from_secs(60);
+const NEW_PASSWORD: &str = "a brand new horse battery";
 
 fn lockout(settings: &mut Settings) {
     settings.server.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
@@ -50,13 +54,17 @@ fn spawn_post(
     app: &TestApp,
     path: &str,
     address: String,
+    bearer: Option<&str>,
     body: Value,
 ) -> JoinHandle<(StatusCode, Value)> {
-    let request = app
+    let mut request = app
         .client
         .post(app.url(path))
         .header("X-Forwarded-For", address)
         .json(&body);
+    if let Some(token) = bearer {
+        request = request.bearer_auth(token);
+    }
     tokio::spawn(async move {
         let response = request.send().await.unwrap();
         let status = response.status();
@@ -104,7 +112,7 @@ async fn a_burst_of_logins_gets_the_free_failures_and_one_and_the_right_password
     let user = app.create_user().await;
     let login = |n: usize, password: &str| {
         let body = json!({ "username": user.username, "password": password });
-        spawn_post(&app, "/api/token/", address(n), body)
+        spawn_post(&app, "/api/token/", address(n), None, body)
     };
     let guesses = 120;
     let burst = (0..guesses)
@@ -136,6 +144,101 @@ async fn a_burst_of_logins_gets_the_free_failures_and_one_and_the_right_password
     app.clock.advance(Duration::from_millis(1));
     expect_status(app.post_json("/api/token/", &early).await, StatusCode::OK).await;
     assert_eq!(throttle.failures(&account).await.unwrap(), 0);
+}
+
+async fn a_burst_of_current_password_guesses_is_refused_like_logins(backend: Backend) {
+    let app = TestApp::spawn_with(backend, lockout).await;
+    let user = app.create_user().await;
+    let (access, _) = app.login(&user).await;
+    let change = |n: usize, current: &str| {
+        let body = json!({ "current_password": current, "new_password": NEW_PASSWORD });
+        spawn_post(
+            &app,
+            "/api/users/me/password/",
+            address(n),
+            Some(&access),
+            body,
+        )
+    };
+    let guesses = 60;
+    let burst = (0..guesses)
+        .map(|n| change(n, &format!("guess {n}")))
+        .collect();
+    let (answers, right) = burst_then(burst, || change(guesses, PASSWORD)).await;
+
+    // A locked account answers 429 before any check, right or wrong password alike.
+    let (status, body) = right;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(body["code"], "throttled");
+    let checked = answers
+        .iter()
+        .filter(|(status, _)| *status == StatusCode::BAD_REQUEST)
+        .inspect(|(_, body)| assert_eq!(body["fields"]["current_password"][0], "Invalid password."))
+        .count();
+    assert_eq!(checked, usize::try_from(FREE_FAILURES).unwrap() + 1);
+    for (status, body) in &answers {
+        assert!(
+            [StatusCode::BAD_REQUEST, StatusCode::TOO_MANY_REQUESTS].contains(status),
+            "{status} {body}"
+        );
+    }
+
+    // The same lock holds the login, and it ends on time for both.
+    let login = json!({ "username": user.username, "password": PASSWORD });
+    expect_status(
+        app.post_json("/api/token/", &login).await,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+    let response = change(0, PASSWORD).await.unwrap();
+    assert_eq!(response.0, StatusCode::TOO_MANY_REQUESTS);
+    app.clock.advance(FIRST_LOCK);
+    let response = change(0, PASSWORD).await.unwrap();
+    assert_eq!(response.0, StatusCode::NO_CONTENT, "{}", response.1);
+}
+
+async fn current_password_guesses_share_the_address_limit(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |settings| {
+        lockout(settings);
+        settings.throttle.client_attempts = 3;
+    })
+    .await;
+    let user = app.create_user().await;
+    let (access, _) = app.login(&user).await;
+    let path = "/api/users/me/password/";
+    let wrong = json!({ "current_password": "not it", "new_password": NEW_PASSWORD });
+    // The login above came from 127.0.0.1, these from one forwarded address.
+    let from = "203.0.113.7".to_owned();
+    for _ in 0..3 {
+        let (status, _) = spawn_post(&app, path, from.clone(), Some(&access), wrong.clone())
+            .await
+            .unwrap();
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+    }
+    let right = json!({ "current_password": PASSWORD, "new_password": NEW_PASSWORD });
+    let response = app
+        .client
+        .post(app.url(path))
+        .header("X-Forwarded-For", &from)
+        .bearer_auth(&access)
+        .json(&right)
+        .send()
+        .await
+        .unwrap();
+    assert!(response.headers().contains_key("retry-after"));
+    expect_error(
+        response,
+        StatusCode::TOO_MANY_REQUESTS,
+        "throttled",
+        "Request was throttled. Expected available in 60 seconds.",
+    )
+    .await;
+    // Logins from that address share the limit.
+    let login = json!({ "username": user.username, "password": PASSWORD });
+    let (status, _) = spawn_post(&app, "/api/token/", from, None, login)
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
 }
 
 // The store operation itself (`CounterStore::reserve`), on each store with the test's clock.
