@@ -196,13 +196,22 @@ impl AccountService {
             .admit_client(client)
             .await
             .map_err(AuthError::from)?;
-        let account = throttle.account(&user.username);
-        let (stored, attempt) = tokio::join!(
-            self.users.credentials_by_id(user.id),
-            throttle.reserve(&account)
+        // The username's count is the one logins share; the id's survives a rename.
+        let (by_name, by_id) = (
+            throttle.account(&user.username),
+            throttle.user_account(user.id),
         );
-        if attempt? == Attempt::Locked {
-            let retry_after_secs = throttle.lock_left_secs(&account).await?;
+        let (stored, name_attempt, id_attempt) = tokio::join!(
+            self.users.credentials_by_id(user.id),
+            throttle.reserve(&by_name),
+            throttle.reserve(&by_id)
+        );
+        if name_attempt? == Attempt::Locked || id_attempt? == Attempt::Locked {
+            let (name_left, id_left) = tokio::join!(
+                throttle.lock_left_secs(&by_name),
+                throttle.lock_left_secs(&by_id)
+            );
+            let retry_after_secs = name_left?.max(id_left?);
             return Err(AuthError::Throttled { retry_after_secs }.into());
         }
         let stored = stored?.ok_or(AccountError::NotFound)?;
@@ -216,7 +225,8 @@ impl AccountService {
                 vec!["Invalid password.".into()],
             ));
         }
-        throttle.record_success(&account).await?;
+        throttle.record_success(&by_name).await?;
+        throttle.record_success(&by_id).await?;
         Ok(stored.user)
     }
 
