@@ -8,6 +8,7 @@
 
 mod connection;
 mod persistence;
+mod scripts;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -26,6 +27,7 @@ use crate::config::RedisSettings;
 use crate::outage::Outage;
 use connection::{Connection, Redis};
 pub use persistence::VolatileRedis;
+use scripts::{MOVE_CUTOFF_FORWARD, RESERVE};
 
 pub struct RedisRevocationStore {
     redis: Arc<Redis>,
@@ -149,55 +151,6 @@ impl RedisRevocationStore {
         Ok(cmd.query_async::<()>(&mut connection).await?)
     }
 }
-
-/// KEYS[1] a user's cut-off, ARGV[1] the new one (ms), ARGV[2] its TTL (s): the later of the new
-/// one and the stored one plus a millisecond. An unreadable value is kept: it revokes
-/// everything (fail closed), and a number must not loosen it.
-const MOVE_CUTOFF_FORWARD: &str = r"
-local stored = redis.call('GET', KEYS[1])
-if not stored then
-  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-  return
-end
-local current = tonumber(stored)
-if current then
-  local wanted = tonumber(ARGV[1])
-  local next = current + 1
-  if next < wanted then next = wanted end
-  redis.call('SET', KEYS[1], string.format('%d', next), 'KEEPTTL')
-end
-redis.call('EXPIRE', KEYS[1], ARGV[2], 'GT')
-";
-
-/// [`CounterStore::reserve`] as one script, so it is atomic: a failures record is one hash (`n`
-/// failures, `w` when they are forgotten, `l` locked until; unix milliseconds of the caller's
-/// clock, as the SQL store keeps them), one key, so one cluster slot. KEYS[1] the record; ARGV
-/// now, the window (ms), the free failures, then the locks (ms, `LockRule::locks`). Answers
-/// {1, failures} when it counted the attempt, {0, failures} when the record is locked.
-const RESERVE: &str = r"
-local now = tonumber(ARGV[1])
-local record = redis.call('HMGET', KEYS[1], 'n', 'w', 'l')
-local n = tonumber(record[1]) or 0
-local w = tonumber(record[2]) or 0
-local l = tonumber(record[3]) or 0
-if l > now then
-  return {0, n}
-end
-if w <= now then
-  n = 0
-  w = now + tonumber(ARGV[2])
-end
-n = n + 1
-l = now
-local past_free = n - tonumber(ARGV[3])
-if past_free > 0 and #ARGV > 3 then
-  l = now + tonumber(ARGV[3 + math.min(past_free, #ARGV - 3)])
-end
-local function int(x) return string.format('%d', x) end
-redis.call('HSET', KEYS[1], 'n', int(n), 'w', int(w), 'l', int(l))
-redis.call('PEXPIRE', KEYS[1], int(math.max(w, l) - now))
-return {1, n}
-";
 
 /// Counters live under `<prefix>:t:<key>`, apart from the revocation entries.
 #[async_trait]
