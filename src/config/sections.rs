@@ -94,6 +94,9 @@ pub struct RedisSettings {
 pub struct PasswordSettings {
     pub argon2: Argon2Settings,
     pub max_concurrent_hashes: usize,
+    /// How many of those slots hashes of new passwords may hold at once (0: half); never all
+    /// of them when there are two or more (see `password`).
+    pub max_new_password_hashes: usize,
     #[serde(deserialize_with = "human_duration")]
     pub hash_queue_timeout: Duration,
 }

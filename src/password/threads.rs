@@ -8,10 +8,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use argon2::Block;
-use tokio::sync::{OwnedSemaphorePermit, oneshot};
+use tokio::sync::oneshot;
 
-use super::PasswordError;
 use super::memory::HashMemory;
+use super::{PasswordError, Slot};
 
 /// The nice value of the hashing threads. Under a flood of logins the scheduler then gives the
 /// request threads (verify, refresh) the CPU first, and the hashes take whatever is left: one
@@ -73,7 +73,7 @@ impl HashingThreads {
 
     pub(super) async fn run<T: Send + 'static>(
         &self,
-        slot: OwnedSemaphorePermit,
+        slot: Slot,
         waiting: Waiting,
         work: impl FnOnce(&mut [Block]) -> T + Send + 'static,
     ) -> Result<T, PasswordError> {
@@ -161,8 +161,8 @@ fn lower_own_priority() {}
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::password::Passwords;
-    use crate::password::tests::settings;
+    use crate::password::tests::{hold_a_slot, settings};
+    use crate::password::{HashPurpose, Passwords};
 
     #[cfg(target_os = "linux")]
     #[tokio::test]
@@ -170,38 +170,14 @@ mod tests {
         let passwords = Passwords::new(&settings(1024)).unwrap();
         // SAFETY: getpriority only reads its integer arguments.
         let nice = passwords
-            .on_hashing_thread(|_| unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) })
+            .on_hashing_thread(HashPurpose::Check, |_| unsafe {
+                libc::getpriority(libc::PRIO_PROCESS, 0)
+            })
             .await
             .unwrap();
         // SAFETY: as above.
         let ours = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
         assert_eq!(nice, (ours + HASHING_NICE).min(19));
-    }
-
-    /// Starts a job that holds a slot (and its thread) until told to end; returns once it runs.
-    async fn hold_a_slot(
-        passwords: &Passwords,
-    ) -> (
-        tokio::task::JoinHandle<Result<(), PasswordError>>,
-        std::sync::mpsc::Sender<()>,
-    ) {
-        let (started, has_started) = std::sync::mpsc::channel();
-        let (release, released) = std::sync::mpsc::channel::<()>();
-        let held = tokio::spawn({
-            let passwords = passwords.clone();
-            async move {
-                passwords
-                    .on_hashing_thread(move |_| {
-                        started.send(()).unwrap();
-                        released.recv().unwrap();
-                    })
-                    .await
-            }
-        });
-        tokio::task::spawn_blocking(move || has_started.recv().unwrap())
-            .await
-            .unwrap();
-        (held, release)
     }
 
     /// Waits (a real thread is releasing) until no working memory is mapped.
@@ -224,7 +200,7 @@ mod tests {
 
         // Eight queued on one slot behind a held job: each ends with others waiting, so the
         // memory mapped for the held job serves them all, and is given back after the last.
-        let (held, release) = hold_a_slot(&passwords).await;
+        let (held, release) = hold_a_slot(&passwords, HashPurpose::Check).await;
         let burst: Vec<_> = (1..=8)
             .map(|n| {
                 let passwords = passwords.clone();
@@ -251,7 +227,7 @@ mod tests {
         let mut short_queue = settings(1024);
         short_queue.hash_queue_timeout = Duration::from_millis(50);
         let passwords = Passwords::new(&short_queue).unwrap();
-        let (first, release) = hold_a_slot(&passwords).await;
+        let (first, release) = hold_a_slot(&passwords, HashPurpose::Check).await;
         first.abort();
         let _ = first.await;
         let waited = passwords.hash("password 1".into()).await;

@@ -256,6 +256,7 @@ async fn a_stored_hash_with_old_parameters_is_upgraded_on_login() {
             parallelism: 1,
         },
         max_concurrent_hashes: 1,
+        max_new_password_hashes: 0,
         hash_queue_timeout: Duration::from_secs(5),
     })
     .unwrap();
