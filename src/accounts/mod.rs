@@ -1,6 +1,10 @@
 //! Accounts (the Djoser part): registration, profile and password changes, and staff
 //! administration, with Django's validation rules and messages. The HTTP API and the command
 //! line both go through [`AccountService`]: one validation, one hashing path.
+//!
+//! A registration costs a password hash, so a taken username or email is refused before the
+//! hash (the unique indexes stay the guard against two at once); new passwords hash within their
+//! share of the hashing slots (see `password`).
 
 mod user;
 mod validation;
@@ -21,7 +25,7 @@ use crate::flows::{ActiveUsers, AuthError, RevocationFlow};
 use crate::outage::Outage;
 use crate::password::{PasswordError, Passwords, Verified};
 use crate::store::users::{
-    AdminChange, NewUser, ProfileChange, UserFilter, UserRepository, WriteUserError,
+    AdminChange, NewUser, ProfileChange, Taken, UserFilter, UserRepository, WriteUserError,
 };
 use crate::throttle::{Attempt, LoginThrottle};
 
@@ -135,6 +139,7 @@ impl AccountService {
         if !errors.is_empty() {
             return Err(AccountError::Invalid(errors));
         }
+        refuse_taken(self.users.taken(&username, &email).await?)?;
         let password_hash = self.passwords.hash(password).await?;
         let new = NewUser {
             username,
@@ -315,6 +320,23 @@ pub fn describe(fields: &FieldErrors) -> String {
         .map(|(name, messages)| format!("{name}: {}", messages.join(" ")))
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// The 400 an insert would get from the unique indexes, without the hash before it.
+fn refuse_taken(taken: Taken) -> Result<(), AccountError> {
+    let mut errors = FieldErrors::new();
+    for (is_taken, field, error) in [
+        (taken.username, "username", WriteUserError::UsernameTaken),
+        (taken.email, "email", WriteUserError::EmailTaken),
+    ] {
+        if is_taken {
+            collect(&mut errors, field, vec![error.to_string()]);
+        }
+    }
+    if !errors.is_empty() {
+        return Err(AccountError::Invalid(errors));
+    }
+    Ok(())
 }
 
 fn collect(errors: &mut FieldErrors, field: &str, problems: Vec<String>) {

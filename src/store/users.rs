@@ -82,6 +82,13 @@ pub struct ProfileChange {
     pub email: Option<String>,
 }
 
+/// Which of a new user's username and email other users already have.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Taken {
+    pub username: bool,
+    pub email: bool,
+}
+
 pub struct NewUser {
     pub username: String,
     pub email: String,
@@ -138,6 +145,28 @@ impl UserRepository {
             .one(&self.db)
             .await?
             .map(credentials_of))
+    }
+
+    /// Whether another user has `username` (normalised) or `email` (ignoring case, as the
+    /// unique index compares it, in the database; a blank email is none), in one query. Only
+    /// a check before hashing: the unique indexes stay the guard against two at once.
+    pub async fn taken(&self, username: &str, email: &str) -> Result<Taken, Outage> {
+        let same_username = Column::UsernameNormalized.eq(normalize_username(username));
+        let same_email = Expr::expr(Func::lower(Expr::col(Column::Email)))
+            .eq(Func::lower(Expr::val(email)))
+            .and(Column::Email.ne(""));
+        let matches: Vec<(bool, bool)> = Entity::find()
+            .select_only()
+            .column_as(same_username.clone(), "same_username")
+            .column_as(same_email.clone(), "same_email")
+            .filter(same_username.or(same_email))
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        Ok(Taken {
+            username: matches.iter().any(|(username, _)| *username),
+            email: matches.iter().any(|(_, email)| *email),
+        })
     }
 
     pub async fn create(&self, new: NewUser, now: DateTime<Utc>) -> Result<User, WriteUserError> {
