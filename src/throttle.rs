@@ -6,6 +6,9 @@
 //!   `account_free_failures` failures, each further failure locks the account for a back-off
 //!   that doubles, from `account_backoff` up to `account_backoff_max`. A successful login
 //!   clears the account's failures; failures are forgotten `account_window` after the first.
+//! - Registrations per client address: at most `registrations_per_address` per
+//!   `registration_window`, answered like the login limit, before anything is looked up or
+//!   hashed.
 //!
 //! A password check first reserves its place ([`LoginThrottle::reserve`]): one atomic step on
 //! the store that refuses while the account is locked, and otherwise counts the attempt as a
@@ -33,7 +36,7 @@ use crate::store::counters::{LockRule, Reservation};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ThrottleError {
-    #[error("too many login attempts from this client; retry in {retry_after_secs}s")]
+    #[error("too many attempts from this client; retry in {retry_after_secs}s")]
     Throttled { retry_after_secs: u64 },
     #[error(transparent)]
     Store(#[from] Outage),
@@ -75,13 +78,24 @@ impl LoginThrottle {
     /// Counts an attempt at a password (a login, a current-password guess) from `client` (an
     /// IP address); refuses it past the limit.
     pub async fn admit_client(&self, client: &str) -> Result<(), ThrottleError> {
-        if self.settings.client_attempts == 0 {
+        let (limit, window) = (self.settings.client_attempts, self.settings.client_window);
+        self.admit(&format!("c:{client}"), limit, window).await
+    }
+
+    /// Counts a registration from `client` (an IP address); refuses it past the limit.
+    pub async fn admit_registration(&self, client: &str) -> Result<(), ThrottleError> {
+        let limit = self.settings.registrations_per_address;
+        let window = self.settings.registration_window;
+        self.admit(&format!("r:{client}"), limit, window).await
+    }
+
+    /// Counts one more under `key`; past `limit` (0: none) in `window`, says when to retry.
+    async fn admit(&self, key: &str, limit: u32, window: Duration) -> Result<(), ThrottleError> {
+        if limit == 0 {
             return Ok(());
         }
-        let key = format!("c:{client}");
-        let window = self.settings.client_window;
-        let counter = self.counters.increment(&key, window).await?;
-        if counter.count <= i64::from(self.settings.client_attempts) {
+        let counter = self.counters.increment(key, window).await?;
+        if counter.count <= i64::from(limit) {
             return Ok(());
         }
         let left = counter.expires_at.saturating_since(self.clock.now());

@@ -2,9 +2,9 @@
 //! administration, with Django's validation rules and messages. The HTTP API and the command
 //! line both go through [`AccountService`]: one validation, one hashing path.
 //!
-//! A registration costs a password hash, so a taken username or email is refused before the
-//! hash (the unique indexes stay the guard against two at once); new passwords hash within their
-//! share of the hashing slots (see `password`).
+//! A registration costs a password hash, so it is throttled per client address, and a taken
+//! username or email is refused before the hash (the unique indexes stay the guard against two
+//! at once); new passwords hash within their share of the hashing slots (see `password`).
 
 mod user;
 mod validation;
@@ -27,7 +27,7 @@ use crate::password::{PasswordError, Passwords, Verified};
 use crate::store::users::{
     AdminChange, NewUser, ProfileChange, Taken, UserFilter, UserRepository, WriteUserError,
 };
-use crate::throttle::{Attempt, LoginThrottle};
+use crate::throttle::{Attempt, LoginThrottle, ThrottleError};
 
 /// Messages per field, as in a DRF 400.
 pub type FieldErrors = BTreeMap<String, Vec<String>>;
@@ -38,6 +38,8 @@ pub enum AccountError {
     Invalid(FieldErrors),
     #[error("Registration is closed.")]
     RegistrationClosed,
+    #[error("Too many registrations from this client; retry in {retry_after_secs} seconds")]
+    Throttled { retry_after_secs: u64 },
     #[error("Not found.")]
     NotFound,
     #[error(transparent)]
@@ -56,6 +58,17 @@ impl From<WriteUserError> for AccountError {
             WriteUserError::UsernameTaken => AccountError::field("username", vec![err.to_string()]),
             WriteUserError::EmailTaken => AccountError::field("email", vec![err.to_string()]),
             WriteUserError::Store(outage) => outage.into(),
+        }
+    }
+}
+
+impl From<ThrottleError> for AccountError {
+    fn from(err: ThrottleError) -> AccountError {
+        match err {
+            ThrottleError::Throttled { retry_after_secs } => {
+                AccountError::Throttled { retry_after_secs }
+            }
+            ThrottleError::Store(outage) => outage.into(),
         }
     }
 }
@@ -111,11 +124,17 @@ impl AccountService {
         }
     }
 
-    /// Self-service registration (`users.allow_registration`); never staff.
-    pub async fn register(&self, mut account: NewAccount) -> Result<User, AccountError> {
+    /// Self-service registration (`users.allow_registration`) from `client` (an IP address,
+    /// counted against `throttle.registrations_per_address`); never staff.
+    pub async fn register(
+        &self,
+        mut account: NewAccount,
+        client: &str,
+    ) -> Result<User, AccountError> {
         if !self.allow_registration {
             return Err(AccountError::RegistrationClosed);
         }
+        self.throttle.admit_registration(client).await?;
         account.is_staff = false;
         self.create(account).await
     }

@@ -33,7 +33,7 @@ pub struct ServerSettings {
     pub trusted_proxies: Vec<IpNet>,
 }
 
-/// Login throttling (see `throttle`).
+/// Login and registration throttling (see `throttle`).
 #[derive(Debug, Clone, Deserialize)]
 pub struct ThrottleSettings {
     /// Logins one client address may attempt per `client_window`; 0 turns the limit off.
@@ -50,6 +50,11 @@ pub struct ThrottleSettings {
     /// Failures are forgotten this long after the first one (or at a successful login).
     #[serde(deserialize_with = "human_duration")]
     pub account_window: Duration,
+    /// Registrations one client address may attempt per `registration_window`; 0 turns the
+    /// limit off.
+    pub registrations_per_address: u32,
+    #[serde(deserialize_with = "human_duration")]
+    pub registration_window: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -175,13 +175,21 @@ impl UsersApi {
     }
 
     /// Register a new account (when `users.allow_registration` is on).
+    ///
+    /// Throttled per client address (`throttle.registrations_per_address`): past it, 429
+    /// `throttled` with `Retry-After`. A taken username or email is refused before the
+    /// password is hashed.
     #[oai(
         path = "/api/users/",
         method = "post",
         operation_id = "users_register",
         tag = "ApiTags::Users"
     )]
-    async fn register(&self, body: JsonOrForm<RegisterRequest>) -> Result<CreatedUser, ApiError> {
+    async fn register(
+        &self,
+        request: &Request,
+        body: JsonOrForm<RegisterRequest>,
+    ) -> Result<CreatedUser, ApiError> {
         let RegisterRequest {
             username,
             email,
@@ -193,7 +201,8 @@ impl UsersApi {
             password,
             is_staff: false,
         };
-        let user = self.accounts.register(account).await?;
+        let client = self.proxies.client_of(request);
+        let user = self.accounts.register(account, &client).await?;
         Ok(CreatedUser::Created(Json(user.into())))
     }
 

@@ -318,6 +318,7 @@ impl From<AccountError> for ApiError {
                 ErrorCode::RegistrationClosed,
                 err.to_string(),
             ),
+            AccountError::Throttled { retry_after_secs } => ApiError::throttled(retry_after_secs),
             AccountError::NotFound => ApiError::not_found(),
             AccountError::Auth(auth) => auth.into(),
         }

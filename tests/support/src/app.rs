@@ -90,8 +90,9 @@ impl TestApp {
     ) -> Result<TestApp, StartupError> {
         let mut settings = Settings::defaults();
         settings.server.bind = "127.0.0.1:0".into();
-        // Every test logs in from 127.0.0.1; throttling tests set their own limits.
+        // Every test logs in and registers from 127.0.0.1; throttling tests set their own limits.
         settings.throttle.client_attempts = 10_000;
+        settings.throttle.registrations_per_address = 10_000;
         // Bursts of logins queue behind two hashing slots on a machine busy with other tests:
         // tests that are not about the queue's or the request's patience must not hit either.
         settings.password.hash_queue_timeout = Duration::from_secs(120);
@@ -171,6 +172,7 @@ impl TestApp {
         let mut settings = Settings::defaults();
         settings.server.bind = "127.0.0.1:0".into();
         settings.throttle.client_attempts = 10_000;
+        settings.throttle.registrations_per_address = 10_000;
         let dir = tempfile::tempdir().unwrap();
         settings.database.url = sqlite_url(dir.path()).into();
         settings.revocation.store = RevocationBackend::Redis;
