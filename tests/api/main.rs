@@ -12,6 +12,7 @@ mod migrations;
 mod oauth;
 mod operations;
 mod production;
+mod registration;
 mod rotation;
 mod security;
 mod sessions;

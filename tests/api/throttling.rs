@@ -9,7 +9,8 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use jwtd_test_support::{
-    Backend, PASSWORD, TestApp, expect_error, expect_oauth_error, expect_status, on_every_store,
+    Backend, PASSWORD, TestApp, expect_error, expect_oauth_error, expect_status, expect_throttled,
+    on_every_store,
 };
 
 on_every_store!(
@@ -124,23 +125,7 @@ async fn the_address_limit_answers_429_with_retry_after(backend: Backend) {
     .await;
     expect_no_active_account(login_as(&app, &user.username, "wrong").await).await;
     expect_no_active_account(login_as(&app, "nobody-at-all", "wrong").await).await;
-    let response = login_as(&app, &user.username, PASSWORD).await;
-    let retry_after: u64 = response.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!(
-        (1..=60).contains(&retry_after),
-        "Retry-After: {retry_after}"
-    );
-    expect_error(
-        response,
-        StatusCode::TOO_MANY_REQUESTS,
-        "throttled",
-        &format!("Request was throttled. Expected available in {retry_after} seconds."),
-    )
-    .await;
+    expect_throttled(login_as(&app, &user.username, PASSWORD).await, 60).await;
     // The OAuth password grant shares the limit, and says so in OAuth's shape.
     let client = app.register_client(&["password"], &[]).await;
     let fields = [

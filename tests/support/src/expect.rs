@@ -37,6 +37,29 @@ pub async fn expect_error(
     body
 }
 
+/// Asserts the contract's 429 `throttled` with a `Retry-After` of 1 to `window_secs` seconds,
+/// which the detail repeats; returns the `Retry-After`.
+pub async fn expect_throttled(response: reqwest::Response, window_secs: u64) -> u64 {
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (1..=window_secs).contains(&retry_after),
+        "Retry-After: {retry_after}"
+    );
+    let detail = format!("Request was throttled. Expected available in {retry_after} seconds.");
+    expect_error(
+        response,
+        StatusCode::TOO_MANY_REQUESTS,
+        "throttled",
+        &detail,
+    )
+    .await;
+    retry_after
+}
+
 pub async fn expect_token_error(response: reqwest::Response, detail: &str) {
     expect_error(
         response,

@@ -21,8 +21,8 @@ pub use app::{Backend, TestApp};
 pub use client::oauth::TestClient;
 pub use client::sessions::SESSIONS;
 pub use expect::{
-    claims_of, expect_error, expect_oauth_error, expect_status, expect_token_error, header_of,
-    string_field,
+    claims_of, expect_error, expect_oauth_error, expect_status, expect_throttled,
+    expect_token_error, header_of, string_field,
 };
 pub use ports::free_port;
 pub use postgres::{PostgresDatabase, PostgresServer, postgres_available};
