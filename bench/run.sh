@@ -7,7 +7,8 @@
 # table. Every scenario starts a fresh server process, so its peak RSS is its own. Load and
 # server share the machine's cores: only the ratios of one run mean anything.
 #
-# Knobs: DURATION (s, default 10), CONNECTIONS (default 64), REDIS_URL (default
+# Knobs: DURATION (s, default 10), CONNECTIONS (default 64), FLOOD (registration workers beside
+# one login in obtain-under-registration, default 256), REDIS_URL (default
 # redis://127.0.0.1:6379, Redis >= 7), BENCH_POSTGRES_URL (a database jwtd may own),
 # ONLY_CONFIGS / ONLY_SCENARIOS (space-separated subsets, e.g. ONLY_SCENARIOS="refresh"
 # while working on one path; the baseline always runs).
@@ -18,7 +19,7 @@ DURATION=${DURATION:-10}
 CONNECTIONS=${CONNECTIONS:-64}
 REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
 PORT=8931
-BIN=target/release
+BIN=${CARGO_TARGET_DIR:-target}/release
 WORK=$(mktemp -d)
 RESULTS=bench/results/$(date -u +%Y%m%dT%H%M%SZ).jsonl
 mkdir -p bench/results
@@ -53,6 +54,8 @@ jwtd_env() {
     echo "JWTD__PASSWORD__HASH_QUEUE_TIMEOUT=30s"
     # One client address logs in thousands of times: no per-address limit here.
     echo "JWTD__THROTTLE__CLIENT_ATTEMPTS=0"
+    # The registration flood comes through a "proxy" on loopback, from many addresses.
+    echo "JWTD__SERVER__TRUSTED_PROXIES=127.0.0.1"
     case $config in
         postgres) echo "JWTD__DATABASE__URL=$BENCH_POSTGRES_URL" ;;
         *) echo "JWTD__DATABASE__URL=sqlite://$WORK/jwtd.db?mode=rwc" ;;
@@ -124,6 +127,16 @@ measure() {
         row=$(CONNECTIONS=8 load "obtain $config" obtain)
         row=$(with argon2 "$row" "$bound")
         BASELINE_BEFORE=
+    elif [[ $scenario == obtain-under-registration ]]; then
+        # One login at a time, alone and then beside the flood, each on a fresh server.
+        local alone
+        start_jwtd "$config"
+        alone=$(CONNECTIONS=1 load "obtain alone $config" obtain)
+        start_jwtd "$config"
+        row=$(CONNECTIONS=1 load "$scenario $config" "$scenario" \
+            --background-connections "${FLOOD:-256}")
+        row=$(with alone "$row" "$alone")
+        BASELINE_BEFORE=
     else
         if [[ -z $BASELINE_BEFORE ]]; then
             measure_baseline
@@ -156,7 +169,7 @@ selected() { # selected LIST ITEM: is ITEM in LIST (or LIST empty)?
     [[ -z "$1" || " $1 " == *" $2 "* ]]
 }
 # verify-under-obtain right after verify: it is compared with verify alone.
-SCENARIOS=(verify verify-under-obtain me refresh obtain)
+SCENARIOS=(verify verify-under-obtain me refresh obtain obtain-under-registration)
 for config in "${CONFIGS[@]}"; do
     selected "${ONLY_CONFIGS:-}" "$config" || continue
     for scenario in "${SCENARIOS[@]}"; do

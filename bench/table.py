@@ -1,7 +1,7 @@
 """Prints bench/run.sh's JSON lines as one table. Each row's rate is a ratio to the reference
 measured around it in the same run: the mean of the baseline server just before and just after
 it, or for logins the argon2 bound; verify-under-obtain is compared with verify alone on the
-same store."""
+same store, and a login beside a registration flood with a login alone."""
 
 import json
 import sys
@@ -19,6 +19,11 @@ def reference(row):
         bound = row["argon2"]
         return (f"{row['rps'] / bound['bound_rps']:.2f} x argon2 bound "
                 f"({bound['hash_ms']:.1f} ms/hash, {bound['bound_rps']:.0f}/s)")
+    if "alone" in row:
+        alone = row["alone"]
+        return (f"p50 {row['p50_ms'] / alone['p50_ms']:.1f} x, p99 {row['p99_ms'] / alone['p99_ms']:.1f} x "
+                f"a login alone ({alone['p50_ms']:.1f} / {alone['p99_ms']:.1f} ms); "
+                f"{row['background_rps']:.0f} registrations/s beside it")
     if label.startswith("verify-under-obtain"):
         alone = verify_alone.get(label.split()[-1])
         return f"{row['rps'] / alone:.2f} x verify alone" if alone else ""
@@ -27,8 +32,8 @@ def reference(row):
     return f"{row['rps'] / mean:.2f} x baseline ({before:.0f}/s before, {after:.0f}/s after)"
 
 
-print(f"{'scenario':<28}{'conns':>6}{'req/s':>9}{'p50 ms':>8}{'p99 ms':>8}{'errors':>7}"
+print(f"{'scenario':<34}{'conns':>6}{'req/s':>9}{'p50 ms':>8}{'p99 ms':>8}{'errors':>7}"
       f"{'RSS MB':>8}  ratio")
 for row in rows:
-    print(f"{row['label']:<28}{row['connections']:>6}{row['rps']:>9.0f}{row['p50_ms']:>8.2f}"
+    print(f"{row['label']:<34}{row['connections']:>6}{row['rps']:>9.0f}{row['p50_ms']:>8.2f}"
           f"{row['p99_ms']:>8.2f}{row['errors']:>7}{row['peak_rss_mb']:>8}  {reference(row)}")

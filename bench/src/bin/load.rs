@@ -3,6 +3,7 @@
 //! Written here (on reqwest / hyper) because a refresh with rotation needs each worker to chain
 //! the refresh token it was just given, which wrk's per-thread scripts cannot do per connection.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
@@ -17,10 +18,16 @@ enum Scenario {
     Refresh,
     /// POST /api/token/ with a username and password (argon2).
     Obtain,
+    /// POST /api/users/ with a new username (argon2), from a new address each time.
+    Register,
     /// GET /api/users/me/ with a bearer access token.
     Me,
     /// Verify while `--background-connections` workers keep logging in.
     VerifyUnderObtain,
+    /// Obtain while `--background-connections` workers keep registering new users, each
+    /// registration from an address of its own in `X-Forwarded-For` (run jwtd with
+    /// `server.trusted_proxies` on loopback), so the per-address limit lets them all through.
+    ObtainUnderRegistration,
 }
 
 #[derive(Debug, Parser)]
@@ -31,7 +38,8 @@ struct Args {
     scenario: Scenario,
     #[arg(long, default_value_t = 64)]
     connections: usize,
-    /// Workers logging in during `verify-under-obtain`.
+    /// Workers logging in during `verify-under-obtain`, registering during
+    /// `obtain-under-registration`.
     #[arg(long, default_value_t = 8)]
     background_connections: usize,
     /// Seconds measured.
@@ -75,26 +83,18 @@ async fn main() {
     let start = Instant::now();
     let measure_from = start + Duration::from_secs(args.warmup);
     let until = measure_from + Duration::from_secs(args.duration);
-    let scenario = match args.scenario {
-        Scenario::VerifyUnderObtain => Scenario::Verify,
-        other => other,
+    let (scenario, background_scenario) = match args.scenario {
+        Scenario::VerifyUnderObtain => (Scenario::Verify, Some(Scenario::Obtain)),
+        Scenario::ObtainUnderRegistration => (Scenario::Obtain, Some(Scenario::Register)),
+        other => (other, None),
     };
     let mut background = Vec::new();
-    if args.scenario == Scenario::VerifyUnderObtain {
-        for _ in 0..args.background_connections {
-            let (client, args) = (client.clone(), clone_args(&args));
-            background.push(tokio::spawn(async move {
-                worker(
-                    client,
-                    args,
-                    Scenario::Obtain,
-                    String::new(),
-                    measure_from,
-                    until,
-                )
-                .await
-            }));
-        }
+    for _ in 0..background_scenario.map_or(0, |_| args.background_connections) {
+        let (client, args) = (client.clone(), clone_args(&args));
+        let scenario = background_scenario.expect("a background scenario");
+        background.push(tokio::spawn(async move {
+            worker(client, args, scenario, String::new(), measure_from, until).await
+        }));
     }
     let mut workers = Vec::new();
     for i in 0..args.connections {
@@ -110,16 +110,19 @@ async fn main() {
         total.latencies_us.extend(tally.latencies_us);
         total.errors += tally.errors;
     }
-    let background_errors: u64 = futures_sum(background).await;
-    report(&args, total, background_errors);
+    let background = futures_sum(background).await;
+    report(&args, total, background);
 }
 
-async fn futures_sum(handles: Vec<tokio::task::JoinHandle<Tally>>) -> u64 {
-    let mut errors = 0;
+/// The background workers' answered requests and errors.
+async fn futures_sum(handles: Vec<tokio::task::JoinHandle<Tally>>) -> (u64, u64) {
+    let (mut answered, mut errors) = (0, 0);
     for handle in handles {
-        errors += handle.await.expect("a worker finished").errors;
+        let tally = handle.await.expect("a worker finished");
+        answered += tally.latencies_us.len() as u64;
+        errors += tally.errors;
     }
-    errors
+    (answered, errors)
 }
 
 fn clone_args(args: &Args) -> Args {
@@ -133,7 +136,7 @@ fn clone_args(args: &Args) -> Args {
     }
 }
 
-fn report(args: &Args, mut total: Tally, background_errors: u64) {
+fn report(args: &Args, mut total: Tally, (background_answered, background_errors): (u64, u64)) {
     total.latencies_us.sort_unstable();
     let percentile = |p: f64| {
         let samples = &total.latencies_us;
@@ -152,6 +155,7 @@ fn report(args: &Args, mut total: Tally, background_errors: u64) {
         "p50_ms": percentile(0.50),
         "p99_ms": percentile(0.99),
         "errors": total.errors + background_errors,
+        "background_rps": background_answered as f64 / args.duration as f64,
     });
     println!("{row}");
 }
@@ -220,10 +224,11 @@ async fn worker(
                 .await
             }
             Scenario::Me => get_me(&client, &args.url, &access).await,
-            Scenario::Obtain => {
+            Scenario::Obtain | Scenario::ObtainUnderRegistration => {
                 let body = json!({"username": args.username, "password": args.password});
                 post(&client, &args.url, "/api/token/", body).await
             }
+            Scenario::Register => register(&client, &args).await,
             Scenario::Refresh => {
                 let body = json!({"refresh": refresh});
                 let result = post(&client, &args.url, "/api/token/refresh/", body).await;
@@ -270,14 +275,36 @@ async fn post(client: &Client, url: &str, path: &str, body: Value) -> Result<Opt
     response.bytes().await.map(|_| None).map_err(|_| ())
 }
 
+/// A registration of a new user from a new client address: 201, or an error.
+async fn register(client: &Client, args: &Args) -> Result<Option<Value>, ()> {
+    static REGISTERED: AtomicU32 = AtomicU32::new(0);
+    let n = REGISTERED.fetch_add(1, Ordering::Relaxed);
+    let address = std::net::Ipv4Addr::from(0x0a00_0000 | (n & 0x00ff_ffff));
+    let body = json!({
+        "username": format!("flood-{}-{n}", std::process::id()),
+        "password": args.password,
+    });
+    let request = client
+        .post(format!("{}/api/users/", args.url))
+        .header("X-Forwarded-For", address.to_string())
+        .json(&body);
+    drained(request, StatusCode::CREATED).await
+}
+
 async fn get_me(client: &Client, url: &str, access: &str) -> Result<Option<Value>, ()> {
-    let response = client
+    let request = client
         .get(format!("{url}/api/users/me/"))
-        .bearer_auth(access)
-        .send()
-        .await
-        .map_err(|_| ())?;
-    if response.status() != StatusCode::OK {
+        .bearer_auth(access);
+    drained(request, StatusCode::OK).await
+}
+
+/// Sends `request`; `status` with its body read, or an error.
+async fn drained(
+    request: reqwest::RequestBuilder,
+    status: StatusCode,
+) -> Result<Option<Value>, ()> {
+    let response = request.send().await.map_err(|_| ())?;
+    if response.status() != status {
         return Err(());
     }
     response.bytes().await.map(|_| None).map_err(|_| ())
