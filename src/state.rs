@@ -98,15 +98,15 @@ impl AppState {
             metrics: metrics.clone(),
         };
         let flows = Flows::new(deps, &settings.jwt);
-        let accounts = Arc::new(AccountService::new(
-            users.clone(),
-            passwords.clone(),
-            flows.revocation.clone(),
-            flows.active_users.clone(),
-            throttle.clone(),
-            clock.clone(),
-            settings.users.allow_registration,
-        ));
+        let accounts = Arc::new(AccountService {
+            users: users.clone(),
+            passwords: passwords.clone(),
+            revocation: flows.revocation.clone(),
+            active_users: flows.active_users.clone(),
+            throttle: throttle.clone(),
+            clock: clock.clone(),
+            allow_registration: settings.users.allow_registration,
+        });
         let clients = Arc::new(ClientService::new(
             ClientRepository::new(db.clone()),
             flows.revocation.clone(),

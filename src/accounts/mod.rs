@@ -93,37 +93,18 @@ pub struct NewAccount {
     pub is_staff: bool,
 }
 
+/// Built once, in `AppState::build`, from the stores and flows it names.
 pub struct AccountService {
-    users: UserRepository,
-    passwords: Passwords,
-    revocation: Arc<RevocationFlow>,
-    active_users: Arc<ActiveUsers>,
-    throttle: Arc<LoginThrottle>,
-    clock: SharedClock,
-    allow_registration: bool,
+    pub(crate) users: UserRepository,
+    pub(crate) passwords: Passwords,
+    pub(crate) revocation: Arc<RevocationFlow>,
+    pub(crate) active_users: Arc<ActiveUsers>,
+    pub(crate) throttle: Arc<LoginThrottle>,
+    pub(crate) clock: SharedClock,
+    pub(crate) allow_registration: bool,
 }
 
 impl AccountService {
-    pub fn new(
-        users: UserRepository,
-        passwords: Passwords,
-        revocation: Arc<RevocationFlow>,
-        active_users: Arc<ActiveUsers>,
-        throttle: Arc<LoginThrottle>,
-        clock: SharedClock,
-        allow_registration: bool,
-    ) -> AccountService {
-        AccountService {
-            users,
-            passwords,
-            revocation,
-            active_users,
-            throttle,
-            clock,
-            allow_registration,
-        }
-    }
-
     /// Self-service registration (`users.allow_registration`) from `client` (an IP address,
     /// counted against `throttle.registrations_per_address`); never staff.
     pub async fn register(

@@ -223,15 +223,9 @@ mod tests {
     async fn a_revoke_all_after_the_credentials_are_read_covers_the_session() {
         let harness = Harness::new().await;
         let dave = harness.user("dave").await;
-        let login = &harness.state.flows.login;
+        let (login, revocation) = (&harness.state.flows.login, &harness.state.flows.revocation);
         // A revoke-all before the login reads the account: the session starts after it.
-        harness
-            .state
-            .flows
-            .revocation
-            .revoke_all_of_user(dave.id)
-            .await
-            .unwrap();
+        revocation.revoke_all_of_user(dave.id).await.unwrap();
         let (id, sid) = login
             .session_before_credentials("dave")
             .await
@@ -239,13 +233,7 @@ mod tests {
             .unwrap();
         assert_eq!(id, dave.id);
         // One after (here, in the same millisecond of the frozen clock): it covers the session.
-        harness
-            .state
-            .flows
-            .revocation
-            .revoke_all_of_user(dave.id)
-            .await
-            .unwrap();
+        revocation.revoke_all_of_user(dave.id).await.unwrap();
         let minter = harness.minter();
         let claims = minter.access_claims(&dave, sid, minter.now().secs());
         let token = minter.sign(&claims).unwrap();

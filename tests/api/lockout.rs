@@ -73,6 +73,23 @@ fn spawn_post(
     })
 }
 
+/// A password change with `current` from the `n`th address, sent at once on its own task.
+fn change_password(
+    app: &TestApp,
+    access: &str,
+    n: usize,
+    current: &str,
+) -> JoinHandle<(StatusCode, Value)> {
+    let body = json!({ "current_password": current, "new_password": NEW_PASSWORD });
+    spawn_post(
+        app,
+        "/api/users/me/password/",
+        address(n),
+        Some(access),
+        body,
+    )
+}
+
 /// The burst's answers, and the answer to `last`: sent once the burst is on the wire and the
 /// first of its answers is back, so the server has taken the burst in before it (a password
 /// check takes longer than that first answer on the code this replaces).
@@ -151,16 +168,7 @@ async fn a_burst_of_current_password_guesses_is_refused_like_logins(backend: Bac
     let app = TestApp::spawn_with(backend, lockout).await;
     let user = app.create_user().await;
     let (access, _) = app.login(&user).await;
-    let change = |n: usize, current: &str| {
-        let body = json!({ "current_password": current, "new_password": NEW_PASSWORD });
-        spawn_post(
-            &app,
-            "/api/users/me/password/",
-            address(n),
-            Some(&access),
-            body,
-        )
-    };
+    let change = |n: usize, current: &str| change_password(&app, &access, n, current);
     let guesses = 60;
     let burst = (0..guesses)
         .map(|n| change(n, &format!("guess {n}")))
@@ -208,16 +216,7 @@ async fn renaming_oneself_does_not_reset_the_password_change_lockout(backend: Ba
     let app = TestApp::spawn_with(backend, lockout).await;
     let user = app.create_user().await;
     let (access, _) = app.login(&user).await;
-    let change = |n: usize, current: &str| {
-        let body = json!({ "current_password": current, "new_password": NEW_PASSWORD });
-        spawn_post(
-            &app,
-            "/api/users/me/password/",
-            address(n),
-            Some(&access),
-            body,
-        )
-    };
+    let change = |n: usize, current: &str| change_password(&app, &access, n, current);
     let free = usize::try_from(FREE_FAILURES).unwrap();
     for n in 0..=free {
         let (status, body) = change(n, &format!("guess {n}")).await.unwrap();
