@@ -25,7 +25,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use uuid::Uuid;
 
 use crate::accounts::normalize_username;
 use crate::clock::SharedClock;
@@ -110,12 +109,6 @@ impl LoginThrottle {
         let digest = Sha256::digest(normalize_username(username).as_bytes());
         let id: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
         AccountKey(format!("a:{id}"))
-    }
-
-    /// The counter key of a user by id: a password change counts against it as well as against
-    /// the username's, so renaming oneself does not start a fresh count.
-    pub fn user_account(&self, id: Uuid) -> AccountKey {
-        AccountKey(format!("a:u:{}", id.simple()))
     }
 
     /// Reserves a password check of `account`: refused while it is locked; otherwise counted as

@@ -201,22 +201,13 @@ impl AccountService {
             .admit_client(client)
             .await
             .map_err(AuthError::from)?;
-        // The username's count is the one logins share; the id's survives a rename.
-        let (by_name, by_id) = (
-            throttle.account(&user.username),
-            throttle.user_account(user.id),
-        );
-        let (stored, name_attempt, id_attempt) = tokio::join!(
+        let account = throttle.account(&user.username);
+        let (stored, attempt) = tokio::join!(
             self.users.credentials_by_id(user.id),
-            throttle.reserve(&by_name),
-            throttle.reserve(&by_id)
+            throttle.reserve(&account)
         );
-        if name_attempt? == Attempt::Locked || id_attempt? == Attempt::Locked {
-            let (name_left, id_left) = tokio::join!(
-                throttle.lock_left_secs(&by_name),
-                throttle.lock_left_secs(&by_id)
-            );
-            let retry_after_secs = name_left?.max(id_left?);
+        if attempt? == Attempt::Locked {
+            let retry_after_secs = throttle.lock_left_secs(&account).await?;
             return Err(AuthError::Throttled { retry_after_secs }.into());
         }
         let stored = stored?.ok_or(AccountError::NotFound)?;
@@ -230,8 +221,7 @@ impl AccountService {
                 vec!["Invalid password.".into()],
             ));
         }
-        throttle.record_success(&by_name).await?;
-        throttle.record_success(&by_id).await?;
+        throttle.record_success(&account).await?;
         Ok(stored.user)
     }
 
