@@ -251,3 +251,55 @@ async fn expect_unavailable(response: reqwest::Response) {
     let body = expect_status(response, StatusCode::SERVICE_UNAVAILABLE).await;
     assert_eq!(body["code"], "unavailable", "{body}");
 }
+
+/// SQLite's write-ahead log stays bounded under refreshes with verifies beside them: the
+/// checkpointer's `TRUNCATE` completes while readers keep coming, and empties the log; every
+/// pooled connection caps the file it leaves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_write_ahead_log_is_emptied_under_load() {
+    let app = TestApp::spawn_with(Backend::Sqlite, |settings| {
+        // The test checkpoints itself, while the load runs.
+        settings.database.sqlite_checkpoint_interval = Duration::from_secs(3600);
+    })
+    .await;
+    let url = app.state.settings.database.url.expose_secret().to_owned();
+    let path = url
+        .trim_start_matches("sqlite://")
+        .split('?')
+        .next()
+        .unwrap();
+    let wal = std::path::PathBuf::from(format!("{path}-wal"));
+    let user = app.create_user().await;
+    let (access, mut refresh) = app.login(&user).await;
+    let readers = async {
+        loop {
+            expect_status(app.verify(&access).await, StatusCode::OK).await;
+        }
+    };
+    let writes = async {
+        for _ in 0..150 {
+            let body = expect_status(app.refresh(&refresh).await, StatusCode::OK).await;
+            refresh = string_field(&body, "refresh");
+        }
+        let before = std::fs::metadata(&wal).unwrap().len();
+        let emptied = jwtd::store::db::checkpoint_wal(&app.state.db)
+            .await
+            .unwrap();
+        (before, emptied, std::fs::metadata(&wal).unwrap().len())
+    };
+    let (before, emptied, after) = tokio::select! {
+        never = readers => never,
+        done = writes => done,
+    };
+    assert!(before > 0, "the refreshes wrote to the log");
+    assert!(
+        emptied,
+        "the checkpoint completed while verifies kept reading"
+    );
+    assert_eq!(after, 0, "TRUNCATE empties the log");
+    let limit: i64 = sea_orm::sqlx::query_scalar("PRAGMA journal_size_limit")
+        .fetch_one(app.state.db.get_sqlite_connection_pool())
+        .await
+        .unwrap();
+    assert_eq!(limit, 64 << 20);
+}
