@@ -166,18 +166,8 @@ impl EmailService {
         self.handled.load(Ordering::Acquire)
     }
 
-    /// Counts a mail to the address, looks it up, and queues the mail it gets, if any.
+    /// Looks the address up and queues the mail it gets, if any, within the address's limit.
     async fn handle(&self, job: &Job) -> Result<(), Outage> {
-        let key = hashed_key("ea", &job.email.to_lowercase());
-        let (limit, window) = (self.settings.mails_per_address, self.settings.mail_window);
-        match self.throttle.admit(&key, limit, window).await {
-            Ok(()) => {}
-            Err(ThrottleError::Throttled { .. }) => {
-                tracing::info!(kind = ?job.kind, "mail limit of an address reached: not sent");
-                return Ok(());
-            }
-            Err(ThrottleError::Store(outage)) => return Err(outage),
-        }
         let user = self.accounts.users.credentials_by_email(&job.email).await?;
         let mail = match (job.kind, user) {
             (MailRequest::PasswordReset, Some(user)) if user.user.is_active => {
@@ -190,6 +180,16 @@ impl EmailService {
             }
             _ => return Ok(()),
         };
+        let key = hashed_key("ea", &job.email.to_lowercase());
+        let (limit, window) = (self.settings.mails_per_address, self.settings.mail_window);
+        match self.throttle.admit(&key, limit, window).await {
+            Ok(()) => {}
+            Err(ThrottleError::Throttled { .. }) => {
+                tracing::info!(kind = ?job.kind, "mail limit of an address reached: not sent");
+                return Ok(());
+            }
+            Err(ThrottleError::Store(outage)) => return Err(outage),
+        }
         self.outbox.enqueue(mail, self.accounts.clock.now()).await?;
         self.mails.queued();
         Ok(())
