@@ -9,10 +9,13 @@ use std::time::{Duration, Instant};
 
 use jwtd::Settings;
 use jwtd::accounts::User;
+use jwtd::clock::Clock;
 use jwtd::config::EmailBackend;
+use jwtd::store::outbox::NewMail;
 use jwtd::store::users::NewUser;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use uuid::Uuid;
 
 use jwtd_test_support::{
     Backend, PASSWORD, SmtpServer, TestApp, expect_error, expect_status, expect_throttled, link_in,
@@ -368,4 +371,42 @@ async fn an_expired_or_forged_link_is_refused() {
         .post_json("/api/users/reset_password_confirm/", &json!({"uid": uid}))
         .await;
     assert_eq!(missing.status(), StatusCode::BAD_REQUEST);
+}
+
+on_every_store!(senders_claiming_at_once_never_share_a_mail);
+
+/// The outbox's claim on its own: many senders claiming the same due mails at once get disjoint
+/// sets that cover them all (one conditional update per row decides).
+async fn senders_claiming_at_once_never_share_a_mail(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let outbox = app.state.email.outbox.clone();
+    // Due only later than the app's clock says: its own sender leaves them to the claims below.
+    let now = app.clock.now() + Duration::from_secs(60);
+    for n in 0..40 {
+        let mail = NewMail {
+            kind: "password_reset",
+            recipient: format!("user{n}@example.com"),
+            subject: "s".into(),
+            text: "t".into(),
+            html: "h".into(),
+        };
+        outbox.enqueue(mail, now).await.unwrap();
+    }
+    let claims = (0..8).map(|_| {
+        let outbox = outbox.clone();
+        let until = now + Duration::from_secs(60);
+        tokio::spawn(async move { outbox.claim_due(Uuid::new_v4(), now, until, 40).await })
+    });
+    let mut claimed = Vec::new();
+    for result in futures::future::join_all(claims).await {
+        claimed.extend(result.unwrap().unwrap().into_iter().map(|mail| mail.id));
+    }
+    let distinct: BTreeSet<Uuid> = claimed.iter().copied().collect();
+    assert_eq!((claimed.len(), distinct.len()), (40, 40));
+    // Claimed, so nobody else gets them until the claim ends.
+    let later = outbox
+        .claim_due(Uuid::new_v4(), now, now, 40)
+        .await
+        .unwrap();
+    assert!(later.is_empty());
 }
