@@ -8,6 +8,10 @@ pub struct Migration;
 /// conditional update before it is sent, so two instances never send it twice; it is deleted once
 /// sent, rescheduled (`next_attempt_at_ms`) when sending fails, and kept with `failed_at_ms` when
 /// the server refuses it for good.
+///
+/// And `users.awaiting_activation`: set when registration makes an inactive user who must
+/// activate, cleared by the activation. Only such a user may activate by mail: one that staff
+/// deactivated stays inactive whatever links they ask for.
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
@@ -62,10 +66,31 @@ impl MigrationTrait for Migration {
                     .if_not_exists()
                     .to_owned(),
             )
+            .await?;
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Users::Table)
+                    .add_column(
+                        ColumnDef::new(Users::AwaitingActivation)
+                            .boolean()
+                            .not_null()
+                            .default(false),
+                    )
+                    .to_owned(),
+            )
             .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Users::Table)
+                    .drop_column(Users::AwaitingActivation)
+                    .to_owned(),
+            )
+            .await?;
         manager
             .drop_table(Table::drop().table(EmailOutbox::Table).to_owned())
             .await
@@ -88,4 +113,10 @@ enum EmailOutbox {
     Claim,
     FailedAtMs,
     LastError,
+}
+
+#[derive(DeriveIden)]
+enum Users {
+    Table,
+    AwaitingActivation,
 }

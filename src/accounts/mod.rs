@@ -154,6 +154,7 @@ impl AccountService {
                 last_login: None,
             },
             password_hash: new.password_hash.clone(),
+            awaiting_activation: true,
         };
         let mail = self.mails.activation(&future);
         let user = self

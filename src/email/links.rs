@@ -1,6 +1,7 @@
 //! The tokens in activation and reset links, in Django's manner (`PasswordResetTokenGenerator`):
 //! `<timestamp in base36>-<HMAC-SHA256>` over the purpose, the user id, the timestamp and the
-//! state that the link's use changes (the password hash, the last login, the active flag). So a
+//! state that the link's use changes (the password hash, the last login, the active flag and
+//! whether the user awaits activation). So a
 //! link needs no storage, yet it is single-use (its use changes the state it signs), it dies
 //! when the password changes or the user logs in, and it expires with its timestamp. The tag is
 //! compared in constant time. `uid` is the user id in base64url, as Django's
@@ -93,6 +94,7 @@ fn message(purpose: LinkPurpose, user: &Credentials, issued: UnixSecs) -> Vec<u8
         &user.password_hash,
         &last_login,
         if user.user.is_active { "1" } else { "0" },
+        if user.awaiting_activation { "1" } else { "0" },
     ]
     .join("\0")
     .into_bytes()
@@ -153,6 +155,7 @@ mod tests {
                 last_login: None,
             },
             password_hash: "$argon2id$one".into(),
+            awaiting_activation: true,
         }
     }
 
@@ -181,10 +184,11 @@ mod tests {
         let (tokens, _) = tokens();
         let alice = user();
         let token = tokens.make(LinkPurpose::PasswordReset, &alice);
-        let changes: [fn(&mut Credentials); 3] = [
+        let changes: [fn(&mut Credentials); 4] = [
             |c| c.password_hash = "$argon2id$two".into(),
             |c| c.user.last_login = Some(Utc::now()),
             |c| c.user.is_active = true,
+            |c| c.awaiting_activation = false,
         ];
         for change in changes {
             let mut changed = user();

@@ -174,7 +174,7 @@ impl EmailService {
                 self.mails.password_reset(&user)
             }
             (MailRequest::Activation, Some(user))
-                if !user.user.is_active && self.require_activation =>
+                if user.awaiting_activation && !user.user.is_active && self.require_activation =>
             {
                 self.mails.activation(&user)
             }

@@ -33,6 +33,8 @@ impl From<Model> for User {
 pub struct Credentials {
     pub user: User,
     pub password_hash: String,
+    /// Registered with `users.require_activation` and not activated yet.
+    pub awaiting_activation: bool,
 }
 
 /// Why a user could not be written.
@@ -203,13 +205,15 @@ impl UserRepository {
         Ok(row.map(credentials_of))
     }
 
-    /// Activates the user if they are still inactive; whether this call did it. Of several at
-    /// once, one does.
+    /// Activates the user if they still await their activation; whether this call did it. Of
+    /// several at once, one does.
     pub async fn activate(&self, id: Uuid) -> Result<bool, Outage> {
         let changed = Entity::update_many()
             .col_expr(Column::IsActive, Expr::value(true))
+            .col_expr(Column::AwaitingActivation, Expr::value(false))
             .filter(Column::Id.eq(id))
             .filter(Column::IsActive.eq(false))
+            .filter(Column::AwaitingActivation.eq(true))
             .exec(&self.db)
             .await?;
         Ok(changed.rows_affected == 1)
@@ -349,12 +353,14 @@ fn new_row(id: Uuid, new: NewUser, is_active: bool, now: DateTime<Utc>) -> Activ
         is_staff: Set(new.is_staff),
         date_joined: Set(now),
         last_login: Set(None),
+        awaiting_activation: Set(!is_active),
     }
 }
 
 fn credentials_of(row: Model) -> Credentials {
     Credentials {
         password_hash: row.password_hash.clone(),
+        awaiting_activation: row.awaiting_activation,
         user: row.into(),
     }
 }

@@ -12,7 +12,7 @@ use jwtd::accounts::User;
 use jwtd::clock::Clock;
 use jwtd::config::EmailBackend;
 use jwtd::store::outbox::NewMail;
-use jwtd::store::users::NewUser;
+use jwtd::store::users::{AdminChange, NewUser};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -136,6 +136,13 @@ async fn activation_lets_the_user_in_and_its_link_works_once(backend: Backend) {
     assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
 
     let mail = &smtp.wait_for(1).await[0];
+    // Asked again while awaiting activation: a second mail.
+    let resend = json!({"email": "alice@example.com"});
+    let answer = app
+        .post_json("/api/users/resend_activation/", &resend)
+        .await;
+    assert_eq!(answer.status(), StatusCode::NO_CONTENT);
+    smtp.wait_for(2).await;
     assert_eq!(mail["rcpt_tos"], json!(["alice@example.com"]));
     assert_eq!(mail["subject"], "Activate your account");
     assert_eq!(mail["content_type"], "multipart/alternative");
@@ -150,13 +157,31 @@ async fn activation_lets_the_user_in_and_its_link_works_once(backend: Backend) {
     expect_invalid_token(app.post_json("/api/users/activation/", &again).await).await;
     expect_status(login(&app, "alice", PASSWORD).await, StatusCode::OK).await;
     // An active user asking for activation again gets the same 204 and no mail.
-    let resend = json!({"email": "alice@example.com"});
     let answer = app
         .post_json("/api/users/resend_activation/", &resend)
         .await;
     assert_eq!(answer.status(), StatusCode::NO_CONTENT);
-    drained(&app, 1).await;
-    assert_eq!(smtp.messages().len(), 1);
+    drained(&app, 2).await;
+    assert_eq!(smtp.messages().len(), 2);
+
+    // Deactivated by staff: neither a new mail nor the old link activates the user again.
+    let id = jwtd::email::decode_uid(&uid).unwrap();
+    let deactivate = AdminChange {
+        is_active: Some(false),
+        ..Default::default()
+    };
+    app.state
+        .accounts
+        .admin_update(id, deactivate)
+        .await
+        .unwrap();
+    let answer = app
+        .post_json("/api/users/resend_activation/", &resend)
+        .await;
+    assert_eq!(answer.status(), StatusCode::NO_CONTENT);
+    expect_invalid_token(app.post_json("/api/users/activation/", &again).await).await;
+    drained(&app, 3).await;
+    assert_eq!(smtp.messages().len(), 2);
 }
 
 async fn a_reset_link_sets_the_password_once_and_revokes_every_token(backend: Backend) {
