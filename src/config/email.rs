@@ -96,3 +96,53 @@ impl EmailSettings {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::load_with;
+
+    fn refused(vars: &[(&str, &str)]) -> String {
+        load_with(None, vars).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn links_without_uid_and_token_are_refused_naming_the_key() {
+        let err = refused(&[("JWTD__EMAIL__PASSWORD_RESET_URL", "https://app/reset/{uid}")]);
+        assert!(err.contains("email.password_reset_url"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_sender_or_smtp_url_is_refused_without_printing_the_url() {
+        assert!(refused(&[("JWTD__EMAIL__FROM", "not an address")]).contains("email.from"));
+        let err = refused(&[
+            ("JWTD__EMAIL__BACKEND", "smtp"),
+            ("JWTD__EMAIL__SMTP_URL", "http://user:hunter2@mail"),
+        ]);
+        assert!(err.contains("email.smtp_url"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn a_claim_that_could_end_mid_send_is_refused() {
+        let err = refused(&[
+            ("JWTD__EMAIL__SMTP_TIMEOUT", "10s"),
+            ("JWTD__EMAIL__CLAIM_LEASE", "20s"),
+        ]);
+        assert!(err.contains("claim_lease"), "{err}");
+    }
+
+    #[test]
+    fn smtp_urls_with_tls_or_starttls_load() {
+        for url in [
+            "smtps://u:p@mail:465",
+            "smtp://mail:587?tls=required",
+            "smtp://mail",
+        ] {
+            let vars = [
+                ("JWTD__EMAIL__BACKEND", "smtp"),
+                ("JWTD__EMAIL__SMTP_URL", url),
+            ];
+            assert!(load_with(None, &vars).is_ok(), "{url}");
+        }
+    }
+}
