@@ -435,3 +435,41 @@ async fn senders_claiming_at_once_never_share_a_mail(backend: Backend) {
         .unwrap();
     assert!(later.is_empty());
 }
+
+/// Known and unknown addresses answered in about the same time: sent in alternation, the
+/// medians stay within a few milliseconds of each other (the request path does the same work
+/// for both; a lookup, a hash or an SMTP exchange on it for one of them would show).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn known_and_unknown_addresses_are_answered_in_about_the_same_time() {
+    let Some(smtp) = SmtpServer::start() else {
+        return;
+    };
+    let app = spawn(Backend::Sqlite, &smtp, |s| s.email.mails_per_address = 1000).await;
+    user_with_email(&app, "frank").await;
+    let (mut known, mut unknown) = (Vec::new(), Vec::new());
+    for n in 0..40 {
+        let (email, times) = match n % 2 {
+            0 => ("frank@example.com".to_owned(), &mut known),
+            _ => (format!("nobody-{n}@example.com"), &mut unknown),
+        };
+        let started = Instant::now();
+        let answer = app
+            .post_json("/api/users/reset_password/", &json!({ "email": email }))
+            .await;
+        times.push(started.elapsed());
+        assert_eq!(answer.status(), StatusCode::NO_CONTENT);
+    }
+    let median = |times: &mut Vec<Duration>| {
+        times.sort();
+        times[times.len() / 2]
+    };
+    let (known, unknown) = (median(&mut known), median(&mut unknown));
+    eprintln!("reset_password medians: known {known:?}, unknown {unknown:?}");
+    let gap = known.abs_diff(unknown);
+    assert!(
+        gap < Duration::from_millis(5),
+        "known {known:?}, unknown {unknown:?}"
+    );
+    drained(&app, 40).await;
+    assert_eq!(smtp.messages().len(), 20);
+}
