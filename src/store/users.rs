@@ -294,6 +294,8 @@ impl UserRepository {
         };
         if let Some(active) = change.is_active {
             model.is_active = Set(active);
+            // Staff decided: no activation link works any more (see `email`).
+            model.awaiting_activation = Set(false);
         }
         if let Some(staff) = change.is_staff {
             model.is_staff = Set(staff);

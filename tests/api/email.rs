@@ -182,6 +182,25 @@ async fn activation_lets_the_user_in_and_its_link_works_once(backend: Backend) {
     expect_invalid_token(app.post_json("/api/users/activation/", &again).await).await;
     drained(&app, 3).await;
     assert_eq!(smtp.messages().len(), 2);
+
+    // Activated by staff instead, then deactivated: no activation mail either.
+    let bert = json!({"username": "bert", "email": "bert@example.com", "password": PASSWORD});
+    let created = expect_status(app.register(&bert).await, StatusCode::CREATED).await;
+    let id: uuid::Uuid = created["id"].as_str().unwrap().parse().unwrap();
+    for is_active in [true, false] {
+        let change = AdminChange {
+            is_active: Some(is_active),
+            ..Default::default()
+        };
+        app.state.accounts.admin_update(id, change).await.unwrap();
+    }
+    let resend = json!({"email": "bert@example.com"});
+    let answer = app
+        .post_json("/api/users/resend_activation/", &resend)
+        .await;
+    assert_eq!(answer.status(), StatusCode::NO_CONTENT);
+    drained(&app, 4).await;
+    assert_eq!(smtp.messages().len(), 3, "bert's registration mail only");
 }
 
 async fn a_reset_link_sets_the_password_once_and_revokes_every_token(backend: Backend) {
