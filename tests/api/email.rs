@@ -492,3 +492,25 @@ async fn known_and_unknown_addresses_are_answered_in_about_the_same_time() {
     drained(&app, 40).await;
     assert_eq!(smtp.messages().len(), 20);
 }
+
+/// With the store of the throttling counters (here Redis) down, an address request fails closed
+/// with 503 and queues nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_whose_counter_cannot_be_kept_is_503_and_queues_nothing() {
+    let mut redis = jwtd_test_support::RedisServer::start(None);
+    let app = TestApp::spawn_on_redis(&redis).await;
+    user_with_email(&app, "gina").await;
+    redis.stop();
+    for path in [
+        "/api/users/reset_password/",
+        "/api/users/resend_activation/",
+    ] {
+        let answer = app
+            .post_json(path, &json!({"email": "gina@example.com"}))
+            .await;
+        let body = expect_status(answer, StatusCode::SERVICE_UNAVAILABLE).await;
+        assert_eq!(body["code"], "unavailable", "{body}");
+    }
+    assert_eq!(app.state.email.requests_handled(), 0);
+    assert!(app.state.email.outbox.all().await.unwrap().is_empty());
+}
