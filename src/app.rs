@@ -132,8 +132,16 @@ impl App {
             let routes = http::metrics_routes(self.state.clone()).map_to_response();
             listener.serve(routes, idle_timeout, stopped()).await
         };
+        // The outbox sender and the email requests run while the listeners do.
+        let email = async {
+            self.state.email.run().await;
+            Ok(())
+        };
         // A listener that fails ends the other too (its `serve` is dropped).
-        let result = tokio::try_join!(signal, api, metrics).map(|_| ());
+        let result = tokio::select! {
+            result = async { tokio::try_join!(signal, api, metrics).map(|_| ()) } => result,
+            result = email => result,
+        };
         if let Err(err) = self.state.sessions.flush_touches().await {
             tracing::warn!(error = %err, "writing session refresh times at shutdown failed");
         }

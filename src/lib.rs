@@ -12,6 +12,7 @@ pub mod app;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod email;
 pub mod flows;
 pub mod http;
 pub mod metrics;

@@ -7,6 +7,7 @@ use std::time::Duration;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -84,6 +85,16 @@ pub struct Metrics {
     login_failures: Family<ReasonLabels, Counter>,
     reuse_detected: Counter,
     store_errors: Family<OperationLabels, Counter>,
+    email: EmailMetrics,
+}
+
+/// The email outbox (see `email`): what waits, what went, what failed.
+#[derive(Default)]
+struct EmailMetrics {
+    queued: Gauge,
+    oldest_age_seconds: Gauge,
+    sent: Counter,
+    failed: Family<ReasonLabels, Counter>,
 }
 
 /// 100 µs to about 6.5 s by doubling: verify sits at the bottom, a queued login near the top.
@@ -109,6 +120,7 @@ impl Metrics {
             login_failures: Family::default(),
             reuse_detected: Counter::default(),
             store_errors: Family::default(),
+            email: EmailMetrics::default(),
         };
         metrics.register();
         metrics
@@ -155,6 +167,27 @@ impl Metrics {
             "store_errors",
             "Requests refused with 503 because the database or Redis failed, by operation",
             self.store_errors.clone(),
+        );
+        self.register_email();
+    }
+
+    fn register_email(&mut self) {
+        let (registry, email) = (&mut self.registry, &self.email);
+        registry.register(
+            "email_queued",
+            "Mails in the outbox waiting to be sent (any instance's last look)",
+            email.queued.clone(),
+        );
+        registry.register(
+            "email_oldest_queued_age_seconds",
+            "How long the oldest mail in the outbox has waited",
+            email.oldest_age_seconds.clone(),
+        );
+        registry.register("email_sent", "Mails delivered", email.sent.clone());
+        registry.register(
+            "email_failed",
+            "Failed deliveries, by reason: retry (tried again later) or permanent (given up)",
+            email.failed.clone(),
         );
     }
 
@@ -223,6 +256,32 @@ impl Metrics {
 
     pub fn reuse_detected(&self) {
         self.reuse_detected.inc();
+    }
+
+    /// The outbox as a sender last saw it.
+    pub fn email_backlog(&self, queued: u64, oldest_age: Duration) {
+        let email = &self.email;
+        email.queued.set(i64::try_from(queued).unwrap_or(i64::MAX));
+        let age = i64::try_from(oldest_age.as_secs()).unwrap_or(i64::MAX);
+        email.oldest_age_seconds.set(age);
+    }
+
+    pub fn email_sent(&self) {
+        self.email.sent.inc();
+    }
+
+    /// A delivery failed; `permanent`: the mail is given up.
+    pub fn email_failed(&self, permanent: bool) {
+        let reason = if permanent { "permanent" } else { "retry" };
+        self.email
+            .failed
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
+    }
+
+    /// Mails delivered so far by this instance (tests).
+    pub fn emails_sent(&self) -> u64 {
+        self.email.sent.get()
     }
 
     /// Everything, in the OpenMetrics text format.

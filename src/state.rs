@@ -8,6 +8,8 @@ use sea_orm::DatabaseConnection;
 use crate::accounts::AccountService;
 use crate::clock::SharedClock;
 use crate::config::{RevocationBackend, Settings};
+use crate::email::transport::Transport;
+use crate::email::{self, EmailDeps, EmailService, LinkTokens, Mails, OutboxSender};
 use crate::flows::{FlowDeps, Flows};
 use crate::http::client_address::TrustedProxies;
 use crate::metrics::Metrics;
@@ -15,6 +17,7 @@ use crate::oauth::{ClientService, OAuthService};
 use crate::outage::Outage;
 use crate::password::{PasswordError, Passwords};
 use crate::store::clients::ClientRepository;
+use crate::store::outbox::OutboxRepository;
 use crate::store::redis::{RedisRevocationStore, VolatileRedis};
 use crate::store::sessions::SessionRepository;
 use crate::store::sql::SqlRevocationStore;
@@ -62,6 +65,7 @@ pub struct AppState {
     pub accounts: Arc<AccountService>,
     pub clients: Arc<ClientService>,
     pub oauth: Arc<OAuthService>,
+    pub email: Arc<EmailService>,
     pub clock: SharedClock,
     pub trusted_proxies: Arc<TrustedProxies>,
     pub metrics: Arc<Metrics>,
@@ -99,6 +103,12 @@ impl AppState {
             metrics: metrics.clone(),
         };
         let flows = Flows::new(deps, &settings.jwt);
+        let tokens = LinkTokens::new(
+            &email::link_secret(&settings)?,
+            settings.email.password_reset_lifetime,
+            clock.clone(),
+        );
+        let mails = Arc::new(Mails::new(&settings.email, tokens)?);
         let accounts = Arc::new(AccountService {
             users: users.clone(),
             passwords: passwords.clone(),
@@ -107,7 +117,12 @@ impl AppState {
             throttle: throttle.clone(),
             clock: clock.clone(),
             allow_registration: settings.users.allow_registration,
+            require_activation: settings.users.require_activation,
+            mails: mails.clone(),
         });
+        let email = Arc::new(email_service(
+            &settings, &db, &accounts, &mails, &throttle, &metrics,
+        )?);
         let clients = Arc::new(ClientService::new(
             ClientRepository::new(db.clone()),
             flows.revocation.clone(),
@@ -127,11 +142,52 @@ impl AppState {
             accounts,
             clients,
             oauth,
+            email,
             clock,
             trusted_proxies: Arc::new(trusted_proxies),
             metrics,
         })
     }
+}
+
+/// Activation and reset mails: the request flows and this instance's outbox sender.
+fn email_service(
+    settings: &Settings,
+    db: &DatabaseConnection,
+    accounts: &Arc<AccountService>,
+    mails: &Arc<Mails>,
+    throttle: &Arc<LoginThrottle>,
+    metrics: &Arc<Metrics>,
+) -> Result<EmailService, StartupError> {
+    let email = &settings.email;
+    let from = email.from.parse().map_err(|_| {
+        crate::config::ConfigError::Invalid(format!(
+            "email.from {:?} is not an address",
+            email.from
+        ))
+    })?;
+    let outbox = OutboxRepository::new(db.clone());
+    let sender = OutboxSender {
+        outbox: outbox.clone(),
+        transport: Transport::from_settings(email)?,
+        from,
+        clock: accounts.clock.clone(),
+        metrics: metrics.clone(),
+        queued: mails.queued_signal(),
+        poll_interval: email.poll_interval,
+        retry_backoff: email.retry_backoff,
+        retry_backoff_max: email.retry_backoff_max,
+        claim_lease: email.claim_lease,
+    };
+    Ok(EmailService::new(EmailDeps {
+        accounts: accounts.clone(),
+        mails: mails.clone(),
+        outbox,
+        throttle: throttle.clone(),
+        settings: email.clone(),
+        require_activation: settings.users.require_activation,
+        sender,
+    }))
 }
 
 /// The revocation store, and the throttling counters in the same backend.

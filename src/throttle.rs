@@ -89,7 +89,13 @@ impl LoginThrottle {
     }
 
     /// Counts one more under `key`; past `limit` (0: none) in `window`, says when to retry.
-    async fn admit(&self, key: &str, limit: u32, window: Duration) -> Result<(), ThrottleError> {
+    /// Other limits (the email requests') use it with keys of their own prefix.
+    pub async fn admit(
+        &self,
+        key: &str,
+        limit: u32,
+        window: Duration,
+    ) -> Result<(), ThrottleError> {
         if limit == 0 {
             return Ok(());
         }
@@ -106,9 +112,7 @@ impl LoginThrottle {
     /// The counter key of an account. The username is hashed: counters hold no personal data
     /// and keys have a fixed length.
     pub fn account(&self, username: &str) -> AccountKey {
-        let digest = Sha256::digest(normalize_username(username).as_bytes());
-        let id: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-        AccountKey(format!("a:{id}"))
+        AccountKey(hashed_key("a", &normalize_username(username)))
     }
 
     /// Reserves a password check of `account`: refused while it is locked; otherwise counted as
@@ -142,6 +146,13 @@ impl LoginThrottle {
         let live = record.filter(|record| record.window_ends > now);
         Ok(live.map_or(0, |record| record.count))
     }
+}
+
+/// `prefix:` and a digest of `text`: a counter key with no personal data in it, of a fixed length.
+pub fn hashed_key(prefix: &str, text: &str) -> String {
+    let digest = Sha256::digest(text.as_bytes());
+    let id: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{prefix}:{id}")
 }
 
 /// The back-off as the stores apply it: `account_backoff` in whole milliseconds, doubling up to

@@ -21,11 +21,13 @@ pub use validation::{
 };
 
 use crate::clock::SharedClock;
+use crate::email::Mails;
 use crate::flows::{ActiveUsers, AuthError, RevocationFlow};
 use crate::outage::Outage;
 use crate::password::{PasswordError, Passwords, Verified};
 use crate::store::users::{
-    AdminChange, NewUser, ProfileChange, Taken, UserFilter, UserRepository, WriteUserError,
+    AdminChange, Credentials, NewUser, ProfileChange, Taken, UserFilter, UserRepository,
+    WriteUserError,
 };
 use crate::throttle::{Attempt, LoginThrottle, ThrottleError};
 
@@ -102,6 +104,9 @@ pub struct AccountService {
     pub(crate) throttle: Arc<LoginThrottle>,
     pub(crate) clock: SharedClock,
     pub(crate) allow_registration: bool,
+    /// `users.require_activation`: registration makes an inactive user and mails a link.
+    pub(crate) require_activation: bool,
+    pub(crate) mails: Arc<Mails>,
 }
 
 impl AccountService {
@@ -117,11 +122,51 @@ impl AccountService {
         }
         self.throttle.admit_registration(client).await?;
         account.is_staff = false;
-        self.create(account).await
+        if self.require_activation && account.email.trim().is_empty() {
+            let required = "An email address is required to activate the account.";
+            return Err(AccountError::field("email", vec![required.into()]));
+        }
+        let new = self.checked_new_user(account).await?;
+        if self.require_activation {
+            return self.create_inactive(new).await;
+        }
+        Ok(self.users.create(new, self.now()).await?)
     }
 
     /// Creates an account whatever `users.allow_registration` says (operators).
     pub async fn create(&self, account: NewAccount) -> Result<User, AccountError> {
+        let new = self.checked_new_user(account).await?;
+        Ok(self.users.create(new, self.now()).await?)
+    }
+
+    /// An inactive user and their activation mail, stored together.
+    async fn create_inactive(&self, new: NewUser) -> Result<User, AccountError> {
+        let id = Uuid::now_v7();
+        let now = self.now();
+        let future = Credentials {
+            user: User {
+                id,
+                username: new.username.clone(),
+                email: new.email.clone(),
+                is_active: false,
+                is_staff: new.is_staff,
+                date_joined: now,
+                last_login: None,
+            },
+            password_hash: new.password_hash.clone(),
+            awaiting_activation: true,
+        };
+        let mail = self.mails.activation(&future);
+        let user = self
+            .users
+            .create_inactive_with_mail(id, new, now, mail)
+            .await?;
+        self.mails.queued();
+        Ok(user)
+    }
+
+    /// The validated account with its password hashed, ready to insert.
+    async fn checked_new_user(&self, account: NewAccount) -> Result<NewUser, AccountError> {
         let NewAccount {
             username,
             email,
@@ -141,13 +186,12 @@ impl AccountService {
         }
         refuse_taken(self.users.taken(&username, &email).await?)?;
         let password_hash = self.passwords.hash(password).await?;
-        let new = NewUser {
+        Ok(NewUser {
             username,
             email,
             password_hash,
             is_staff,
-        };
-        Ok(self.users.create(new, self.now()).await?)
+        })
     }
 
     pub async fn update_profile(

@@ -24,6 +24,9 @@ pub enum UsersCommand {
     Deactivate(UserRef),
     /// Delete a user and revoke every token of the user.
     Delete(UserRef),
+    /// Queue a password-reset mail to the user's address (outside the per-address limits); a
+    /// running jwtd sends it.
+    SendReset(UserRef),
 }
 
 #[derive(Debug, Args)]
@@ -115,6 +118,11 @@ pub async fn run(settings: Settings, command: UsersCommand) -> CliResult {
                 "jwtd: deleted {}; every token of theirs is revoked",
                 user.username
             );
+        }
+        UsersCommand::SendReset(args) => {
+            let user = named(accounts, &args.username).await?;
+            let address = state.email.send_reset_to(&user.username).await?;
+            eprintln!("jwtd: a password-reset mail to {address} is queued");
         }
     }
     Ok(())

@@ -6,6 +6,7 @@
 //! ([`Settings::validate`]), so a wrong setting stops the start instead of a request.
 
 mod algorithm;
+mod email;
 mod environment;
 mod jwt;
 mod public_url;
@@ -19,6 +20,7 @@ use ::config::{Config, File, FileFormat};
 use serde::{Deserialize, Deserializer};
 
 pub use algorithm::{SigningAlgorithm, UnsupportedAlgorithm};
+pub use email::{EmailBackend, EmailSettings};
 pub use environment::{Environment, UnknownEnvironment};
 pub use jwt::{DEVELOPMENT_SIGNING_KEY, ExtraClaim, JwtSettings};
 pub use public_url::{InvalidPublicUrl, PublicUrl};
@@ -60,6 +62,7 @@ pub struct Settings {
     pub password: PasswordSettings,
     pub users: UserSettings,
     pub throttle: ThrottleSettings,
+    pub email: EmailSettings,
     pub log: LogSettings,
 }
 

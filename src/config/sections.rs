@@ -118,6 +118,8 @@ pub struct Argon2Settings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct UserSettings {
     pub allow_registration: bool,
+    /// Registration creates an inactive user and mails an activation link (see `email`).
+    pub require_activation: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -52,6 +52,7 @@ impl Settings {
                 ));
             }
         }
+        self.email.validate()?;
         if self.is_production() {
             self.validate_production_key()?;
             self.validate_production_server()?;

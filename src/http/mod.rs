@@ -7,6 +7,7 @@ pub mod body;
 pub mod client_address;
 pub mod client_auth;
 pub mod discovery;
+pub mod email;
 pub mod error;
 pub mod health;
 pub mod limits;
@@ -52,6 +53,7 @@ pub enum ApiTags {
 pub type Apis = (
     token::TokenApi,
     users::UsersApi,
+    email::EmailApi,
     admin::AdminApi,
     oauth::OAuthApi,
     discovery::DiscoveryApi,
@@ -68,6 +70,7 @@ fn apis(state: &AppState) -> Apis {
             state.flows.revocation.clone(),
             state.trusted_proxies.clone(),
         ),
+        email::EmailApi::new(state.email.clone(), state.trusted_proxies.clone()),
         admin::AdminApi::new(state.accounts.clone()),
         oauth::OAuthApi::new(
             state.oauth.clone(),

@@ -6,6 +6,7 @@ pub mod counters;
 pub mod db;
 pub mod entities;
 pub mod lookups;
+pub mod outbox;
 pub mod redis;
 pub mod revocation;
 pub mod sessions;

@@ -5,12 +5,14 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, Func, LikeExpr};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, ExprTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr, TransactionTrait,
 };
 use uuid::Uuid;
 
 use super::entities::user::{ActiveModel, Column, Entity, Model};
+use super::outbox::{self, NewMail};
 use crate::accounts::{User, normalize_username};
+use crate::clock::UnixMillis;
 use crate::outage::Outage;
 
 impl From<Model> for User {
@@ -31,6 +33,8 @@ impl From<Model> for User {
 pub struct Credentials {
     pub user: User,
     pub password_hash: String,
+    /// Registered with `users.require_activation` and not activated yet.
+    pub awaiting_activation: bool,
 }
 
 /// Why a user could not be written.
@@ -170,18 +174,66 @@ impl UserRepository {
     }
 
     pub async fn create(&self, new: NewUser, now: DateTime<Utc>) -> Result<User, WriteUserError> {
-        let model = ActiveModel {
-            id: Set(Uuid::now_v7()),
-            username_normalized: Set(normalize_username(&new.username)),
-            username: Set(new.username),
-            email: Set(new.email),
-            password_hash: Set(new.password_hash),
-            is_active: Set(true),
-            is_staff: Set(new.is_staff),
-            date_joined: Set(now),
-            last_login: Set(None),
-        };
+        let model = new_row(Uuid::now_v7(), new, true, now);
         Ok(model.insert(&self.db).await?.into())
+    }
+
+    /// Inserts `new` as the inactive user `id` and queues `mail` in the same transaction: both
+    /// are stored, or neither (registration with `users.require_activation`).
+    pub async fn create_inactive_with_mail(
+        &self,
+        id: Uuid,
+        new: NewUser,
+        now: DateTime<Utc>,
+        mail: NewMail,
+    ) -> Result<User, WriteUserError> {
+        let transaction = self.db.begin().await.map_err(Outage::from)?;
+        let user = new_row(id, new, false, now).insert(&transaction).await?;
+        outbox::enqueue(&transaction, mail, UnixMillis(now.timestamp_millis())).await?;
+        transaction.commit().await.map_err(Outage::from)?;
+        Ok(user.into())
+    }
+
+    /// The user whose email is `email` (ignoring case, as the unique index compares it).
+    pub async fn credentials_by_email(&self, email: &str) -> Result<Option<Credentials>, Outage> {
+        let lowered = Expr::expr(Func::lower(Expr::col(Column::Email)));
+        let row = Entity::find()
+            .filter(lowered.eq(Func::lower(Expr::val(email))))
+            .filter(Column::Email.ne(""))
+            .one(&self.db)
+            .await?;
+        Ok(row.map(credentials_of))
+    }
+
+    /// Activates the user if they still await their activation; whether this call did it. Of
+    /// several at once, one does.
+    pub async fn activate(&self, id: Uuid) -> Result<bool, Outage> {
+        let changed = Entity::update_many()
+            .col_expr(Column::IsActive, Expr::value(true))
+            .col_expr(Column::AwaitingActivation, Expr::value(false))
+            .filter(Column::Id.eq(id))
+            .filter(Column::IsActive.eq(false))
+            .filter(Column::AwaitingActivation.eq(true))
+            .exec(&self.db)
+            .await?;
+        Ok(changed.rows_affected == 1)
+    }
+
+    /// Replaces the password hash if it is still `old`; whether this call did it. Of several at
+    /// once, one does.
+    pub async fn replace_password_hash(
+        &self,
+        id: Uuid,
+        old: &str,
+        new: String,
+    ) -> Result<bool, Outage> {
+        let changed = Entity::update_many()
+            .col_expr(Column::PasswordHash, Expr::value(new))
+            .filter(Column::Id.eq(id))
+            .filter(Column::PasswordHash.eq(old))
+            .exec(&self.db)
+            .await?;
+        Ok(changed.rows_affected == 1)
     }
 
     pub async fn update_profile(
@@ -242,6 +294,8 @@ impl UserRepository {
         };
         if let Some(active) = change.is_active {
             model.is_active = Set(active);
+            // Staff decided: no activation link works any more (see `email`).
+            model.awaiting_activation = Set(false);
         }
         if let Some(staff) = change.is_staff {
             model.is_staff = Set(staff);
@@ -290,9 +344,25 @@ fn escape_like(text: &str) -> String {
     escaped
 }
 
+fn new_row(id: Uuid, new: NewUser, is_active: bool, now: DateTime<Utc>) -> ActiveModel {
+    ActiveModel {
+        id: Set(id),
+        username_normalized: Set(normalize_username(&new.username)),
+        username: Set(new.username),
+        email: Set(new.email),
+        password_hash: Set(new.password_hash),
+        is_active: Set(is_active),
+        is_staff: Set(new.is_staff),
+        date_joined: Set(now),
+        last_login: Set(None),
+        awaiting_activation: Set(!is_active),
+    }
+}
+
 fn credentials_of(row: Model) -> Credentials {
     Credentials {
         password_hash: row.password_hash.clone(),
+        awaiting_activation: row.awaiting_activation,
         user: row.into(),
     }
 }

@@ -2,6 +2,7 @@
 
 mod accounts;
 mod admin;
+mod email;
 mod errors;
 mod forged;
 mod fuzz;

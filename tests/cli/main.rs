@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jwtd_test_support::free_port;
+use jwtd_test_support::{SmtpServer, free_port};
 
 mod config_docs;
 
@@ -748,4 +748,87 @@ async fn json_logs_carry_the_request_id_and_never_a_password_or_token() {
     // Nor any part of a token that would let it be pieced together.
     let signature = access.rsplit('.').next().unwrap();
     assert!(!stderr.contains(signature));
+}
+
+/// The default `console` backend: a reset asked over HTTP and one queued by `jwtd users
+/// send-reset` both reach the log, with their links, and no mail server (one listens at
+/// `email.smtp_url`, and receives nothing).
+#[tokio::test]
+async fn the_console_backend_writes_mail_to_the_log_and_nothing_else() {
+    let Some(smtp) = SmtpServer::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut create = jwtd(dir.path())
+        .args([
+            "users",
+            "create",
+            "--username",
+            "erin",
+            "--email",
+            "erin@example.com",
+        ])
+        .args(["--password", PASSWORD])
+        .output()
+        .unwrap();
+    assert!(create.status.success(), "{create:?}");
+    let smtp_url = smtp.url();
+    let env = [
+        ("JWTD__EMAIL__SMTP_URL", smtp_url.as_str()),
+        ("JWTD__EMAIL__POLL_INTERVAL", "50ms"),
+        ("RUST_LOG", "info"),
+    ];
+    let (mut server, port) = serve_with(dir.path(), &env).await;
+    let client = reqwest::Client::new();
+    let asked = client
+        .post(format!("http://127.0.0.1:{port}/api/users/reset_password/"))
+        .json(&serde_json::json!({"email": "erin@example.com"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(asked.status(), reqwest::StatusCode::NO_CONTENT);
+    create = run(dir.path(), &["users", "send-reset", "--username", "erin"]);
+    let said = String::from_utf8_lossy(&create.stderr);
+    assert!(create.status.success(), "{said}");
+    assert!(
+        said.contains("mail to erin@example.com is queued"),
+        "{said}"
+    );
+    let nobody = jwtd(dir.path())
+        .args(["users", "send-reset", "--username", "nobody"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&nobody.stderr);
+    assert!(
+        !nobody.status.success() && said.contains("no user named"),
+        "{said}"
+    );
+
+    let metrics = format!("http://127.0.0.1:{port}/metrics");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = client
+            .get(&metrics)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if text.lines().any(|line| line == "jwtd_email_sent_total 2") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the mails were not written: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop(&mut server);
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut server.stderr.take().unwrap(), &mut log).unwrap();
+    let links = log.matches("http://localhost:3000/password-reset/").count();
+    assert_eq!(links, 2, "{log}");
+    assert!(log.contains("Reset your password"), "{log}");
+    assert!(smtp.messages().is_empty(), "the console backend sent mail");
 }

@@ -7,6 +7,8 @@ pub enum ErrorCode {
     Invalid,
     NoActiveAccount,
     TokenNotValid,
+    /// A bad, used or expired activation or reset link.
+    InvalidToken,
     NotAuthenticated,
     BadAuthorizationHeader,
     UserNotFound,
@@ -41,6 +43,7 @@ impl ErrorCode {
             ErrorCode::Invalid => "invalid",
             ErrorCode::NoActiveAccount => "no_active_account",
             ErrorCode::TokenNotValid => "token_not_valid",
+            ErrorCode::InvalidToken => "invalid_token",
             ErrorCode::NotAuthenticated => "not_authenticated",
             ErrorCode::BadAuthorizationHeader => "bad_authorization_header",
             ErrorCode::UserNotFound => "user_not_found",

@@ -18,7 +18,7 @@ impl ApiResponse for ApiError {
             responses: vec![
                 response(
                     400,
-                    "`invalid`: a field is missing, blank or of the wrong type, or the body is not JSON / form data.",
+                    "`invalid`: a field is missing, blank or of the wrong type, or the body is not JSON / form data; `invalid_token`: a bad, used or expired activation or reset link.",
                     vec![],
                 ),
                 response(

@@ -19,6 +19,7 @@ pub use code::ErrorCode;
 pub use oauth::{OAuthApiError, OAuthErrorBody};
 
 use crate::accounts::AccountError;
+use crate::email::EmailError;
 use crate::flows::AuthError;
 use crate::outage::{Outage, chain};
 use crate::token::TokenError;
@@ -321,6 +322,19 @@ impl From<AccountError> for ApiError {
             AccountError::Throttled { retry_after_secs } => ApiError::throttled(retry_after_secs),
             AccountError::NotFound => ApiError::not_found(),
             AccountError::Auth(auth) => auth.into(),
+        }
+    }
+}
+
+impl From<EmailError> for ApiError {
+    fn from(err: EmailError) -> ApiError {
+        match err {
+            EmailError::InvalidToken => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::InvalidToken,
+                err.to_string(),
+            ),
+            EmailError::Account(account) => account.into(),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! SeaORM entities; the schema itself is owned by the `migration` crate.
 
+pub mod email_outbox;
 pub mod oauth_client;
 pub mod revocation;
 pub mod session;

@@ -14,6 +14,9 @@ pub struct Model {
     pub is_staff: bool,
     pub date_joined: DateTimeUtc,
     pub last_login: Option<DateTimeUtc>,
+    /// Registered with `users.require_activation` and not activated yet: only then may the user
+    /// activate by mail (not after staff deactivated them).
+    pub awaiting_activation: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -8,7 +8,8 @@
 //!
 //! By concern: [`app`] spawns the app (settings per store, the clock), [`client`] is what a test
 //! asks of it (requests, grouped by area, and fixtures), [`expect`] reads the answers, [`redis`] and
-//! [`postgres`] run the stores' processes and databases, [`ports`] finds and waits for ports.
+//! [`postgres`] run the stores' processes and databases, [`smtp`] a real SMTP server, [`ports`]
+//! finds and waits for ports.
 
 pub mod app;
 pub mod client;
@@ -16,6 +17,7 @@ pub mod expect;
 pub mod ports;
 pub mod postgres;
 pub mod redis;
+pub mod smtp;
 
 pub use app::{Backend, TestApp};
 pub use client::oauth::TestClient;
@@ -27,6 +29,7 @@ pub use expect::{
 pub use ports::free_port;
 pub use postgres::{PostgresDatabase, PostgresServer, postgres_available};
 pub use redis::{RedisCluster, RedisServer};
+pub use smtp::{SmtpServer, link_in};
 
 /// The password of every user [`TestApp::create_user`] makes.
 pub const PASSWORD: &str = "correct horse battery staple";
