@@ -6,6 +6,7 @@
 //! ([`Settings::validate`]), so a wrong setting stops the start instead of a request.
 
 mod algorithm;
+mod browser;
 mod environment;
 mod jwt;
 mod public_url;
@@ -19,6 +20,7 @@ use ::config::{Config, File, FileFormat};
 use serde::{Deserialize, Deserializer};
 
 pub use algorithm::{SigningAlgorithm, UnsupportedAlgorithm};
+pub use browser::{CookieSettings, CorsSettings};
 pub use environment::{Environment, UnknownEnvironment};
 pub use jwt::{DEVELOPMENT_SIGNING_KEY, ExtraClaim, JwtSettings};
 pub use public_url::{InvalidPublicUrl, PublicUrl};
@@ -61,6 +63,8 @@ pub struct Settings {
     pub users: UserSettings,
     pub throttle: ThrottleSettings,
     pub log: LogSettings,
+    pub cookies: CookieSettings,
+    pub cors: CorsSettings,
 }
 
 fn human_duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
@@ -110,7 +114,8 @@ impl Settings {
                     .list_separator(",")
                     .with_list_parse_key("jwt.previous_public_key_files")
                     .with_list_parse_key("jwt.access_token_extra_claims")
-                    .with_list_parse_key("server.trusted_proxies"),
+                    .with_list_parse_key("server.trusted_proxies")
+                    .with_list_parse_key("cors.allowed_origins"),
             )
             .build()?
             .try_deserialize()?;
