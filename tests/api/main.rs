@@ -2,6 +2,8 @@
 
 mod accounts;
 mod admin;
+mod cookies;
+mod cors;
 mod errors;
 mod forged;
 mod fuzz;
