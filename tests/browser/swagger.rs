@@ -1,0 +1,110 @@
+//! Swagger UI at /docs, as a person uses it: obtain a token, Authorize with it, read /users/me.
+
+use fantoccini::key::Key;
+use fantoccini::{Client, Locator};
+use serde_json::Value;
+
+use crate::harness::{Site, USERNAME, wait_for_script, with_browser};
+use jwtd_test_support::PASSWORD;
+
+/// Opens an operation, "Try it out" (with `body` typed in as the request body, when given),
+/// "Execute"; waits for the answer and returns its status and body as Swagger UI shows them.
+async fn try_it_out(browser: &Client, operation: &str, body: Option<&str>) -> (String, String) {
+    let block = format!("#operations-{operation}");
+    let click = |selector: String| async move {
+        let element = browser
+            .wait()
+            .for_element(Locator::Css(&selector))
+            .await
+            .unwrap();
+        element.click().await.unwrap();
+    };
+    click(format!("{block} .opblock-summary-control")).await;
+    click(format!("{block} .try-out__btn")).await;
+    if let Some(body) = body {
+        let text = format!("{block} textarea.body-param__text");
+        let field = browser.find(Locator::Css(&text)).await.unwrap();
+        // Select the example and type over it, as a person would (React sees the keystrokes).
+        let (control, release) = (char::from(Key::Control), char::from(Key::Null));
+        field
+            .send_keys(&format!("{control}a{release}{body}"))
+            .await
+            .unwrap();
+    }
+    click(format!("{block} .execute")).await;
+    let status = format!("{block} .live-responses-table tbody .response-col_status");
+    let answered = format!("return document.querySelector('{status}') !== null");
+    wait_for_script(browser, &answered, "document.title").await;
+    let read = format!(
+        "return [document.querySelector('{status}').textContent.trim(),
+                 document.querySelector('{block} .live-responses-table .microlight').textContent]"
+    );
+    let answer = browser.execute(&read, vec![]).await.unwrap();
+    serde_json::from_value(answer).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swagger_ui_obtains_a_token_authorizes_with_it_and_reads_the_current_user() {
+    let site = Site::start().await;
+    with_browser(|browser| async move {
+        browser.goto(&format!("{}/docs", site.jwtd)).await.unwrap();
+        // The Token tag comes first, its body endpoints in SimpleJWT's order.
+        let first_tag = browser
+            .wait()
+            .for_element(Locator::Css(".opblock-tag"))
+            .await
+            .unwrap();
+        assert!(first_tag.text().await.unwrap().starts_with("Token"));
+        let credentials = format!(r#"{{"username": "{USERNAME}", "password": "{PASSWORD}"}}"#);
+        let (status, body) = try_it_out(&browser, "Token-token_obtain", Some(&credentials)).await;
+        assert_eq!(status, "200", "{body}");
+        let body: Value = serde_json::from_str(&body).unwrap();
+        let access = body["access"].as_str().unwrap();
+
+        browser
+            .find(Locator::Css(".btn.authorize"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        let schemes = browser
+            .wait()
+            .for_element(Locator::Css(".auth-container"))
+            .await;
+        drop(schemes.unwrap());
+        let mut bearer = None;
+        for scheme in browser
+            .find_all(Locator::Css(".auth-container"))
+            .await
+            .unwrap()
+        {
+            if scheme.text().await.unwrap().contains("BearerAuth") {
+                bearer = Some(scheme);
+            }
+        }
+        let bearer = bearer.expect("the BearerAuth scheme");
+        let input = bearer.find(Locator::Css("input")).await.unwrap();
+        input.send_keys(access).await.unwrap();
+        bearer
+            .find(Locator::Css("button.authorize"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        browser
+            .find(Locator::Css(".btn-done"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+
+        let (status, body) = try_it_out(&browser, "Users-users_me_read", None).await;
+        assert_eq!(status, "200", "{body}");
+        let user: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(user["username"], USERNAME);
+    })
+    .await;
+}
