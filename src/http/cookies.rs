@@ -158,6 +158,20 @@ impl BrowserCookies {
     }
 }
 
+/// Off (`cookies.enabled = false`), the cookie endpoints do not exist: 404 before anything reads
+/// the request, so a malformed body gets 404 too.
+pub fn not_found_when_off(enabled: bool, request: Request) -> poem::Result<Request> {
+    if !enabled
+        && request
+            .uri()
+            .path()
+            .starts_with(COOKIE_PATH.trim_end_matches('/'))
+    {
+        return Err(ApiError::not_found().into());
+    }
+    Ok(request)
+}
+
 /// The first cookie called `name` in the request's `Cookie` headers.
 fn cookie<'r>(request: &'r Request, name: &str) -> Option<&'r str> {
     request
@@ -186,7 +200,7 @@ fn new_csrf_value() -> String {
 }
 
 pub struct CookieApi {
-    settings: CookieSettings,
+    reuse_grace: Duration,
     cookies: BrowserCookies,
     login: Arc<LoginFlow>,
     refresh: Arc<RefreshFlow>,
@@ -205,7 +219,7 @@ impl CookieApi {
         proxies: Arc<TrustedProxies>,
     ) -> CookieApi {
         CookieApi {
-            settings: settings.clone(),
+            reuse_grace: settings.refresh_reuse_grace,
             cookies: BrowserCookies {
                 secure: settings.secure,
             },
@@ -216,14 +230,6 @@ impl CookieApi {
             clock,
             proxies,
         }
-    }
-
-    /// Off (`cookies.enabled = false`), the endpoints do not exist.
-    fn ensure_enabled(&self) -> Result<(), ApiError> {
-        if self.settings.enabled {
-            return Ok(());
-        }
-        Err(ApiError::not_found())
     }
 
     /// The refresh cookie, or 401 `token_not_valid` clearing whatever is left of the session.
@@ -260,10 +266,6 @@ impl CookieApi {
             cookies,
         })
     }
-
-    fn reuse_grace(&self) -> Duration {
-        self.settings.refresh_reuse_grace
-    }
 }
 
 #[OpenApi(tag = "ApiTags::Token")]
@@ -285,7 +287,6 @@ impl CookieApi {
         request: &Request,
         body: JsonOrForm<ObtainRequest>,
     ) -> Result<WithCookies<CookieTokenResponse>, ApiError> {
-        self.ensure_enabled()?;
         let ObtainRequest { username, password } = body.0;
         let context = login_context(request, &self.proxies);
         let pair = self.login.obtain(&username, password, context).await?;
@@ -314,11 +315,10 @@ impl CookieApi {
         request: &Request,
         #[oai(name = "X-CSRF-Token")] csrf: Header<Option<String>>,
     ) -> Result<WithCookies<CookieTokenResponse>, ApiError> {
-        self.ensure_enabled()?;
         let csrf = self.cookies.check_csrf(request, csrf.0.as_deref())?;
         let token = self.refresh_cookie(request)?;
         let by = RefreshBy::Browser {
-            reuse_grace: self.reuse_grace(),
+            reuse_grace: self.reuse_grace,
         };
         let refreshed = (self.refresh.refresh_by(token, by).await)
             .map_err(|err| self.cookies.clearing_on_401(err.into()))?;
@@ -348,7 +348,6 @@ impl CookieApi {
         request: &Request,
         #[oai(name = "X-CSRF-Token")] csrf: Header<Option<String>>,
     ) -> Result<WithCookies<NoContent>, ApiError> {
-        self.ensure_enabled()?;
         self.cookies.check_csrf(request, csrf.0.as_deref())?;
         let token = self.refresh_cookie(request)?;
         (self.revocation.blacklist(token).await)

@@ -134,6 +134,7 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
     let spec = spec::tags_in_order(&api.spec());
     let docs = spec::swagger_ui(&api, &spec);
     let cors = Cors::from_settings(&state.settings.cors);
+    let cookies_enabled = state.settings.cookies.enabled;
     let body_limit = BodyLimit(state.settings.server.max_body_bytes);
     let limits = RequestLimits::from_settings(&state.settings.server);
     let metrics = state.metrics.clone();
@@ -146,7 +147,9 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
         route = route.at("/metrics", get(metrics_text));
     }
     route
-        .before(|request| async move { Ok(without_api_trailing_slash(request)) })
+        .before(move |request| async move {
+            cookies::not_found_when_off(cookies_enabled, without_api_trailing_slash(request))
+        })
         .data(state.flows.verify.clone())
         .data(state.metrics.clone())
         .data(body_limit)

@@ -281,6 +281,11 @@ async fn with_the_cookie_transport_off_its_endpoints_are_not_found() {
         let response = post_with(&app, path, Some("jwtd_csrf=x"), Some("x")).await;
         expect_error(response, StatusCode::NOT_FOUND, "not_found", "Not found.").await;
     }
+    // Before anything reads the request: a malformed body, without the trailing slash, too.
+    let malformed = app
+        .post_raw("/api/token/cookie", "application/json", "{")
+        .await;
+    expect_error(malformed, StatusCode::NOT_FOUND, "not_found", "Not found.").await;
 }
 
 async fn a_refused_csrf_changes_nothing(backend: Backend) {

@@ -17,10 +17,10 @@ async fn spawn() -> TestApp {
 
 async fn preflight(app: &TestApp, origin: &str) -> reqwest::Response {
     app.client
-        .request(Method::OPTIONS, app.url("/api/token/cookie/refresh/"))
+        .request(Method::OPTIONS, app.url("/api/users/me/"))
         .header("origin", origin)
-        .header("access-control-request-method", "POST")
-        .header("access-control-request-headers", "x-csrf-token")
+        .header("access-control-request-method", "GET")
+        .header("access-control-request-headers", "authorization")
         .send()
         .await
         .unwrap()
