@@ -193,7 +193,7 @@ fn same_in_constant_time(a: &str, b: &str) -> bool {
     a.len() == b.len() && std::hint::black_box(difference) == 0
 }
 
-/// 128 random bits (two v4 UUIDs' worth, from the OS's generator), new for each session.
+/// Two v4 UUIDs: 244 random bits from the OS's generator, new for each session.
 fn new_csrf_value() -> String {
     let (a, b) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
     format!("{}{}", a.simple(), b.simple())

@@ -157,7 +157,7 @@ async fn login_sets_exactly_the_two_cookies_and_answers_no_refresh_token() {
             "access"
         );
         let csrf = string_field(&body, "csrf");
-        assert_eq!(csrf.len(), 64, "128 random bits in hex");
+        assert_eq!(csrf.len(), 64, "two v4 UUIDs in hex");
         let (prefix, secure_flag) = if secure {
             ("__Secure-", "; Secure")
         } else {

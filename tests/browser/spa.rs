@@ -135,7 +135,8 @@ async fn two_tabs_refresh_at_once_and_a_stolen_cookie_replayed_after_the_grace_e
         let now: f64 =
             serde_json::from_value(browser.execute("return Date.now()", vec![]).await.unwrap())
                 .unwrap();
-        let at = Value::from(now + 400.0);
+        // Far enough ahead for WebDriver to reach both tabs on a loaded machine.
+        let at = Value::from(now + 1000.0);
         for tab in [&first, &second] {
             browser.switch_to_window(tab.clone()).await.unwrap();
             browser

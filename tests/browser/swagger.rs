@@ -43,18 +43,36 @@ async fn try_it_out(browser: &Client, operation: &str, body: Option<&str>) -> (S
     serde_json::from_value(answer).unwrap()
 }
 
+/// The tag groups in the order shown, and the operations of the first.
+const LAYOUT: &str = "const sections = [...document.querySelectorAll('.opblock-tag-section')];
+    return [sections.map((s) => s.querySelector('.opblock-tag').dataset.tag),
+            [...sections[0].querySelectorAll('.opblock')].map((op) => op.id)];";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn swagger_ui_obtains_a_token_authorizes_with_it_and_reads_the_current_user() {
     let site = Site::start().await;
     with_browser(|browser| async move {
         browser.goto(&format!("{}/docs", site.jwtd)).await.unwrap();
-        // The Token tag comes first, its body endpoints in SimpleJWT's order.
-        let first_tag = browser
+        // Token first, its body endpoints in SimpleJWT's order, then the cookie ones; then Users.
+        browser
             .wait()
-            .for_element(Locator::Css(".opblock-tag"))
+            .for_element(Locator::Css(".opblock"))
             .await
             .unwrap();
-        assert!(first_tag.text().await.unwrap().starts_with("Token"));
+        let layout = browser.execute(LAYOUT, vec![]).await.unwrap();
+        let (tags, token): (Vec<String>, Vec<String>) = serde_json::from_value(layout).unwrap();
+        assert_eq!(tags[..2], ["Token", "Users"]);
+        let expected = [
+            "token_obtain",
+            "token_refresh",
+            "token_verify",
+            "token_blacklist",
+            "token_logout_all",
+            "token_cookie_obtain",
+            "token_cookie_refresh",
+            "token_cookie_logout",
+        ];
+        assert_eq!(token, expected.map(|id| format!("operations-Token-{id}")));
         let credentials = format!(r#"{{"username": "{USERNAME}", "password": "{PASSWORD}"}}"#);
         let (status, body) = try_it_out(&browser, "Token-token_obtain", Some(&credentials)).await;
         assert_eq!(status, "200", "{body}");
