@@ -360,3 +360,16 @@ async fn tabs_refreshing_at_once_share_one_successor_and_a_replay_after_the_grac
     let me = app.get_authed("/api/users/me/", &access).await;
     assert_eq!(me.status(), StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn a_csrf_header_that_is_not_text_is_a_failed_csrf_check() {
+    let app = spawn(Backend::Sqlite).await;
+    let header = reqwest::header::HeaderValue::from_bytes(b"\xff\xfe").unwrap();
+    let response = (app.client.post(app.url(REFRESH)))
+        .header("cookie", "jwtd_csrf=x; jwtd_refresh=y")
+        .header("x-csrf-token", header)
+        .send()
+        .await
+        .unwrap();
+    expect_csrf_failed(response).await;
+}
