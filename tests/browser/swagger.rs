@@ -1,13 +1,23 @@
 //! Swagger UI at /docs, as a person uses it: obtain a token, Authorize with it, read /users/me.
 
-use fantoccini::key::Key;
 use fantoccini::{Client, Locator};
 use serde_json::Value;
 
 use crate::harness::{Site, USERNAME, wait_for_script, with_browser};
 use jwtd_test_support::PASSWORD;
 
-/// Opens an operation, "Try it out" (with `body` typed in as the request body, when given),
+/// Sets the value of a field Swagger UI (React) controls and tells React, as typing would,
+/// without sending hundreds of keys one by one (seconds each time).
+async fn fill(browser: &Client, selector: &str, text: &str) {
+    let script = "const field = document.querySelector(arguments[0]);
+        const prototype = Object.getPrototypeOf(field);
+        Object.getOwnPropertyDescriptor(prototype, 'value').set.call(field, arguments[1]);
+        field.dispatchEvent(new Event('input', { bubbles: true }));";
+    let args = vec![Value::from(selector), Value::from(text)];
+    browser.execute(script, args).await.unwrap();
+}
+
+/// Opens an operation, "Try it out" (with `body` filled in as the request body, when given),
 /// "Execute"; waits for the answer and returns its status and body as Swagger UI shows them.
 async fn try_it_out(browser: &Client, operation: &str, body: Option<&str>) -> (String, String) {
     let block = format!("#operations-{operation}");
@@ -22,14 +32,7 @@ async fn try_it_out(browser: &Client, operation: &str, body: Option<&str>) -> (S
     click(format!("{block} .opblock-summary-control")).await;
     click(format!("{block} .try-out__btn")).await;
     if let Some(body) = body {
-        let text = format!("{block} textarea.body-param__text");
-        let field = browser.find(Locator::Css(&text)).await.unwrap();
-        // Select the example and type over it, as a person would (React sees the keystrokes).
-        let (control, release) = (char::from(Key::Control), char::from(Key::Null));
-        field
-            .send_keys(&format!("{control}a{release}{body}"))
-            .await
-            .unwrap();
+        fill(browser, &format!("{block} textarea.body-param__text"), body).await;
     }
     click(format!("{block} .execute")).await;
     let status = format!("{block} .live-responses-table tbody .response-col_status");
@@ -102,8 +105,8 @@ async fn swagger_ui_obtains_a_token_authorizes_with_it_and_reads_the_current_use
             }
         }
         let bearer = bearer.expect("the BearerAuth scheme");
-        let input = bearer.find(Locator::Css("input")).await.unwrap();
-        input.send_keys(access).await.unwrap();
+        let bearer_value = "input[aria-label='auth-bearer-value']";
+        fill(&browser, bearer_value, access).await;
         bearer
             .find(Locator::Css("button.authorize"))
             .await
