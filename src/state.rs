@@ -74,6 +74,7 @@ impl AppState {
         let keys = KeySet::from_settings(&settings.jwt)?;
         let db = db::connect(&settings.database).await?;
         db::migrate(&db).await?;
+        db::spawn_wal_checkpointer(db.clone(), settings.database.sqlite_checkpoint_interval);
         let stores = stores(&settings, &db, &clock).await?;
         let trusted_proxies = TrustedProxies::new(settings.server.trusted_proxies.clone());
         let throttle = Arc::new(LoginThrottle::new(

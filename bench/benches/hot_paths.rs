@@ -11,7 +11,9 @@ use jwtd::Settings;
 use jwtd::clock::{Clock, SystemClock, UnixMillis, UnixSecs};
 use jwtd::config::RevocationBackend;
 use jwtd::store::RevocationStore;
-use jwtd::store::revocation::{SpendRecord, TokenKeys};
+use jwtd::store::revocation::{
+    ExpectedVersion, RefreshTokenId, Rotation, RotationOutcome, TokenKeys,
+};
 use jwtd::token::claims::new_jti;
 use jwtd::token::keygen::generate_key_pair;
 use jwtd::token::{Claims, KeySet, SessionId, TokenCodec, TokenType};
@@ -106,20 +108,31 @@ fn revocation_check(c: &mut Criterion) {
         c.bench_function(&format!("revocation check {name}"), |b| {
             b.iter(|| runtime.block_on(store.entries(keys)).unwrap())
         });
-        // A refresh's round trip: every spend is of a new token, as in production.
-        c.bench_function(&format!("checked spend {name}"), |b| {
+        // A refresh's round trip: each rotation presents the token the one before issued,
+        // as a client chaining refreshes in one session does.
+        c.bench_function(&format!("rotation {name}"), |b| {
+            let mut presented = new_jti();
             b.iter(|| {
-                let jti = new_jti();
-                let keys = TokenKeys { jti: &jti, ..keys };
-                let record = SpendRecord {
-                    spent_at: UnixMillis(0),
-                    successor_jti: new_jti(),
-                    successor_iat: UnixSecs(0),
-                    successor_exp: until,
+                let successor = RefreshTokenId {
+                    jti: new_jti(),
+                    iat: UnixSecs(0),
+                    exp: until,
                 };
-                runtime
-                    .block_on(store.spend_checked(keys, &record, until))
-                    .unwrap()
+                let rotation = Rotation {
+                    token: TokenKeys {
+                        jti: &presented,
+                        ..keys
+                    },
+                    session_started: UnixMillis(1),
+                    user_version: ExpectedVersion::Is(None),
+                    successor: &successor,
+                    now: SystemClock.now(),
+                    grace: Duration::ZERO,
+                    until,
+                };
+                let outcome = runtime.block_on(store.rotate(&rotation)).unwrap();
+                assert_eq!(outcome, RotationOutcome::Rotated);
+                presented = successor.jti;
             })
         });
     }

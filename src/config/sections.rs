@@ -64,6 +64,8 @@ pub struct DatabaseSettings {
     pub max_connections: u32,
     #[serde(deserialize_with = "human_duration")]
     pub acquire_timeout: Duration,
+    #[serde(deserialize_with = "human_duration")]
+    pub sqlite_checkpoint_interval: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

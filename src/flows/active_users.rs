@@ -14,6 +14,13 @@ use crate::store::user_cache::{self, UserCache};
 use crate::store::users::UserRepository;
 use crate::token::Claims;
 
+/// A user, and the version entry that was current when it was read.
+#[derive(Debug, Clone)]
+pub struct VersionedUser {
+    pub user: Arc<User>,
+    pub version: Option<String>,
+}
+
 pub struct ActiveUsers {
     users: UserRepository,
     cache: UserCache,
@@ -38,19 +45,35 @@ impl ActiveUsers {
     /// The token's user, if active. `version` is the user's version entry, read with the
     /// token's revocation entries.
     pub async fn of(&self, claims: &Claims, version: Option<&str>) -> Result<Arc<User>, AuthError> {
-        let id = Uuid::try_parse(&claims.user_id).map_err(|_| AuthError::TokenUserInactive)?;
-        let user = match self.cache.get(id, version) {
-            Some(user) => user,
-            None => match self.users.find_by_id(id).await? {
-                Some(user) => self.cache.insert(user, version.map(str::to_owned)),
-                None => return Err(AuthError::TokenUserInactive),
-            },
-        };
-        if user.is_active {
-            Ok(user)
-        } else {
-            Err(AuthError::TokenUserInactive)
+        let id = user_id_of(claims)?;
+        match self.cache.get(id, version) {
+            Some(user) => active(user),
+            None => Ok(self.load(claims, version.map(str::to_owned)).await?.user),
         }
+    }
+
+    /// This instance's copy of the token's active user, if it has a young enough one, and the
+    /// version entry it was loaded under. Nothing is read: a refresh checks the version in the
+    /// same store step that rotates, so a stale copy costs a reload, never a wrong token.
+    pub fn cached(&self, claims: &Claims) -> Result<Option<VersionedUser>, AuthError> {
+        let id = user_id_of(claims)?;
+        let cached = self.cache.peek(id).filter(|(user, _)| user.is_active);
+        Ok(cached.map(|(user, version)| VersionedUser { user, version }))
+    }
+
+    /// The token's user from the database, if active, cached under `version` (the user's
+    /// version entry, read before this).
+    pub async fn load(
+        &self,
+        claims: &Claims,
+        version: Option<String>,
+    ) -> Result<VersionedUser, AuthError> {
+        let id = user_id_of(claims)?;
+        let Some(user) = self.users.find_by_id(id).await? else {
+            return Err(AuthError::TokenUserInactive);
+        };
+        let user = active(self.cache.insert(user, version.clone()))?;
+        Ok(VersionedUser { user, version })
     }
 
     /// Call after any change to a user's record: every instance's cached copy is dropped
@@ -68,6 +91,18 @@ impl ActiveUsers {
         if let Err(err) = marked {
             tracing::warn!(%user_id, error = %crate::outage::chain(&err), "publishing a user change failed; other instances may use their cached copy for up to a minute");
         }
+    }
+}
+
+fn user_id_of(claims: &Claims) -> Result<Uuid, AuthError> {
+    Uuid::try_parse(&claims.user_id).map_err(|_| AuthError::TokenUserInactive)
+}
+
+fn active(user: Arc<User>) -> Result<Arc<User>, AuthError> {
+    if user.is_active {
+        Ok(user)
+    } else {
+        Err(AuthError::TokenUserInactive)
     }
 }
 

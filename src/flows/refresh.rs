@@ -1,22 +1,29 @@
 //! Refresh: a refresh token → a new access token and, with rotation, its successor. Rotation
-//! spends the presented token atomically (one winner however many arrive at once); a spent
-//! token that comes back within the grace gets the same successor, and otherwise is reuse:
-//! its whole session is revoked.
+//! replaces the session's current refresh token atomically (one winner however many arrive at
+//! once); the token just replaced that comes back within the grace gets the same successor,
+//! and any other earlier token of the session is reuse: the whole session is revoked.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::active_users::ActiveUsers;
+use super::active_users::{ActiveUsers, VersionedUser};
 use super::minter::Minter;
 use super::revocation::RevocationFlow;
 use super::{AuthError, ensure_session_live, token_keys};
 use crate::accounts::User;
 use crate::clock::UnixSecs;
 use crate::metrics::{Metrics, Revocation};
+use crate::outage::Outage;
 use crate::store::RevocationStore;
-use crate::store::revocation::{JtiState, SpendOutcome, SpendRecord};
+use crate::store::revocation::{
+    ExpectedVersion, JtiState, RefreshTokenId, Rotation, RotationOutcome, SpendRecord,
+};
 use crate::store::sessions::SessionRepository;
 use crate::token::{Claims, Scope, TokenError, TokenType};
+
+/// Store steps one rotation may take: a second only when this instance's copy of the user
+/// was stale (or missing); more means the user's record kept changing meanwhile.
+const ROTATION_ATTEMPTS: usize = 3;
 
 #[derive(Debug, Clone)]
 pub struct Refreshed {
@@ -108,78 +115,117 @@ impl RefreshFlow {
         self.refreshed_with(presented, &user, None, now)
     }
 
-    /// Spends the presented token (atomically: one winner) and issues its successor. The spend
-    /// and every revocation check are one store round trip; a spent token whose session turns
-    /// out revoked is refused all the same.
+    /// Rotates: the store makes the successor its session's current refresh token in one
+    /// atomic step (one winner), checking every revocation and that the user this instance
+    /// holds is current. Everything that can fail is read before that step, so a refresh that
+    /// does not answer 200 has spent nothing.
     async fn rotate(&self, presented: &Presented) -> Result<Refreshed, AuthError> {
         let now = self.minter.now();
         let claims = &presented.claims;
         let successor = self.minter.successor_of(claims, now.secs());
-        let record = SpendRecord {
-            spent_at: now,
-            successor_jti: successor.jti.clone(),
-            successor_iat: successor.iat,
-            successor_exp: successor.exp,
+        let successor_id = RefreshTokenId {
+            jti: successor.jti.clone(),
+            iat: successor.iat,
+            exp: successor.exp,
         };
-        let until = claims.exp + self.minter.policy().leeway;
         let sid = claims.sid.to_string();
-        let (entries, outcome) = self
-            .store
-            .spend_checked(token_keys(claims, &sid), &record, until)
-            .await?;
-        ensure_session_live(claims, &entries)?;
-        let user = self
-            .active_users
-            .of(claims, entries.user_version.as_deref())
-            .await?;
-        match outcome {
-            SpendOutcome::Spent => {
-                self.refreshed_with(presented, &user, Some(&successor), now.secs())
+        let mut user = self.active_users.cached(claims)?;
+        for _ in 0..ROTATION_ATTEMPTS {
+            let rotation = Rotation {
+                token: token_keys(claims, &sid),
+                session_started: claims.sid.started(),
+                user_version: user.as_ref().map_or(ExpectedVersion::Unknown, |known| {
+                    ExpectedVersion::Is(known.version.as_deref())
+                }),
+                successor: &successor_id,
+                now,
+                grace: self.reuse_grace(presented),
+                until: successor.exp + self.minter.policy().leeway,
+            };
+            let outcome = self.store.rotate(&rotation).await?;
+            let current = |user: &Option<VersionedUser>| user.clone().map(|known| known.user);
+            match (outcome, current(&user)) {
+                (RotationOutcome::UserChanged(version), _) => {
+                    user = Some(self.active_users.load(claims, version).await?);
+                }
+                (RotationOutcome::Rotated, Some(user)) => {
+                    return self.refreshed_with(presented, &user, Some(&successor), now.secs());
+                }
+                (RotationOutcome::Grace(current), Some(user)) => {
+                    let again = Claims {
+                        jti: current.jti,
+                        iat: current.iat,
+                        exp: current.exp,
+                        ..claims.clone()
+                    };
+                    return self.refreshed_with(presented, &user, Some(&again), now.secs());
+                }
+                (RotationOutcome::Reused, _) => return self.reused(claims).await,
+                (RotationOutcome::Revoked, _) => return Err(TokenError::Blacklisted.into()),
+                (RotationOutcome::Legacy(record), _) => {
+                    return self.spent_before_upgrade(presented, record).await;
+                }
+                (RotationOutcome::Rotated | RotationOutcome::Grace(_), None) => {
+                    return Err(Outage::internal("the store rotated without a known user").into());
+                }
             }
-            SpendOutcome::AlreadyUsed(JtiState::Spent(record)) => {
-                self.spent_again(presented, &user, record).await
-            }
-            SpendOutcome::AlreadyUsed(JtiState::Revoked) => Err(TokenError::Blacklisted.into()),
         }
+        Err(Outage::busy("the user's record kept changing during the refresh").into())
     }
 
-    /// A spent refresh token came back. Within the grace period, and while its successor is
-    /// still unused, it gets that same successor again; otherwise this is reuse: the whole
-    /// session is revoked.
-    async fn spent_again(
-        &self,
-        presented: &Presented,
-        user: &User,
-        record: SpendRecord,
-    ) -> Result<Refreshed, AuthError> {
-        let claims = &presented.claims;
-        let now = self.minter.now();
-        // Strictly inside the window: a grace of 0s means none, even within the same millisecond.
-        let grace = presented
-            .reuse_grace
-            .unwrap_or(self.minter.policy().reuse_grace);
-        let within_grace = now < record.spent_at + grace;
-        if within_grace
-            && self
-                .store
-                .jti_state(&claims.user_id, &record.successor_jti)
-                .await?
-                .is_none()
-        {
-            let successor = Claims {
-                jti: record.successor_jti,
-                iat: record.successor_iat,
-                exp: record.successor_exp,
-                ..claims.clone()
-            };
-            return self.refreshed_with(presented, user, Some(&successor), now.secs());
-        }
+    /// A refresh token of the session that is neither its current one nor the previous one
+    /// within the grace: it was used before, so the session is revoked.
+    async fn reused(&self, claims: &Claims) -> Result<Refreshed, AuthError> {
         tracing::warn!(user_id = %claims.user_id, sid = %claims.sid, "refresh token reuse detected: session revoked");
         self.metrics.reuse_detected();
         self.revocation
             .revoke_session(claims, Revocation::Reuse)
             .await?;
         Err(TokenError::Blacklisted.into())
+    }
+
+    /// A token spent before the upgrade to per-session records (its spend record is still
+    /// kept), in a session that has not rotated since: as then, within the grace and while
+    /// its successor is unused it gets that successor again; otherwise this is reuse.
+    async fn spent_before_upgrade(
+        &self,
+        presented: &Presented,
+        record: SpendRecord,
+    ) -> Result<Refreshed, AuthError> {
+        let claims = &presented.claims;
+        let now = self.minter.now();
+        // Strictly inside the window: a grace of 0s means none, even within the same millisecond.
+        let within_grace = now < record.spent_at + self.reuse_grace(presented);
+        if !within_grace
+            || self
+                .store
+                .jti_state(&claims.user_id, &record.successor_jti)
+                .await?
+                .is_some()
+        {
+            return self.reused(claims).await;
+        }
+        let sid = claims.sid.to_string();
+        let entries = self.store.entries(token_keys(claims, &sid)).await?;
+        ensure_session_live(claims, &entries)?;
+        let user = self
+            .active_users
+            .of(claims, entries.user_version.as_deref())
+            .await?;
+        let successor = Claims {
+            jti: record.successor_jti,
+            iat: record.successor_iat,
+            exp: record.successor_exp,
+            ..claims.clone()
+        };
+        self.refreshed_with(presented, &user, Some(&successor), now.secs())
+    }
+
+    /// The presenter's own grace (the browser transport's), or `jwt.refresh_reuse_grace`.
+    fn reuse_grace(&self, presented: &Presented) -> Duration {
+        presented
+            .reuse_grace
+            .unwrap_or(self.minter.policy().reuse_grace)
     }
 
     /// The answer: a new access token for the session's client and (possibly narrowed) scope,

@@ -24,8 +24,8 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::outage::Outage;
 use crate::store::revocation::{
-    RevocationEntries, TokenKeys, jti_key, parse_jti_state, parse_user_before, session_key,
-    user_key, user_version_key,
+    RevocationEntries, TokenKeys, jti_key, parse_jti_state, parse_user_before, rotation_key,
+    session_key, user_key, user_version_key,
 };
 
 /// Tokens read at once: 256 keys at most, well under SQLite's and PostgreSQL's limits on
@@ -51,26 +51,31 @@ pub(crate) trait ReadEntries: Send + Sync + 'static {
     async fn read_entries(&self, keys: &[&str]) -> Result<HashMap<String, String>, Outage>;
 }
 
-/// The four keys that can revoke one token.
+/// The four keys that can revoke one token, and for a refresh its session's rotation record.
 struct TokenEntryKeys {
     jti: String,
     session: String,
     user: String,
     version: String,
+    rotation: Option<String>,
 }
 
 impl TokenEntryKeys {
-    fn of(token: TokenKeys<'_>) -> TokenEntryKeys {
+    fn of(token: TokenKeys<'_>, with_rotation: bool) -> TokenEntryKeys {
         TokenEntryKeys {
             jti: jti_key(token.user_id, token.jti),
             session: session_key(token.user_id, token.sid),
             user: user_key(token.user_id),
             version: user_version_key(token.user_id),
+            rotation: with_rotation.then(|| rotation_key(token.user_id, token.sid)),
         }
     }
 
-    fn all(&self) -> [&str; 4] {
-        [&self.jti, &self.session, &self.user, &self.version].map(String::as_str)
+    fn all(&self) -> impl Iterator<Item = &str> {
+        [&self.jti, &self.session, &self.user, &self.version]
+            .into_iter()
+            .chain(&self.rotation)
+            .map(String::as_str)
     }
 
     /// This token's entries among those a batch read.
@@ -81,6 +86,7 @@ impl TokenEntryKeys {
             session_revoked: value(&self.session).is_some(),
             user_revoked_before: value(&self.user).map(parse_user_before),
             user_version: value(&self.version).map(str::to_owned),
+            rotation: self.rotation.as_ref().and_then(value).map(str::to_owned),
         }
     }
 }
@@ -136,11 +142,20 @@ impl Lookups {
     }
 
     pub(crate) async fn entries(&self, token: TokenKeys<'_>) -> Result<RevocationEntries, Outage> {
+        self.lookup(TokenEntryKeys::of(token, false)).await
+    }
+
+    /// As [`Lookups::entries`], with the session's rotation record.
+    pub(crate) async fn entries_for_rotation(
+        &self,
+        token: TokenKeys<'_>,
+    ) -> Result<RevocationEntries, Outage> {
+        self.lookup(TokenEntryKeys::of(token, true)).await
+    }
+
+    async fn lookup(&self, keys: TokenEntryKeys) -> Result<RevocationEntries, Outage> {
         let (reply, answer) = oneshot::channel();
-        let lookup = Lookup {
-            keys: TokenEntryKeys::of(token),
-            reply,
-        };
+        let lookup = Lookup { keys, reply };
         self.queue.try_send(lookup).map_err(|err| match err {
             TrySendError::Full(_) => unavailable("too many revocation lookups queued"),
             TrySendError::Closed(_) => unavailable("the revocation readers have stopped"),

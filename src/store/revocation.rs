@@ -1,15 +1,22 @@
 //! What a revocation store keeps, and the one trait both stores implement.
 //!
-//! Four kinds of entry, all keyed under the user so one round trip (one Redis slot) reads
+//! Five kinds of entry, all keyed under the user so one round trip (one Redis slot) reads
 //! everything that can revoke a token:
-//! - `{user}:j:<jti>`: the token itself, `r` (blacklisted) or a spend record (a rotated refresh
-//!   token, with its successor, for reuse detection and the grace period);
+//! - `{user}:j:<jti>`: `r` when one token is revoked on its own (an access token through
+//!   `/oauth/revoke`). Before rotation state was kept per session, a rotated refresh token left
+//!   a spend record here; those are still honoured until they expire ([`RotationOutcome::Legacy`]);
 //! - `{user}:s:<sid>`: `r` when the login session is revoked;
+//! - `{user}:r:<sid>`: the session's rotation record ([`RotationRecord`]): which of its refresh
+//!   tokens is current, and the one before it for the reuse grace. One per session that has
+//!   rotated, replaced by a compare-and-set on each rotation, so rotation state grows with
+//!   sessions, not with refreshes;
 //! - `{user}:u`: unix milliseconds; every session that started at or before it is revoked;
 //! - `{user}:v`: a random version, new whenever the user's record changes. It revokes nothing:
 //!   it tells every instance whether its cached copy of the user is still current.
 //!
 //! Each entry lives until `until` (unix seconds): the expiry of the last token it concerns.
+
+use std::time::Duration;
 
 use async_trait::async_trait;
 
@@ -49,6 +56,8 @@ pub struct RevocationEntries {
     ///
     /// [`UserCache`]: crate::store::user_cache::UserCache
     pub user_version: Option<String>,
+    /// The session's rotation record as stored; read only for a refresh.
+    pub rotation: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +66,68 @@ pub enum SpendOutcome {
     Spent,
     /// Somebody spent (or revoked) it first.
     AlreadyUsed(JtiState),
+}
+
+/// A refresh token as its session's rotation record keeps it: enough to sign it again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshTokenId {
+    pub jti: String,
+    pub iat: UnixSecs,
+    pub exp: UnixSecs,
+}
+
+/// A session's rotation state: its current refresh token, and the one that was exchanged for
+/// it (with when), for the reuse grace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RotationRecord {
+    pub current: RefreshTokenId,
+    pub previous_jti: String,
+    pub rotated_at: UnixMillis,
+}
+
+/// The user's version entry that the caller's copy of the user was loaded under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpectedVersion<'a> {
+    /// No copy yet: the store answers [`RotationOutcome::UserChanged`] with the current entry.
+    Unknown,
+    /// Loaded while the entry was this (`None`: absent).
+    Is(Option<&'a str>),
+}
+
+/// One refresh with rotation, as the store decides it in one atomic step.
+#[derive(Debug, Clone)]
+pub struct Rotation<'a> {
+    pub token: TokenKeys<'a>,
+    /// When the token's session started: a user's "revoke all" covers it if not later.
+    pub session_started: UnixMillis,
+    pub user_version: ExpectedVersion<'a>,
+    /// The refresh token that becomes current if this call wins.
+    pub successor: &'a RefreshTokenId,
+    pub now: UnixMillis,
+    /// How long the previous token may still fetch the current one.
+    pub grace: Duration,
+    /// When the record can go: the successor's expiry (its session's end at the latest).
+    pub until: UnixSecs,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RotationOutcome {
+    /// This call made the successor its session's current token: issue it.
+    Rotated,
+    /// The token was its session's previous one, exchanged within the grace: here is the
+    /// current one (its successor), to issue again. Nothing was written.
+    Grace(RefreshTokenId),
+    /// Any other token of the session: it was used before. Nothing was written; the caller
+    /// ends the session.
+    Reused,
+    /// The session, the user's sessions or the token itself are revoked. Nothing was written.
+    Revoked,
+    /// The user's version entry is not the expected one (here is the stored one): reload the
+    /// user and ask again. Nothing was written.
+    UserChanged(Option<String>),
+    /// The token was spent before the upgrade to per-session records (a per-token spend
+    /// record) and its session has not rotated since. Nothing was written.
+    Legacy(SpendRecord),
 }
 
 #[async_trait]
@@ -87,35 +158,11 @@ pub trait RevocationStore: Send + Sync + 'static {
         until: UnixSecs,
     ) -> Result<(), Outage>;
 
-    /// Atomically marks a refresh token spent: of any number of concurrent calls for one `jti`,
-    /// exactly one gets `Spent`.
-    async fn spend(
-        &self,
-        user_id: &str,
-        jti: &str,
-        record: &SpendRecord,
-        until: UnixSecs,
-    ) -> Result<SpendOutcome, Outage>;
-
-    /// A refresh's single round trip: the token's session and user entries, and the atomic
-    /// spend of the token (as [`RevocationStore::spend`]). `entries.jti` is what stopped the
-    /// spend, if anything. Stores that cannot do both at once read first, then spend.
-    async fn spend_checked(
-        &self,
-        token: TokenKeys<'_>,
-        record: &SpendRecord,
-        until: UnixSecs,
-    ) -> Result<(RevocationEntries, SpendOutcome), Outage> {
-        let mut entries = self.entries(token).await?;
-        let outcome = match &entries.jti {
-            Some(state) => SpendOutcome::AlreadyUsed(state.clone()),
-            None => self.spend(token.user_id, token.jti, record, until).await?,
-        };
-        if let SpendOutcome::AlreadyUsed(state) = &outcome {
-            entries.jti = Some(state.clone());
-        }
-        Ok((entries, outcome))
-    }
+    /// A refresh with rotation, decided and applied atomically (see [`decide_rotation`]): of
+    /// any number of concurrent calls for one token, on any number of instances, at most one
+    /// gets [`RotationOutcome::Rotated`], and only if the token is its session's current one
+    /// and nothing revokes it. One round trip where the store allows.
+    async fn rotate(&self, rotation: &Rotation<'_>) -> Result<RotationOutcome, Outage>;
 
     /// Records that the user's record changed, under a new unique `version`: every instance's
     /// cached copy of the user is stale from now on. The entry must outlive any cached copy.
@@ -147,8 +194,106 @@ pub(crate) fn user_version_key(user_id: &str) -> String {
     format!("{{{user_id}}}:v")
 }
 
-impl SpendRecord {
+pub(crate) fn rotation_key(user_id: &str, sid: &str) -> String {
+    format!("{{{user_id}}}:r:{sid}")
+}
+
+/// What a rotation must do, from the token's entries and its session's stored record. The Redis script decides the same way (a contract test holds both
+/// to it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum RotationStep {
+    /// Decided without writing.
+    Answer(RotationOutcome),
+    /// The session has no record yet (its login token's first rotation): create it, if nobody
+    /// else does first.
+    Create,
+    /// The token is the session's current one: replace the record, if it is still `stored`.
+    Replace { stored: String },
+}
+
+pub(crate) fn decide_rotation(
+    rotation: &Rotation<'_>,
+    entries: &RevocationEntries,
+) -> RotationStep {
+    use RotationOutcome::{Grace, Legacy, Reused, Revoked, UserChanged};
+    let cut_off = entries
+        .user_revoked_before
+        .is_some_and(|before| rotation.session_started <= before);
+    if entries.session_revoked || cut_off || entries.jti == Some(JtiState::Revoked) {
+        return RotationStep::Answer(Revoked);
+    }
+    let stored = entries.rotation.as_deref();
+    let record = match stored.map(RotationRecord::decode) {
+        // Unreadable: nothing can be proven current (fail closed).
+        Some(None) => return RotationStep::Answer(Revoked),
+        Some(Some(record)) => Some(record),
+        None => None,
+    };
+    let presented = rotation.token.jti;
+    let step = match &record {
+        None => match &entries.jti {
+            Some(JtiState::Spent(spent)) => return RotationStep::Answer(Legacy(spent.clone())),
+            _ => RotationStep::Create,
+        },
+        Some(record) if record.current.jti == presented => RotationStep::Replace {
+            stored: stored.unwrap_or_default().to_owned(),
+        },
+        Some(record)
+            if record.previous_jti == presented
+                && rotation.now < record.rotated_at + rotation.grace =>
+        {
+            RotationStep::Answer(Grace(record.current.clone()))
+        }
+        Some(_) => return RotationStep::Answer(Reused),
+    };
+    // Issuing needs the user as the store knows it now.
+    if rotation.user_version != ExpectedVersion::Is(entries.user_version.as_deref()) {
+        return RotationStep::Answer(UserChanged(entries.user_version.clone()));
+    }
+    step
+}
+
+impl RotationRecord {
+    /// The record after `rotation` wins: its successor current, its token the previous one.
+    pub(crate) fn after(rotation: &Rotation<'_>) -> RotationRecord {
+        RotationRecord {
+            current: rotation.successor.clone(),
+            previous_jti: rotation.token.jti.to_owned(),
+            rotated_at: rotation.now,
+        }
+    }
+
+    /// `<current jti>:<iat>:<exp>:<previous jti>:<rotated at ms>`.
     pub(crate) fn encode(&self) -> String {
+        format!(
+            "{}:{}:{}:{}:{}",
+            self.current.jti,
+            self.current.iat.0,
+            self.current.exp.0,
+            self.previous_jti,
+            self.rotated_at.0
+        )
+    }
+
+    pub(crate) fn decode(text: &str) -> Option<RotationRecord> {
+        let mut parts = text.split(':');
+        let record = RotationRecord {
+            current: RefreshTokenId {
+                jti: parts.next()?.to_owned(),
+                iat: UnixSecs(parts.next()?.parse().ok()?),
+                exp: UnixSecs(parts.next()?.parse().ok()?),
+            },
+            previous_jti: parts.next()?.to_owned(),
+            rotated_at: UnixMillis(parts.next()?.parse().ok()?),
+        };
+        parts.next().is_none().then_some(record)
+    }
+}
+
+impl SpendRecord {
+    /// As the release before per-session rotation records stored it under `{user}:j:<jti>`
+    /// (still read, until those entries expire).
+    pub fn encode(&self) -> String {
         format!(
             "s:{}:{}:{}:{}",
             self.spent_at.0, self.successor_jti, self.successor_iat.0, self.successor_exp.0

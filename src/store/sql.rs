@@ -1,5 +1,5 @@
 //! The SQL revocation store (SQLite or PostgreSQL through SeaORM): the embedded default.
-//! A spend is a unique insert; expired rows are purged periodically; concurrent lookups are
+//! A rotation is a compare-and-set of the session's record; expired rows are purged periodically; concurrent lookups are
 //! read together ([`Lookups`]).
 
 use std::collections::HashMap;
@@ -7,18 +7,21 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, TryInsertResult,
-};
+use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 
 use super::counters::{Counter, CounterStore, Failures, LockRule, Reservation};
 use super::entities::revocation::{ActiveModel, Column, Entity};
 use super::entities::throttle_counter as counter;
 use super::lookups::{LookupStats, Lookups, ReadEntries};
 use super::revocation::{
-    JtiState, REVOKED, RevocationEntries, RevocationStore, SpendOutcome, SpendRecord, TokenKeys,
-    jti_key, parse_jti_state, parse_user_before, session_key, user_key, user_version_key,
+    JtiState, REVOKED, RevocationEntries, RevocationStore, Rotation, RotationOutcome,
+    RotationRecord, RotationStep, TokenKeys, decide_rotation, jti_key, parse_jti_state,
+    parse_user_before, rotation_key, session_key, user_key, user_version_key,
 };
+
+/// Reads and compare-and-sets one rotation may take: a lost race is decided by the next read
+/// (the winner's record), so more than two means the record is changing under heavy reuse.
+const ROTATION_ATTEMPTS: usize = 3;
 use crate::clock::{SharedClock, UnixMillis, UnixSecs};
 use crate::outage::Outage;
 
@@ -86,6 +89,44 @@ impl SqlRevocationStore {
             .exec_without_returning(&self.db)
             .await?;
         Ok(())
+    }
+
+    /// Stores the first rotation record of a session, unless a live one exists (an expired
+    /// one not yet purged is replaced). Whether this call stored it.
+    async fn create_rotation(&self, rotation: &Rotation<'_>) -> Result<bool, Outage> {
+        let token = rotation.token;
+        let key = rotation_key(token.user_id, token.sid);
+        let value = RotationRecord::after(rotation).encode();
+        let now = self.clock.now().secs().0;
+        let on_conflict = OnConflict::column(Column::Key)
+            .update_columns([Column::Value, Column::ExpiresAt])
+            .action_and_where(Expr::col((Entity, Column::ExpiresAt)).lt(now))
+            .to_owned();
+        let stored = Entity::insert(entry(key, value, rotation.until))
+            .on_conflict(on_conflict)
+            .exec_without_returning(&self.db)
+            .await?;
+        Ok(stored > 0)
+    }
+
+    /// Replaces the session's rotation record if it is still `stored`. Whether it was.
+    async fn replace_rotation(
+        &self,
+        rotation: &Rotation<'_>,
+        stored: &str,
+    ) -> Result<bool, Outage> {
+        let token = rotation.token;
+        let replaced = Entity::update_many()
+            .col_expr(
+                Column::Value,
+                Expr::value(RotationRecord::after(rotation).encode()),
+            )
+            .col_expr(Column::ExpiresAt, Expr::value(rotation.until.0))
+            .filter(Column::Key.eq(rotation_key(token.user_id, token.sid)))
+            .filter(Column::Value.eq(stored))
+            .exec(&self.db)
+            .await?;
+        Ok(replaced.rows_affected == 1)
     }
 
     async fn live_value(&self, key: String) -> Result<Option<String>, Outage> {
@@ -310,27 +351,25 @@ impl RevocationStore for SqlRevocationStore {
         Ok(())
     }
 
-    async fn spend(
-        &self,
-        user_id: &str,
-        jti: &str,
-        record: &SpendRecord,
-        until: UnixSecs,
-    ) -> Result<SpendOutcome, Outage> {
-        let key = jti_key(user_id, jti);
-        let inserted = Entity::insert(entry(key.clone(), record.encode(), until))
-            .on_conflict_do_nothing_on([Column::Key])
-            .exec_without_returning(&self.db)
-            .await?;
-        if matches!(inserted, TryInsertResult::Inserted(n) if n > 0) {
-            return Ok(SpendOutcome::Spent);
+    /// The entries and the session's record in one (batched) read, then a compare-and-set:
+    /// a create that does nothing if a live record appeared meanwhile, or a replace that
+    /// matches only the record it read. A call that loses reads again and then finds the
+    /// winner's record, in which its token is the previous one (grace or reuse).
+    async fn rotate(&self, rotation: &Rotation<'_>) -> Result<RotationOutcome, Outage> {
+        for _ in 0..ROTATION_ATTEMPTS {
+            let entries = self.lookups.entries_for_rotation(rotation.token).await?;
+            let won = match decide_rotation(rotation, &entries) {
+                RotationStep::Answer(outcome) => return Ok(outcome),
+                RotationStep::Create => self.create_rotation(rotation).await?,
+                RotationStep::Replace { stored } => {
+                    self.replace_rotation(rotation, &stored).await?
+                }
+            };
+            if won {
+                return Ok(RotationOutcome::Rotated);
+            }
         }
-        // Lost the race (or the token was blacklisted): report what is there. A row that has
-        // vanished since (purged) still means the token was used: fail closed as revoked.
-        let state = self.live_value(key).await?;
-        Ok(SpendOutcome::AlreadyUsed(
-            state.as_deref().map_or(JtiState::Revoked, parse_jti_state),
-        ))
+        Err(Outage::busy("the session's rotation record kept changing"))
     }
 
     async fn mark_user_changed(

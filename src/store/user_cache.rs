@@ -57,6 +57,15 @@ impl UserCache {
         (fresh && cached.version.as_deref() == version).then(|| Arc::clone(&cached.user))
     }
 
+    /// The cached user, young enough, with the version it was loaded under (whatever the
+    /// store's entry says now: the caller checks that).
+    pub fn peek(&self, id: Uuid) -> Option<(Arc<User>, Option<String>)> {
+        let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
+        let cached = entries.get(&id)?;
+        let fresh = self.clock.now() < cached.loaded + MAX_AGE;
+        fresh.then(|| (Arc::clone(&cached.user), cached.version.clone()))
+    }
+
     /// Caches `user` as read from the database after `version` was read from the store.
     pub fn insert(&self, user: User, version: Option<String>) -> Arc<User> {
         let user = Arc::new(user);

@@ -16,6 +16,7 @@ mod operations;
 mod production;
 mod registration;
 mod rotation;
+mod rotation_state;
 mod security;
 mod sessions;
 mod store_contract;

@@ -5,130 +5,217 @@ use std::time::Duration;
 
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 
-use jwtd::clock::{Clock, UnixMillis, UnixSecs};
+use jwtd::clock::{Clock, UnixMillis};
 use jwtd::store::RevocationStore;
 use jwtd::store::entities::revocation;
 use jwtd::store::lookups::LookupStats;
 use jwtd::store::redis::RedisRevocationStore;
-use jwtd::store::revocation::{JtiState, RevocationEntries, SpendOutcome, SpendRecord, TokenKeys};
+use jwtd::store::revocation::{
+    ExpectedVersion, JtiState, RefreshTokenId, RevocationEntries, Rotation, RotationOutcome,
+    TokenKeys,
+};
 use jwtd::store::sql::SqlRevocationStore;
 
 use jwtd_test_support::{Backend, TestApp, on_every_store};
 
 on_every_store!(
-    spend_is_atomic_under_real_concurrency,
-    a_checked_spend_is_atomic_and_reads_the_revocations,
+    a_rotation_has_one_winner_under_real_concurrency,
+    a_rotation_decides_as_documented,
     revocations_are_read_back_in_one_call,
     concurrent_lookups_each_get_their_own_entries,
     entries_live_as_long_as_their_tokens,
     a_revocation_cut_off_only_moves_forward,
 );
 
-fn record(successor: &str) -> SpendRecord {
-    SpendRecord {
-        spent_at: UnixMillis(1),
-        successor_jti: successor.into(),
-        successor_iat: UnixSecs(2),
-        successor_exp: UnixSecs(3),
-    }
-}
-
 fn ids() -> (String, String, String) {
     let id = || uuid::Uuid::new_v4().simple().to_string();
     (id(), id(), id())
 }
 
-async fn spend_is_atomic_under_real_concurrency(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
-    let store: Arc<dyn RevocationStore> = app.state.revocation_store.clone();
-    let (user, jti, _) = ids();
-    let until = app.clock.now().secs() + Duration::from_secs(60);
-    let racers = (0..32).map(|i| {
-        let (store, user, jti) = (store.clone(), user.clone(), jti.clone());
-        tokio::spawn(async move {
-            store
-                .spend(&user, &jti, &record(&format!("successor-{i}")), until)
-                .await
-                .unwrap()
-        })
-    });
-    let outcomes: Vec<SpendOutcome> = futures::future::join_all(racers)
-        .await
-        .into_iter()
-        .map(Result::unwrap)
-        .collect();
-    assert_eq!(
-        outcomes
-            .iter()
-            .filter(|o| **o == SpendOutcome::Spent)
-            .count(),
-        1
-    );
-    // Every loser sees the winner's record, and it is the one stored.
-    let stored = store.jti_state(&user, &jti).await.unwrap().unwrap();
-    for outcome in outcomes.iter().filter(|o| **o != SpendOutcome::Spent) {
-        assert_eq!(*outcome, SpendOutcome::AlreadyUsed(stored.clone()));
+fn token_id(jti: &str, app: &TestApp) -> RefreshTokenId {
+    let now = app.clock.now().secs();
+    RefreshTokenId {
+        jti: jti.into(),
+        iat: now,
+        exp: now + Duration::from_secs(60),
     }
-    assert!(matches!(stored, JtiState::Spent(_)));
 }
 
-/// `spend_checked` (a refresh's one round trip) spends like `spend` and reads like `entries`.
-async fn a_checked_spend_is_atomic_and_reads_the_revocations(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
-    let store: Arc<dyn RevocationStore> = app.state.revocation_store.clone();
-    let (user, jti, sid) = ids();
-    let until = app.clock.now().secs() + Duration::from_secs(60);
-    let racers = (0..32).map(|i| {
-        let (store, user, jti, sid) = (store.clone(), user.clone(), jti.clone(), sid.clone());
-        tokio::spawn(async move {
-            let keys = TokenKeys {
-                user_id: &user,
-                jti: &jti,
-                sid: &sid,
-            };
-            store
-                .spend_checked(keys, &record(&format!("successor-{i}")), until)
-                .await
-                .unwrap()
-        })
-    });
-    let results: Vec<(RevocationEntries, SpendOutcome)> = futures::future::join_all(racers)
-        .await
-        .into_iter()
-        .map(Result::unwrap)
-        .collect();
-    let winners: Vec<_> = results
-        .iter()
-        .filter(|(_, outcome)| *outcome == SpendOutcome::Spent)
-        .collect();
-    assert_eq!(winners.len(), 1);
-    assert_eq!(winners[0].0, RevocationEntries::default());
-    let stored = store.jti_state(&user, &jti).await.unwrap().unwrap();
-    for (entries, outcome) in results.iter().filter(|(_, o)| *o != SpendOutcome::Spent) {
-        assert_eq!(*outcome, SpendOutcome::AlreadyUsed(stored.clone()));
-        assert_eq!(entries.jti.as_ref(), Some(&stored));
+/// A rotation of `jti` in session `sid` of `user`, started at 1 ms, with a user copy loaded
+/// while the version entry was absent.
+fn rotation<'a>(
+    app: &TestApp,
+    keys: TokenKeys<'a>,
+    successor: &'a RefreshTokenId,
+    grace: Duration,
+) -> Rotation<'a> {
+    Rotation {
+        token: keys,
+        session_started: UnixMillis(1),
+        user_version: ExpectedVersion::Is(None),
+        successor,
+        now: app.clock.now(),
+        grace,
+        until: successor.exp,
     }
+}
 
-    store.revoke_session(&user, &sid, until).await.unwrap();
-    store
-        .revoke_user(&user, UnixMillis(99), until)
-        .await
-        .unwrap();
+/// Rotates `presented` 32 times at once, each with its own successor: the outcomes.
+async fn rotate_burst(
+    app: &TestApp,
+    user: &str,
+    sid: &str,
+    presented: &str,
+    grace: Duration,
+) -> Vec<(RefreshTokenId, RotationOutcome)> {
+    let store = &app.state.revocation_store;
+    let successors: Vec<RefreshTokenId> = (0..32).map(|_| token_id(&ids().0, app)).collect();
+    let racers = successors.iter().map(|successor| async move {
+        let rotation = rotation(app, keys(user, presented, sid), successor, grace);
+        (successor.clone(), store.rotate(&rotation).await.unwrap())
+    });
+    futures::future::join_all(racers).await
+}
+
+fn keys<'a>(user_id: &'a str, jti: &'a str, sid: &'a str) -> TokenKeys<'a> {
+    TokenKeys { user_id, jti, sid }
+}
+
+/// Of 32 rotations of one token at once exactly one wins, both for a session's first rotation
+/// (a create) and for a later one (a compare-and-set): the rest get the winner's successor
+/// within the grace, and are reuse without it.
+async fn a_rotation_has_one_winner_under_real_concurrency(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (user, login_jti, sid) = ids();
+    let grace = Duration::from_secs(10);
+    let mut presented = login_jti;
+    for round in 0..2 {
+        let outcomes = rotate_burst(&app, &user, &sid, &presented, grace).await;
+        let winners: Vec<_> = outcomes
+            .iter()
+            .filter(|(_, outcome)| *outcome == RotationOutcome::Rotated)
+            .collect();
+        assert_eq!(winners.len(), 1, "round {round}: {outcomes:?}");
+        let winner = winners[0].0.clone();
+        for (_, outcome) in &outcomes {
+            assert!(
+                matches!(outcome, RotationOutcome::Rotated)
+                    || *outcome == RotationOutcome::Grace(winner.clone()),
+                "round {round}: {outcome:?}"
+            );
+        }
+        presented = winner.jti;
+    }
+    // Without a grace, the losers are reuse.
+    let outcomes = rotate_burst(&app, &user, &sid, &presented, Duration::ZERO).await;
+    let rotated = outcomes
+        .iter()
+        .filter(|(_, outcome)| *outcome == RotationOutcome::Rotated)
+        .count();
+    let reused = outcomes
+        .iter()
+        .filter(|(_, outcome)| *outcome == RotationOutcome::Reused)
+        .count();
+    assert_eq!((rotated, reused), (1, 31), "{outcomes:?}");
+}
+
+/// What a rotation answers for each state of the token's entries, the same on every store
+/// (the Redis script and the SQL store's decision are held to one table).
+async fn a_rotation_decides_as_documented(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let store = &app.state.revocation_store;
+    let grace = Duration::from_secs(10);
+    let (user, first, sid) = ids();
+    let second = token_id(&ids().0, &app);
+    let third = token_id(&ids().0, &app);
+    // A stale copy of the user: nothing is written, the stored version comes back.
+    let until = app.clock.now().secs() + Duration::from_secs(60);
     store.mark_user_changed(&user, "v2", until).await.unwrap();
-    let (_, next_jti, _) = ids();
-    let keys = TokenKeys {
-        user_id: &user,
-        jti: &next_jti,
-        sid: &sid,
+    let stale = rotation(&app, keys(&user, &first, &sid), &second, grace);
+    let outcome = store.rotate(&stale).await.unwrap();
+    assert_eq!(outcome, RotationOutcome::UserChanged(Some("v2".into())));
+    let unknown = Rotation {
+        user_version: ExpectedVersion::Unknown,
+        ..stale.clone()
     };
-    let (entries, outcome) = store
-        .spend_checked(keys, &record("x"), until)
+    let outcome = store.rotate(&unknown).await.unwrap();
+    assert_eq!(outcome, RotationOutcome::UserChanged(Some("v2".into())));
+    let current = Rotation {
+        user_version: ExpectedVersion::Is(Some("v2")),
+        ..stale.clone()
+    };
+    assert_eq!(
+        store.rotate(&current).await.unwrap(),
+        RotationOutcome::Rotated
+    );
+    // The previous token within the grace gets the current one; after it, it is reuse.
+    let outcome = store.rotate(&current).await.unwrap();
+    assert_eq!(outcome, RotationOutcome::Grace(second.clone()));
+    let next = Rotation {
+        token: keys(&user, &second.jti, &sid),
+        successor: &third,
+        ..current.clone()
+    };
+    assert_eq!(store.rotate(&next).await.unwrap(), RotationOutcome::Rotated);
+    assert_eq!(
+        store.rotate(&current).await.unwrap(),
+        RotationOutcome::Reused
+    );
+    app.clock.advance(grace);
+    let late = Rotation {
+        now: app.clock.now(),
+        ..next.clone()
+    };
+    assert_eq!(store.rotate(&late).await.unwrap(), RotationOutcome::Reused);
+    // A user's "revoke all" covers sessions started at or before it, not after.
+    let fresh = Rotation {
+        token: keys(&user, &third.jti, &sid),
+        now: app.clock.now(),
+        ..current.clone()
+    };
+    store
+        .revoke_user(&user, UnixMillis(1), until)
         .await
         .unwrap();
-    assert_eq!(outcome, SpendOutcome::Spent);
-    assert!(entries.session_revoked);
-    assert_eq!(entries.user_revoked_before, Some(UnixMillis(99)));
-    assert_eq!(entries.user_version.as_deref(), Some("v2"));
+    assert_eq!(
+        store.rotate(&fresh).await.unwrap(),
+        RotationOutcome::Revoked
+    );
+    let later_session = Rotation {
+        session_started: UnixMillis(5),
+        ..fresh.clone()
+    };
+    let outcome = store.rotate(&later_session).await.unwrap();
+    assert_eq!(outcome, RotationOutcome::Rotated);
+    // A revoked session, and a token revoked on its own.
+    let (other_user, token, other_sid) = ids();
+    let successor = token_id(&ids().0, &app);
+    let own = rotation(
+        &app,
+        keys(&other_user, &token, &other_sid),
+        &successor,
+        grace,
+    );
+    store
+        .revoke_token(&other_user, &token, until)
+        .await
+        .unwrap();
+    assert_eq!(store.rotate(&own).await.unwrap(), RotationOutcome::Revoked);
+    let (other_user, token, other_sid) = ids();
+    let session = rotation(
+        &app,
+        keys(&other_user, &token, &other_sid),
+        &successor,
+        grace,
+    );
+    store
+        .revoke_session(&other_user, &other_sid, until)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.rotate(&session).await.unwrap(),
+        RotationOutcome::Revoked
+    );
 }
 
 async fn revocations_are_read_back_in_one_call(backend: Backend) {
@@ -161,24 +248,8 @@ async fn revocations_are_read_back_in_one_call(backend: Backend) {
             session_revoked: true,
             user_revoked_before: Some(UnixMillis(1_234)),
             user_version: Some("v1".into()),
+            rotation: None,
         }
-    );
-    // Revoking a spent token replaces its spend record; a later spend cannot undo it.
-    let (_, other_jti, _) = ids();
-    assert_eq!(
-        store
-            .spend(&user, &other_jti, &record("s"), until)
-            .await
-            .unwrap(),
-        SpendOutcome::Spent
-    );
-    store.revoke_token(&user, &other_jti, until).await.unwrap();
-    assert_eq!(
-        store
-            .spend(&user, &other_jti, &record("t"), until)
-            .await
-            .unwrap(),
-        SpendOutcome::AlreadyUsed(JtiState::Revoked)
     );
     // Another user's keys are separate.
     let (stranger, _, _) = ids();
@@ -244,6 +315,7 @@ async fn concurrent_lookups_each_get_their_own_entries(backend: Backend) {
             session_revoked: (*user, *sid) == (0, 1),
             user_revoked_before: (*user == 1).then_some(UnixMillis(77)),
             user_version: (*user == 2).then(|| "v2".into()),
+            rotation: None,
         };
         assert_eq!(entries.unwrap(), expected, "token {i}");
     }

@@ -1,6 +1,6 @@
 //! The Redis revocation store: for production and for many instances sharing one Redis, or a
-//! Redis Cluster. Entries expire by themselves (`EX`); a spend is one `SET NX GET` (Redis 7.0 or
-//! newer). Every key of a user carries the user's hash tag (`{<user id>}`), so each request's
+//! Redis Cluster. Entries expire by themselves (`EX`); a rotation is one script, a
+//! compare-and-set of the session's record. Every key of a user carries the user's hash tag (`{<user id>}`), so each request's
 //! keys live in one cluster slot and its pipeline is one round trip to one node.
 //!
 //! Here the store's commands; the connection (one server or a cluster) is in `connection`, the
@@ -11,7 +11,7 @@ mod persistence;
 mod scripts;
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -19,15 +19,18 @@ use async_trait::async_trait;
 use super::counters::{Counter, CounterStore, Failures, LockRule, Reservation};
 use super::lookups::{LookupStats, Lookups, ReadEntries};
 use super::revocation::{
-    JtiState, REVOKED, RevocationEntries, RevocationStore, SpendOutcome, SpendRecord, TokenKeys,
-    jti_key, parse_jti_state, parse_user_before, session_key, user_key, user_version_key,
+    ExpectedVersion, JtiState, REVOKED, RevocationEntries, RevocationStore, Rotation,
+    RotationOutcome, RotationRecord, TokenKeys, jti_key, parse_jti_state, parse_user_before,
+    rotation_key, session_key, user_key, user_version_key,
 };
 use crate::clock::{SharedClock, UnixMillis, UnixSecs};
 use crate::config::RedisSettings;
 use crate::outage::Outage;
 use connection::{Connection, Redis};
 pub use persistence::VolatileRedis;
-use scripts::{MOVE_CUTOFF_FORWARD, RESERVE};
+use scripts::{MOVE_CUTOFF_FORWARD, RESERVE, ROTATE};
+
+static ROTATE_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(ROTATE));
 
 pub struct RedisRevocationStore {
     redis: Arc<Redis>,
@@ -120,24 +123,6 @@ impl RedisRevocationStore {
             count,
             expires_at: self.clock.now() + left,
         }
-    }
-
-    /// `SET NX GET`: stores the spend record unless the key exists, answering what was there.
-    fn spend_command(
-        &self,
-        user_id: &str,
-        jti: &str,
-        record: &SpendRecord,
-        until: UnixSecs,
-    ) -> redis::Cmd {
-        redis::cmd("SET")
-            .arg(self.key(jti_key(user_id, jti)))
-            .arg(record.encode())
-            .arg("NX")
-            .arg("GET")
-            .arg("EX")
-            .arg(self.ttl(until))
-            .to_owned()
     }
 
     async fn set_with_ttl(&self, key: String, value: &str, until: UnixSecs) -> Result<(), Outage> {
@@ -293,45 +278,29 @@ impl RevocationStore for RedisRevocationStore {
         Ok(cmd.query_async::<()>(&mut connection).await?)
     }
 
-    async fn spend(
-        &self,
-        user_id: &str,
-        jti: &str,
-        record: &SpendRecord,
-        until: UnixSecs,
-    ) -> Result<SpendOutcome, Outage> {
-        // Not retried: if a first attempt reached Redis, a retry would see our own spend and
-        // call it reuse. A lost answer fails closed with 503 instead.
+    /// One script ([`ROTATE`]): read, decide and compare-and-set in one atomic step. All five
+    /// keys share the user's hash tag, so a cluster runs it on one node. Not retried after a
+    /// lost answer: the retry would find its own rotation and answer with the grace (or, past
+    /// it, reuse).
+    async fn rotate(&self, rotation: &Rotation<'_>) -> Result<RotationOutcome, Outage> {
+        let token = rotation.token;
+        let mut invocation = ROTATE_SCRIPT.prepare_invoke();
+        invocation
+            .key(self.key(session_key(token.user_id, token.sid)))
+            .key(self.key(user_key(token.user_id)))
+            .key(self.key(user_version_key(token.user_id)))
+            .key(self.key(jti_key(token.user_id, token.jti)))
+            .key(self.key(rotation_key(token.user_id, token.sid)))
+            .arg(rotation.session_started.0)
+            .arg(expected_version_arg(rotation.user_version))
+            .arg(token.jti)
+            .arg(RotationRecord::after(rotation).encode())
+            .arg(self.ttl(rotation.until))
+            .arg(rotation.now.0)
+            .arg(u64::try_from(rotation.grace.as_millis()).unwrap_or(u64::MAX));
         let mut connection = self.connection().await?;
-        let previous: Option<String> = self
-            .spend_command(user_id, jti, record, until)
-            .query_async(&mut connection)
-            .await?;
-        Ok(spend_outcome(previous))
-    }
-
-    /// One pipelined round trip: MGET of the session, user and version entries, then the
-    /// spend. All four keys share the user's hash tag, so a cluster serves them from one slot.
-    async fn spend_checked(
-        &self,
-        token: TokenKeys<'_>,
-        record: &SpendRecord,
-        until: UnixSecs,
-    ) -> Result<(RevocationEntries, SpendOutcome), Outage> {
-        let mut pipe = redis::pipe();
-        pipe.cmd("MGET")
-            .arg(self.key(session_key(token.user_id, token.sid)))
-            .arg(self.key(user_key(token.user_id)))
-            .arg(self.key(user_version_key(token.user_id)))
-            .add_command(self.spend_command(token.user_id, token.jti, record, until));
-        // Not retried, as `spend`.
-        let mut connection = self.connection().await?;
-        let (values, previous): (Vec<Option<String>>, Option<String>) =
-            pipe.query_async(&mut connection).await?;
-        let [session, user, version] = <[Option<String>; 3]>::try_from(values)
-            .map_err(|v| unexpected_answer("MGET of 3 keys", v.len()))?;
-        let entries = entries_of(previous.clone(), session, user, version);
-        Ok((entries, spend_outcome(previous)))
+        let answer: Vec<Option<String>> = invocation.invoke_async(&mut connection).await?;
+        rotation_outcome(answer)
     }
 
     async fn mark_user_changed(
@@ -362,14 +331,38 @@ fn entries_of(
         session_revoked: session.is_some(),
         user_revoked_before: user.as_deref().map(parse_user_before),
         user_version: version,
+        rotation: None,
     }
 }
 
-/// What `SET NX GET` answered: nothing (this call spent it) or the entry already there.
-fn spend_outcome(previous: Option<String>) -> SpendOutcome {
-    match previous {
-        None => SpendOutcome::Spent,
-        Some(value) => SpendOutcome::AlreadyUsed(parse_jti_state(&value)),
+/// `ROTATE`'s answer, `{outcome, detail}`. Anything unrecognised fails closed.
+fn rotation_outcome(answer: Vec<Option<String>>) -> Result<RotationOutcome, Outage> {
+    let mut parts = answer.into_iter();
+    let outcome = parts.next().flatten().unwrap_or_default();
+    let detail = parts.next().flatten();
+    Ok(match (outcome.as_str(), detail) {
+        ("rotated", _) => RotationOutcome::Rotated,
+        ("reused", _) => RotationOutcome::Reused,
+        ("revoked", _) => RotationOutcome::Revoked,
+        ("user_changed", version) => RotationOutcome::UserChanged(version),
+        ("grace", Some(record)) => match RotationRecord::decode(&record) {
+            Some(record) => RotationOutcome::Grace(record.current),
+            None => RotationOutcome::Revoked,
+        },
+        ("legacy", Some(value)) => match parse_jti_state(&value) {
+            JtiState::Spent(record) => RotationOutcome::Legacy(record),
+            JtiState::Revoked => RotationOutcome::Revoked,
+        },
+        (other, _) => return Err(Outage::internal(format!("ROTATE answered {other:?}"))),
+    })
+}
+
+/// The expected version as `ROTATE` compares it.
+fn expected_version_arg(expected: ExpectedVersion<'_>) -> String {
+    match expected {
+        ExpectedVersion::Unknown => "?".to_owned(),
+        ExpectedVersion::Is(None) => "=".to_owned(),
+        ExpectedVersion::Is(Some(version)) => format!("={version}"),
     }
 }
 
