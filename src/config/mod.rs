@@ -7,6 +7,7 @@
 
 mod algorithm;
 mod email;
+mod browser;
 mod environment;
 mod jwt;
 mod public_url;
@@ -21,6 +22,7 @@ use serde::{Deserialize, Deserializer};
 
 pub use algorithm::{SigningAlgorithm, UnsupportedAlgorithm};
 pub use email::{EmailBackend, EmailSettings};
+pub use browser::{CookieSettings, CorsSettings};
 pub use environment::{Environment, UnknownEnvironment};
 pub use jwt::{DEVELOPMENT_SIGNING_KEY, ExtraClaim, JwtSettings};
 pub use public_url::{InvalidPublicUrl, PublicUrl};
@@ -64,6 +66,8 @@ pub struct Settings {
     pub throttle: ThrottleSettings,
     pub email: EmailSettings,
     pub log: LogSettings,
+    pub cookies: CookieSettings,
+    pub cors: CorsSettings,
 }
 
 fn human_duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
@@ -113,7 +117,8 @@ impl Settings {
                     .list_separator(",")
                     .with_list_parse_key("jwt.previous_public_key_files")
                     .with_list_parse_key("jwt.access_token_extra_claims")
-                    .with_list_parse_key("server.trusted_proxies"),
+                    .with_list_parse_key("server.trusted_proxies")
+                    .with_list_parse_key("cors.allowed_origins"),
             )
             .build()?
             .try_deserialize()?;

@@ -56,6 +56,7 @@ impl Settings {
         if self.is_production() {
             self.validate_production_key()?;
             self.validate_production_server()?;
+            self.validate_production_cookies()?;
         }
         Ok(())
     }
@@ -78,6 +79,18 @@ impl Settings {
                 "JWTD_ENV=production refuses to serve /metrics on the API port: set \
                  JWTD__SERVER__METRICS_BIND (server.metrics_bind) to an address only Prometheus \
                  reaches, e.g. 127.0.0.1:9100"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Without `Secure`, the refresh cookie would travel over plain HTTP to anyone on the path.
+    fn validate_production_cookies(&self) -> Result<(), ConfigError> {
+        if !self.cookies.secure {
+            return Err(ConfigError::Invalid(
+                "JWTD_ENV=production refuses cookies.secure = false: the refresh cookie would be \
+                 sent over plain HTTP; serve jwtd over HTTPS and unset JWTD__COOKIES__SECURE"
                     .into(),
             ));
         }
@@ -244,6 +257,32 @@ mod tests {
             settings.server.public_url.unwrap().as_str(),
             "https://auth.example.com"
         );
+    }
+
+    #[test]
+    fn production_refuses_cookies_without_secure_and_development_takes_them() {
+        let plain_http = ("JWTD__COOKIES__SECURE", "false");
+        let key = ("JWTD__JWT__SIGNING_KEY", RANDOM_KEY);
+        let err = production(&[key, plain_http]).unwrap_err().to_string();
+        assert!(err.contains("cookies.secure = false"), "{err}");
+        assert!(production(&[key]).unwrap().cookies.secure);
+        assert!(!load_with(None, &[plain_http]).unwrap().cookies.secure);
+    }
+
+    #[test]
+    fn cors_origins_load_from_a_comma_separated_variable_and_must_be_exact() {
+        let origins = (
+            "JWTD__CORS__ALLOWED_ORIGINS",
+            "https://a.example.com,http://b.test:8080",
+        );
+        let settings = load_with(None, &[origins]).unwrap();
+        assert_eq!(
+            settings.cors.allowed_origins,
+            ["https://a.example.com", "http://b.test:8080"]
+        );
+        let trailing_slash = ("JWTD__CORS__ALLOWED_ORIGINS", "https://a.example.com/");
+        let err = load_with(None, &[trailing_slash]).unwrap_err().to_string();
+        assert!(err.contains("is not an origin"), "{err}");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! and any other earlier token of the session is reuse: the whole session is revoked.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::active_users::{ActiveUsers, VersionedUser};
 use super::minter::Minter;
@@ -39,6 +40,9 @@ pub struct Refreshed {
 pub enum RefreshBy<'a> {
     /// SimpleJWT's endpoint: anyone holding a token that was not issued to an OAuth client.
     Anyone,
+    /// The browser transport: as `Anyone`, with its own reuse grace, since every tab of the
+    /// page presents the one refresh cookie (`cookies.refresh_reuse_grace`).
+    Browser { reuse_grace: Duration },
     /// An authenticated OAuth client. `allowed` is what the client may hold today; `requested`
     /// narrows the new access token (RFC 6749 §6) and may not exceed the original grant.
     Client {
@@ -52,6 +56,8 @@ pub enum RefreshBy<'a> {
 struct Presented {
     claims: Claims,
     access_scope: Option<String>,
+    /// Replaces `jwt.refresh_reuse_grace` for this presenter.
+    reuse_grace: Option<Duration>,
 }
 
 pub struct RefreshFlow {
@@ -133,7 +139,7 @@ impl RefreshFlow {
                 }),
                 successor: &successor_id,
                 now,
-                grace: self.minter.policy().reuse_grace,
+                grace: self.reuse_grace(presented),
                 until: successor.exp + self.minter.policy().leeway,
             };
             let outcome = self.store.rotate(&rotation).await?;
@@ -189,7 +195,7 @@ impl RefreshFlow {
         let claims = &presented.claims;
         let now = self.minter.now();
         // Strictly inside the window: a grace of 0s means none, even within the same millisecond.
-        let within_grace = now < record.spent_at + self.minter.policy().reuse_grace;
+        let within_grace = now < record.spent_at + self.reuse_grace(presented);
         if !within_grace
             || self
                 .store
@@ -213,6 +219,13 @@ impl RefreshFlow {
             ..claims.clone()
         };
         self.refreshed_with(presented, &user, Some(&successor), now.secs())
+    }
+
+    /// The presenter's own grace (the browser transport's), or `jwt.refresh_reuse_grace`.
+    fn reuse_grace(&self, presented: &Presented) -> Duration {
+        presented
+            .reuse_grace
+            .unwrap_or(self.minter.policy().reuse_grace)
     }
 
     /// The answer: a new access token for the session's client and (possibly narrowed) scope,
@@ -248,9 +261,14 @@ fn presented_by(claims: Claims, by: RefreshBy<'_>) -> Result<Presented, AuthErro
         if claims.client_id.is_some() {
             return Err(TokenError::Invalid.into());
         }
+        let reuse_grace = match by {
+            RefreshBy::Browser { reuse_grace } => Some(reuse_grace),
+            _ => None,
+        };
         return Ok(Presented {
             access_scope: claims.scope.clone(),
             claims,
+            reuse_grace,
         });
     };
     if claims.client_id.as_deref() != Some(client_id) {
@@ -266,6 +284,7 @@ fn presented_by(claims: Claims, by: RefreshBy<'_>) -> Result<Presented, AuthErro
     Ok(Presented {
         access_scope: Some(wanted.intersection(allowed).to_string()),
         claims,
+        reuse_grace: None,
     })
 }
 
@@ -307,6 +326,31 @@ mod tests {
         let successor = first.refresh.unwrap();
         assert!(blacklisted(flows.verify.verify(&successor).await));
         assert!(blacklisted(flows.verify.verify(&first.access).await));
+    }
+
+    #[tokio::test]
+    async fn the_browser_transport_has_its_own_reuse_grace() {
+        let harness = Harness::with(|jwt| jwt.refresh_reuse_grace = Duration::ZERO).await;
+        harness.user("dora").await;
+        let pair = harness.login("dora").await;
+        let flows = &harness.state.flows;
+        let browser = RefreshBy::Browser {
+            reuse_grace: Duration::from_secs(10),
+        };
+        let first = flows
+            .refresh
+            .refresh_by(&pair.refresh, browser)
+            .await
+            .unwrap();
+        harness.clock.advance(Duration::from_secs(9));
+        let second_tab = flows
+            .refresh
+            .refresh_by(&pair.refresh, browser)
+            .await
+            .unwrap();
+        assert_eq!(first.refresh, second_tab.refresh);
+        // The body endpoint keeps jwt.refresh_reuse_grace (none here): reuse.
+        assert!(blacklisted(flows.refresh.refresh(&pair.refresh).await));
     }
 
     #[tokio::test]

@@ -6,6 +6,8 @@ pub mod auth;
 pub mod body;
 pub mod client_address;
 pub mod client_auth;
+pub mod cookies;
+pub mod cors;
 pub mod discovery;
 pub mod email;
 pub mod error;
@@ -30,6 +32,7 @@ use crate::metrics::{self, Metrics};
 use crate::state::AppState;
 use crate::store::Readiness;
 use body::BodyLimit;
+use cors::Cors;
 use error::ApiError;
 use limits::RequestLimits;
 
@@ -50,8 +53,23 @@ pub enum ApiTags {
     Health,
 }
 
+impl ApiTags {
+    /// In the order Swagger UI shows them (`spec::tags_in_order`).
+    pub const ALL: [ApiTags; 6] = [
+        ApiTags::Token,
+        ApiTags::Users,
+        ApiTags::Admin,
+        ApiTags::OAuth,
+        ApiTags::Discovery,
+        ApiTags::Health,
+    ];
+}
+
+/// In the order Swagger UI shows them: the Token tag first (the body endpoints, then the
+/// cookie ones), then Users, then the rest.
 pub type Apis = (
     token::TokenApi,
+    cookies::CookieApi,
     users::UsersApi,
     email::EmailApi,
     admin::AdminApi,
@@ -65,6 +83,13 @@ fn apis(state: &AppState) -> Apis {
     let settings = &state.settings;
     (
         token::TokenApi::new(&state.flows, state.trusted_proxies.clone()),
+        cookies::CookieApi::new(
+            &settings.cookies,
+            &state.flows,
+            state.codec.clone(),
+            state.clock.clone(),
+            state.trusted_proxies.clone(),
+        ),
         users::UsersApi::new(
             state.accounts.clone(),
             state.flows.revocation.clone(),
@@ -99,7 +124,7 @@ fn service<T: OpenApi>(apis: T) -> OpenApiService<T, ()> {
 /// The OpenAPI document of every operation, as `/openapi.json` serves it; what `jwtd openapi`
 /// prints, without building the services.
 pub fn openapi_spec() -> String {
-    service(spec::Described::<Apis>::new()).spec()
+    spec::tags_in_order(&service(spec::Described::<Apis>::new()).spec())
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -109,21 +134,25 @@ struct HandlerPanicked;
 /// The whole HTTP application.
 pub fn routes(state: Arc<AppState>) -> impl Endpoint {
     let api = service(apis(&state));
-    let spec = api.spec_endpoint();
-    let docs = api.swagger_ui();
+    let spec = spec::tags_in_order(&api.spec());
+    let docs = spec::swagger_ui(&api, &spec);
+    let cors = Cors::from_settings(&state.settings.cors);
+    let cookies_enabled = state.settings.cookies.enabled;
     let body_limit = BodyLimit(state.settings.server.max_body_bytes);
     let limits = RequestLimits::from_settings(&state.settings.server);
     let metrics = state.metrics.clone();
     let mut route = Route::new()
         .nest("/", api)
-        .at("/openapi.json", spec)
+        .at("/openapi.json", spec::document(spec))
         .nest("/docs", docs);
     // With a listener of its own (`metrics_routes`), /metrics is not on the public port at all.
     if state.settings.server.metrics_bind.is_none() {
         route = route.at("/metrics", get(metrics_text));
     }
     route
-        .before(|request| async move { Ok(without_api_trailing_slash(request)) })
+        .before(move |request| async move {
+            cookies::not_found_when_off(cookies_enabled, without_api_trailing_slash(request))
+        })
         .data(state.flows.verify.clone())
         .data(state.metrics.clone())
         .data(body_limit)
@@ -132,6 +161,9 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
                 .with_handler(|_| ApiError::internal(&HandlerPanicked).into_response()),
         )
         .around(move |next, request| observe::observe(next, request, metrics.clone(), limits))
+        // Outermost, so that every answer, errors included, gets its CORS headers; a preflight
+        // it answers itself is not an API request and is neither logged nor counted.
+        .around(move |next, request| cors.clone().apply(next, request))
 }
 
 /// What the `server.metrics_bind` listener serves: `GET /metrics` only, logged and counted as on

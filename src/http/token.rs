@@ -195,17 +195,6 @@ impl TokenApi {
         Ok(EmptyResponse::Ok(Json(EmptyBody {})))
     }
 
-    /// Log out everywhere: revoke every token of the current user.
-    #[oai(
-        path = "/api/token/logout-all/",
-        method = "post",
-        operation_id = "token_logout_all"
-    )]
-    async fn logout_all(&self, auth: BearerAuth) -> Result<NoContent, ApiError> {
-        self.revocation.revoke_all_of_user(auth.user.id).await?;
-        Ok(NoContent::Done)
-    }
-
     /// Log out: revoke a refresh token's session, so its refresh and access tokens stop working.
     #[oai(
         path = "/api/token/blacklist/",
@@ -215,6 +204,17 @@ impl TokenApi {
     async fn blacklist(&self, body: JsonOrForm<RefreshRequest>) -> Result<EmptyResponse, ApiError> {
         self.revocation.blacklist(&body.0.refresh).await?;
         Ok(EmptyResponse::Ok(Json(EmptyBody {})))
+    }
+
+    /// Log out everywhere: revoke every token of the current user.
+    #[oai(
+        path = "/api/token/logout-all/",
+        method = "post",
+        operation_id = "token_logout_all"
+    )]
+    async fn logout_all(&self, auth: BearerAuth) -> Result<NoContent, ApiError> {
+        self.revocation.revoke_all_of_user(auth.user.id).await?;
+        Ok(NoContent::Done)
     }
 }
 

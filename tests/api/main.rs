@@ -3,6 +3,8 @@
 mod accounts;
 mod admin;
 mod email;
+mod cookies;
+mod cors;
 mod errors;
 mod forged;
 mod fuzz;

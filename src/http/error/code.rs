@@ -14,6 +14,8 @@ pub enum ErrorCode {
     UserNotFound,
     UserInactive,
     PermissionDenied,
+    /// The browser transport's `X-CSRF-Token` is missing or differs from the CSRF cookie.
+    CsrfFailed,
     RegistrationClosed,
     NotFound,
     MethodNotAllowed,
@@ -49,6 +51,7 @@ impl ErrorCode {
             ErrorCode::UserNotFound => "user_not_found",
             ErrorCode::UserInactive => "user_inactive",
             ErrorCode::PermissionDenied => "permission_denied",
+            ErrorCode::CsrfFailed => "csrf_failed",
             ErrorCode::RegistrationClosed => "registration_closed",
             ErrorCode::NotFound => "not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",

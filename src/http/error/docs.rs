@@ -32,7 +32,7 @@ impl ApiResponse for ApiError {
                 ),
                 response(
                     403,
-                    "`permission_denied` (staff only) or `registration_closed`.",
+                    "`permission_denied` (staff only), `registration_closed`, or `csrf_failed` (cookie endpoints).",
                     vec![],
                 ),
                 response(404, "`not_found`.", vec![]),

@@ -62,6 +62,8 @@ struct Details {
     id: Option<String>,
     retry_after_secs: Option<u64>,
     store_failure: bool,
+    /// `Set-Cookie` headers the answer carries (the browser transport clears its cookies).
+    set_cookies: Vec<HeaderValue>,
 }
 
 /// Response data on an answer caused by a failing store (database or Redis), for the metrics.
@@ -110,6 +112,21 @@ impl ApiError {
 
     pub fn not_found() -> ApiError {
         ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, "Not found.")
+    }
+
+    /// 403 `csrf_failed`: the browser transport's double-submit check failed.
+    pub fn csrf_failed() -> ApiError {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::CsrfFailed,
+            "CSRF check failed: send the X-CSRF-Token header with the value of the csrf field.",
+        )
+    }
+
+    /// The same error, answered with these `Set-Cookie` headers.
+    pub fn with_set_cookies(mut self, cookies: Vec<HeaderValue>) -> ApiError {
+        self.details.set_cookies = cookies;
+        self
     }
 
     /// 403 for an authenticated user who may not do this.
@@ -296,6 +313,9 @@ impl poem::error::ResponseError for ApiError {
         }
         if self.status == StatusCode::REQUEST_TIMEOUT {
             headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        for cookie in &self.details.set_cookies {
+            headers.append(header::SET_COOKIE, cookie.clone());
         }
         if self.details.store_failure {
             response.set_data(StoreFailure);
