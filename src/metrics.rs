@@ -83,6 +83,7 @@ pub struct Metrics {
     tokens_revoked: Family<ReasonLabels, Counter>,
     login_failures: Family<ReasonLabels, Counter>,
     reuse_detected: Counter,
+    access_tokens_too_large: Counter,
     store_errors: Family<OperationLabels, Counter>,
 }
 
@@ -108,6 +109,7 @@ impl Metrics {
             tokens_revoked: Family::default(),
             login_failures: Family::default(),
             reuse_detected: Counter::default(),
+            access_tokens_too_large: Counter::default(),
             store_errors: Family::default(),
         };
         metrics.register();
@@ -150,6 +152,11 @@ impl Metrics {
             "refresh_reuse_detected",
             "Spent refresh tokens presented again (their sessions were revoked)",
             self.reuse_detected.clone(),
+        );
+        registry.register(
+            "access_tokens_too_large",
+            "Access tokens refused because the user's claims exceed jwt.max_access_token_bytes",
+            self.access_tokens_too_large.clone(),
         );
         registry.register(
             "store_errors",
@@ -223,6 +230,10 @@ impl Metrics {
 
     pub fn reuse_detected(&self) {
         self.reuse_detected.inc();
+    }
+
+    pub fn access_token_too_large(&self) {
+        self.access_tokens_too_large.inc();
     }
 
     /// Everything, in the OpenMetrics text format.

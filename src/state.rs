@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use sea_orm::DatabaseConnection;
 
-use crate::accounts::AccountService;
+use crate::accounts::{AccountService, GrantService};
 use crate::clock::SharedClock;
 use crate::config::{RevocationBackend, Settings};
 use crate::flows::{FlowDeps, Flows};
@@ -15,6 +15,7 @@ use crate::oauth::{ClientService, OAuthService};
 use crate::outage::Outage;
 use crate::password::{PasswordError, Passwords};
 use crate::store::clients::ClientRepository;
+use crate::store::groups::GroupRepository;
 use crate::store::redis::{RedisRevocationStore, VolatileRedis};
 use crate::store::sessions::SessionRepository;
 use crate::store::sql::SqlRevocationStore;
@@ -60,6 +61,7 @@ pub struct AppState {
     pub codec: Arc<TokenCodec>,
     pub flows: Flows,
     pub accounts: Arc<AccountService>,
+    pub grants: Arc<GrantService>,
     pub clients: Arc<ClientService>,
     pub oauth: Arc<OAuthService>,
     pub clock: SharedClock,
@@ -82,6 +84,7 @@ impl AppState {
             settings.throttle.clone(),
         ));
         let users = UserRepository::new(db.clone());
+        let groups = GroupRepository::new(db.clone());
         let sessions = SessionRepository::new(db.clone());
         sessions.clone().spawn_touch_writer(SESSION_TOUCH_INTERVAL);
         let passwords = Passwords::new(&settings.password)?;
@@ -91,6 +94,7 @@ impl AppState {
             codec: codec.clone(),
             revocation_store: stores.revocation.clone(),
             users: users.clone(),
+            groups: groups.clone(),
             sessions: sessions.clone(),
             passwords: passwords.clone(),
             throttle: throttle.clone(),
@@ -106,6 +110,14 @@ impl AppState {
             throttle: throttle.clone(),
             clock: clock.clone(),
             allow_registration: settings.users.allow_registration,
+        });
+        let grants = Arc::new(GrantService {
+            groups,
+            users: users.clone(),
+            revocation: flows.revocation.clone(),
+            active_users: flows.active_users.clone(),
+            revoke_on_loss: settings.users.revoke_on_permission_loss,
+            jwt: settings.jwt.clone(),
         });
         let clients = Arc::new(ClientService::new(
             ClientRepository::new(db.clone()),
@@ -124,6 +136,7 @@ impl AppState {
             codec,
             flows,
             accounts,
+            grants,
             clients,
             oauth,
             clock,

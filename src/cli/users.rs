@@ -6,7 +6,7 @@ use clap::{Args, Subcommand};
 use poem_openapi::types::ToJSON;
 
 use super::{CliResult, app_state, read_password};
-use crate::accounts::{AccountError, AccountService, NewAccount, User};
+use crate::accounts::{AccountError, AccountService, GrantService, NewAccount, User};
 use crate::config::Settings;
 use crate::http::schemas::UserBody;
 use crate::store::users::{AdminChange, UserFilter};
@@ -24,6 +24,9 @@ pub enum UsersCommand {
     Deactivate(UserRef),
     /// Delete a user and revoke every token of the user.
     Delete(UserRef),
+    /// Add groups (--group NAME) and permissions (--perm app_label.codename) to a user; prints
+    /// the user with their groups and effective permissions.
+    Grant(super::groups::Grant),
 }
 
 #[derive(Debug, Args)]
@@ -77,6 +80,7 @@ pub async fn run(settings: Settings, command: UsersCommand) -> CliResult {
     };
     let state = app_state(settings).await?;
     let accounts = &state.accounts;
+    let grants = &state.grants;
     match command {
         UsersCommand::Create(args) => {
             let account = NewAccount {
@@ -86,9 +90,9 @@ pub async fn run(settings: Settings, command: UsersCommand) -> CliResult {
                 is_staff: args.staff,
             };
             let user = accounts.create(account).await?;
-            println!("{}", user_json(user));
+            println!("{}", user_json(grants, user).await?);
         }
-        UsersCommand::List(args) => list(accounts, args).await?,
+        UsersCommand::List(args) => list(accounts, grants, args).await?,
         UsersCommand::SetPassword(args) => {
             let user = named(accounts, &args.username).await?;
             accounts
@@ -106,7 +110,7 @@ pub async fn run(settings: Settings, command: UsersCommand) -> CliResult {
                 ..Default::default()
             };
             let user = accounts.admin_update(user.id, change).await?;
-            println!("{}", user_json(user));
+            println!("{}", user_json(grants, user).await?);
         }
         UsersCommand::Delete(args) => {
             let user = named(accounts, &args.username).await?;
@@ -116,11 +120,15 @@ pub async fn run(settings: Settings, command: UsersCommand) -> CliResult {
                 user.username
             );
         }
+        UsersCommand::Grant(args) => {
+            let user = super::groups::grant(&state, args).await?;
+            println!("{}", UserBody::from(user).to_json().unwrap_or_default());
+        }
     }
     Ok(())
 }
 
-async fn list(accounts: &AccountService, args: ListUsers) -> CliResult {
+async fn list(accounts: &AccountService, grants: &GrantService, args: ListUsers) -> CliResult {
     const PAGE_SIZE: u64 = 500;
     for page in 1.. {
         let filter = UserFilter {
@@ -129,8 +137,8 @@ async fn list(accounts: &AccountService, args: ListUsers) -> CliResult {
             is_active: args.active,
         };
         let (users, total) = accounts.list(filter, page, PAGE_SIZE).await?;
-        for user in users {
-            println!("{}", user_json(user));
+        for user in grants.with_grants(users).await? {
+            println!("{}", UserBody::from(user).to_json().unwrap_or_default());
         }
         if page * PAGE_SIZE >= total {
             break;
@@ -149,7 +157,8 @@ async fn named(accounts: &AccountService, username: &str) -> anyhow::Result<User
         })
 }
 
-/// A user as the API shows it (never the password hash).
-fn user_json(user: User) -> serde_json::Value {
-    UserBody::from(user).to_json().unwrap_or_default()
+/// A user as the API shows it (never the password hash), with their grants.
+async fn user_json(grants: &GrantService, user: User) -> anyhow::Result<serde_json::Value> {
+    let user = grants.with_grants(vec![user]).await?.remove(0);
+    Ok(UserBody::from(user).to_json().unwrap_or_default())
 }

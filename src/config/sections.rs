@@ -116,6 +116,8 @@ pub struct Argon2Settings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct UserSettings {
     pub allow_registration: bool,
+    /// Taking a permission or group away revokes the affected users' tokens.
+    pub revoke_on_permission_loss: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

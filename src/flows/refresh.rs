@@ -6,10 +6,10 @@
 use std::sync::Arc;
 
 use super::active_users::ActiveUsers;
-use super::minter::Minter;
+use super::minter::{ForClient, Minter};
 use super::revocation::RevocationFlow;
 use super::{AuthError, ensure_session_live, token_keys};
-use crate::accounts::User;
+use crate::accounts::GrantedUser;
 use crate::clock::UnixSecs;
 use crate::metrics::{Metrics, Revocation};
 use crate::store::RevocationStore;
@@ -143,7 +143,7 @@ impl RefreshFlow {
     async fn spent_again(
         &self,
         presented: &Presented,
-        user: &User,
+        user: &GrantedUser,
         record: SpendRecord,
     ) -> Result<Refreshed, AuthError> {
         let claims = &presented.claims;
@@ -178,15 +178,23 @@ impl RefreshFlow {
     fn refreshed_with(
         &self,
         presented: &Presented,
-        user: &User,
+        user: &GrantedUser,
         successor: Option<&Claims>,
         now: UnixSecs,
     ) -> Result<Refreshed, AuthError> {
-        let mut access = self.minter.access_claims(user, presented.claims.sid, now);
-        access.client_id.clone_from(&presented.claims.client_id);
-        access.scope.clone_from(&presented.access_scope);
+        let client = presented
+            .claims
+            .client_id
+            .as_deref()
+            .map(|client_id| ForClient {
+                client_id,
+                scope: presented.access_scope.as_deref().unwrap_or_default(),
+            });
+        let access = self
+            .minter
+            .access_claims(user, presented.claims.sid, now, client);
         Ok(Refreshed {
-            access: self.minter.sign(&access)?,
+            access: self.minter.sign_access(&access)?,
             refresh: successor.map(|s| self.minter.sign(s)).transpose()?,
             expires_in: access.exp.0 - now.0,
             scope: access.scope,

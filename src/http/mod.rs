@@ -8,6 +8,7 @@ pub mod client_address;
 pub mod client_auth;
 pub mod discovery;
 pub mod error;
+pub mod groups;
 pub mod health;
 pub mod limits;
 pub mod oauth;
@@ -40,6 +41,8 @@ pub enum ApiTags {
     Users,
     /// Staff administration of users.
     Admin,
+    /// Groups and permissions (staff only): what access tokens may carry.
+    Groups,
     /// OAuth 2.0 token, revocation and introspection endpoints for registered clients.
     #[oai(rename = "OAuth")]
     OAuth,
@@ -53,6 +56,7 @@ pub type Apis = (
     token::TokenApi,
     users::UsersApi,
     admin::AdminApi,
+    groups::GroupsApi,
     oauth::OAuthApi,
     discovery::DiscoveryApi,
     health::HealthApi,
@@ -65,10 +69,12 @@ fn apis(state: &AppState) -> Apis {
         token::TokenApi::new(&state.flows, state.trusted_proxies.clone()),
         users::UsersApi::new(
             state.accounts.clone(),
+            state.grants.clone(),
             state.flows.revocation.clone(),
             state.trusted_proxies.clone(),
         ),
-        admin::AdminApi::new(state.accounts.clone()),
+        admin::AdminApi::new(state.accounts.clone(), state.grants.clone()),
+        groups::GroupsApi::new(state.grants.clone()),
         oauth::OAuthApi::new(
             state.oauth.clone(),
             settings.jwt.audience.clone(),

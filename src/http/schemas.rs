@@ -4,7 +4,11 @@ use chrono::{DateTime, Utc};
 use poem_openapi::{ApiResponse, Object};
 use uuid::Uuid;
 
-use crate::accounts::User;
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use crate::accounts::GrantedUser;
 
 /// A user as the API shows it: never the password hash.
 #[derive(Debug, Object)]
@@ -17,10 +21,16 @@ pub struct UserBody {
     pub date_joined: DateTime<Utc>,
     #[oai(nullable)]
     pub last_login: Option<DateTime<Utc>>,
+    /// Group names, sorted.
+    pub groups: Vec<String>,
+    /// Effective permissions (the user's own and their groups'), sorted.
+    pub permissions: Vec<String>,
+    /// Staff-set data that access tokens may carry.
+    pub app_metadata: BTreeMap<String, Value>,
 }
 
-impl From<User> for UserBody {
-    fn from(user: User) -> UserBody {
+impl From<GrantedUser> for UserBody {
+    fn from(GrantedUser { user, grants }: GrantedUser) -> UserBody {
         UserBody {
             id: user.id,
             username: user.username,
@@ -29,6 +39,9 @@ impl From<User> for UserBody {
             is_staff: user.is_staff,
             date_joined: user.date_joined,
             last_login: user.last_login,
+            groups: grants.groups,
+            permissions: grants.permissions,
+            app_metadata: user.app_metadata.into_iter().collect(),
         }
     }
 }

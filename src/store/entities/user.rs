@@ -14,6 +14,8 @@ pub struct Model {
     pub is_staff: bool,
     pub date_joined: DateTimeUtc,
     pub last_login: Option<DateTimeUtc>,
+    /// A JSON object, as text (`{}` when none).
+    pub app_metadata: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
