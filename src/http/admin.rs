@@ -52,7 +52,7 @@ impl FromFields for AdminUpdateRequest {
     }
 }
 
-pub(super) fn require_staff(auth: &BearerAuth) -> Result<(), ApiError> {
+fn require_staff(auth: &BearerAuth) -> Result<(), ApiError> {
     if auth.user.is_staff {
         Ok(())
     } else {

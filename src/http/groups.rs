@@ -11,8 +11,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use uuid::Uuid;
 
 use super::ApiTags;
-use super::admin::require_staff;
-use super::auth::BearerAuth;
+use super::auth::StaffAuth;
 use super::body::{Fields, FromFields, JsonOrForm};
 use super::error::ApiError;
 use super::schemas::{NoContent, UserBody};
@@ -133,8 +132,7 @@ impl GroupsApi {
 impl GroupsApi {
     /// Every group, by name (staff only).
     #[oai(path = "/api/groups/", method = "get", operation_id = "groups_list")]
-    async fn list(&self, auth: BearerAuth) -> Result<Json<Vec<GroupBody>>, ApiError> {
-        require_staff(&auth)?;
+    async fn list(&self, _staff: StaffAuth) -> Result<Json<Vec<GroupBody>>, ApiError> {
         let groups = self.grants.groups().await?;
         Ok(Json(groups.into_iter().map(GroupBody::from).collect()))
     }
@@ -143,10 +141,9 @@ impl GroupsApi {
     #[oai(path = "/api/groups/", method = "post", operation_id = "groups_create")]
     async fn create(
         &self,
-        auth: BearerAuth,
+        _staff: StaffAuth,
         body: JsonOrForm<CreateGroupRequest>,
     ) -> Result<CreatedGroup, ApiError> {
-        require_staff(&auth)?;
         let CreateGroupRequest { name, permissions } = body.0;
         let group = self
             .grants
@@ -161,8 +158,7 @@ impl GroupsApi {
         method = "get",
         operation_id = "groups_read"
     )]
-    async fn read(&self, auth: BearerAuth, id: Path<Uuid>) -> Result<Json<GroupBody>, ApiError> {
-        require_staff(&auth)?;
+    async fn read(&self, _staff: StaffAuth, id: Path<Uuid>) -> Result<Json<GroupBody>, ApiError> {
         Ok(Json(self.grants.group(id.0).await?.into()))
     }
 
@@ -175,11 +171,10 @@ impl GroupsApi {
     )]
     async fn update(
         &self,
-        auth: BearerAuth,
+        _staff: StaffAuth,
         id: Path<Uuid>,
         body: JsonOrForm<UpdateGroupRequest>,
     ) -> Result<Json<GroupBody>, ApiError> {
-        require_staff(&auth)?;
         let UpdateGroupRequest { name, permissions } = body.0;
         let change = GroupChange { name, permissions };
         Ok(Json(self.grants.update_group(id.0, change).await?.into()))
@@ -191,8 +186,7 @@ impl GroupsApi {
         method = "delete",
         operation_id = "groups_delete"
     )]
-    async fn delete(&self, auth: BearerAuth, id: Path<Uuid>) -> Result<NoContent, ApiError> {
-        require_staff(&auth)?;
+    async fn delete(&self, _staff: StaffAuth, id: Path<Uuid>) -> Result<NoContent, ApiError> {
         self.grants.delete_group(id.0).await?;
         Ok(NoContent::Done)
     }
@@ -205,11 +199,10 @@ impl GroupsApi {
     )]
     async fn set_user_groups(
         &self,
-        auth: BearerAuth,
+        _staff: StaffAuth,
         id: Path<Uuid>,
         body: JsonOrForm<UserGroupsRequest>,
     ) -> Result<Json<UserBody>, ApiError> {
-        require_staff(&auth)?;
         let user = self.grants.set_user_groups(id.0, body.0.groups).await?;
         Ok(Json(user.into()))
     }
@@ -222,11 +215,10 @@ impl GroupsApi {
     )]
     async fn set_user_permissions(
         &self,
-        auth: BearerAuth,
+        _staff: StaffAuth,
         id: Path<Uuid>,
         body: JsonOrForm<UserPermissionsRequest>,
     ) -> Result<Json<UserBody>, ApiError> {
-        require_staff(&auth)?;
         let user = self
             .grants
             .set_user_permissions(id.0, body.0.permissions)

@@ -347,7 +347,7 @@ async fn lock_group(txn: &DatabaseTransaction, id: Uuid) -> Result<bool, DbErr> 
         return Ok(row.is_some());
     }
     let touched = group::Entity::update_many()
-        .col_expr(group::Column::Name, Expr::col(group::Column::Name).into())
+        .col_expr(group::Column::Name, Expr::col(group::Column::Name))
         .filter(group::Column::Id.eq(id))
         .exec(txn)
         .await?;
@@ -360,7 +360,7 @@ async fn lock_user(txn: &DatabaseTransaction, id: Uuid) -> Result<bool, DbErr> {
     let touched = user::Entity::update_many()
         .col_expr(
             user::Column::AppMetadata,
-            Expr::col(user::Column::AppMetadata).into(),
+            Expr::col(user::Column::AppMetadata),
         )
         .filter(user::Column::Id.eq(id))
         .exec(txn)

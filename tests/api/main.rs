@@ -11,6 +11,7 @@ mod lockout;
 mod migrations;
 mod oauth;
 mod operations;
+mod permissions;
 mod production;
 mod registration;
 mod rotation;
