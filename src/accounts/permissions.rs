@@ -408,6 +408,88 @@ pub fn metadata_claims(app_metadata: &Map<String, Value>, jwt: &JwtSettings) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::ExtraClaim;
+    use crate::flows::AuthError;
+    use crate::flows::testing::Harness;
+    use crate::token::TokenError;
+
+    /// The order, step by step: a refresh reads the user with a permission, the loss commits
+    /// and revokes, then the refresh mints from what it read. That token is refused (its
+    /// session started before the cut-off); the next login carries the smaller set.
+    #[tokio::test]
+    async fn a_token_minted_from_a_read_before_a_loss_is_refused_after_it() {
+        let harness =
+            Harness::with(|jwt| jwt.access_token_extra_claims = vec![ExtraClaim::Perms]).await;
+        let alice = harness.user("alice").await;
+        let grants = &harness.state.grants;
+        let perms = vec!["x.a".to_owned(), "x.b".to_owned()];
+        let group = grants.create_group("g".into(), perms).await.unwrap();
+        grants.add_user_group(alice.id, group.id).await.unwrap();
+        let pair = harness.login("alice").await;
+        let minter = harness.minter();
+        let session = minter.codec().decode(&pair.refresh).unwrap().sid;
+        let flows = &harness.state.flows;
+        let read_before = flows.active_users.load(alice.id).await.unwrap().unwrap();
+
+        let change = GroupChange {
+            name: None,
+            permissions: Some(vec!["x.b".into()]),
+        };
+        grants.update_group(group.id, change).await.unwrap();
+
+        let stale = minter.access_claims(&read_before, session, minter.now().secs(), None);
+        assert_eq!(
+            stale.perms.as_deref(),
+            Some(&["x.a".into(), "x.b".into()][..])
+        );
+        let token = minter.sign_access(&stale).unwrap();
+        let refused = flows.verify.verify(&token).await;
+        assert!(matches!(
+            refused,
+            Err(AuthError::Token(TokenError::Blacklisted))
+        ));
+        let next = harness.login("alice").await;
+        let claims = minter.codec().decode(&next.access).unwrap();
+        assert!(flows.verify.verify(&next.access).await.is_ok());
+        let granted = flows.active_users.load(alice.id).await.unwrap().unwrap();
+        assert_eq!(granted.grants.permissions, ["x.b"]);
+        assert_eq!(claims.user_id, alice.id.to_string());
+    }
+
+    /// A gain revokes nothing: the session lives on, and the next refresh carries the gain.
+    #[tokio::test]
+    async fn a_gain_keeps_the_session_and_shows_in_the_next_refresh() {
+        let harness =
+            Harness::with(|jwt| jwt.access_token_extra_claims = vec![ExtraClaim::Perms]).await;
+        let bob = harness.user("bob").await;
+        let pair = harness.login("bob").await;
+        let flows = &harness.state.flows;
+        // The refresh caches bob without permissions.
+        let first = flows.refresh.refresh(&pair.refresh).await.unwrap();
+        let grants = &harness.state.grants;
+        grants
+            .add_user_permission(bob.id, "x.a".into())
+            .await
+            .unwrap();
+        assert!(flows.verify.verify(&first.access).await.is_ok());
+        let second = flows
+            .refresh
+            .refresh(&first.refresh.unwrap())
+            .await
+            .unwrap();
+        let token = harness.minter().codec().decode(&second.access).unwrap();
+        assert!(flows.verify.verify(&second.access).await.is_ok());
+        let payload = second.access.split('.').nth(1).unwrap();
+        let payload =
+            base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
+                .unwrap();
+        let payload: Value = serde_json::from_slice(&payload).unwrap();
+        assert_eq!(payload["perms"], serde_json::json!(["x.a"]));
+        assert_eq!(
+            token.sid,
+            harness.minter().codec().decode(&pair.access).unwrap().sid
+        );
+    }
 
     #[test]
     fn permissions_are_app_label_dot_codename() {

@@ -19,7 +19,7 @@ pub mod revocation;
 pub mod verify;
 
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 
 use std::sync::Arc;
 
