@@ -8,7 +8,7 @@ use poem_openapi::types::ToJSON;
 use super::{CliResult, app_state, read_password};
 use crate::accounts::{AccountError, AccountService, GrantService, NewAccount, User};
 use crate::config::Settings;
-use crate::http::schemas::UserBody;
+use crate::http::schemas::GrantedUserBody;
 use crate::store::users::{AdminChange, UserFilter};
 
 #[derive(Debug, Subcommand)]
@@ -122,7 +122,10 @@ pub async fn run(settings: Settings, command: UsersCommand) -> CliResult {
         }
         UsersCommand::Grant(args) => {
             let user = super::groups::grant(&state, args).await?;
-            println!("{}", UserBody::from(user).to_json().unwrap_or_default());
+            println!(
+                "{}",
+                GrantedUserBody::from(user).to_json().unwrap_or_default()
+            );
         }
     }
     Ok(())
@@ -138,7 +141,10 @@ async fn list(accounts: &AccountService, grants: &GrantService, args: ListUsers)
         };
         let (users, total) = accounts.list(filter, page, PAGE_SIZE).await?;
         for user in grants.with_grants(users).await? {
-            println!("{}", UserBody::from(user).to_json().unwrap_or_default());
+            println!(
+                "{}",
+                GrantedUserBody::from(user).to_json().unwrap_or_default()
+            );
         }
         if page * PAGE_SIZE >= total {
             break;
@@ -160,5 +166,5 @@ async fn named(accounts: &AccountService, username: &str) -> anyhow::Result<User
 /// A user as the API shows it (never the password hash), with their grants.
 async fn user_json(grants: &GrantService, user: User) -> anyhow::Result<serde_json::Value> {
     let user = grants.with_grants(vec![user]).await?.remove(0);
-    Ok(UserBody::from(user).to_json().unwrap_or_default())
+    Ok(GrantedUserBody::from(user).to_json().unwrap_or_default())
 }

@@ -15,7 +15,7 @@ use super::ApiTags;
 use super::auth::BearerAuth;
 use super::body::{Fields, FromFields, JsonOrForm};
 use super::error::ApiError;
-use super::schemas::{NoContent, UserBody, UserPage};
+use super::schemas::{GrantedUserBody, NoContent, UserPage};
 use crate::accounts::{AccountService, GrantService, MAX_EMAIL_CHARS};
 use crate::store::users::{AdminChange, UserFilter};
 
@@ -88,7 +88,7 @@ pub(super) async fn list_users(
             None
         },
         previous: if page > 1 { link(page - 1) } else { None },
-        results: users.into_iter().map(UserBody::from).collect(),
+        results: users.into_iter().map(GrantedUserBody::from).collect(),
     }))
 }
 
@@ -111,7 +111,11 @@ impl AdminApi {
         method = "get",
         operation_id = "admin_users_read"
     )]
-    async fn read(&self, auth: BearerAuth, id: Path<Uuid>) -> Result<Json<UserBody>, ApiError> {
+    async fn read(
+        &self,
+        auth: BearerAuth,
+        id: Path<Uuid>,
+    ) -> Result<Json<GrantedUserBody>, ApiError> {
         require_staff(&auth)?;
         Ok(Json(self.grants.granted(id.0).await?.into()))
     }
@@ -128,7 +132,7 @@ impl AdminApi {
         auth: BearerAuth,
         id: Path<Uuid>,
         body: JsonOrForm<AdminUpdateRequest>,
-    ) -> Result<Json<UserBody>, ApiError> {
+    ) -> Result<Json<GrantedUserBody>, ApiError> {
         require_staff(&auth)?;
         let AdminUpdateRequest {
             is_active,

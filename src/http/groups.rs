@@ -14,7 +14,7 @@ use super::ApiTags;
 use super::auth::StaffAuth;
 use super::body::{Fields, FromFields, JsonOrForm};
 use super::error::ApiError;
-use super::schemas::{NoContent, UserBody};
+use super::schemas::{GrantedUserBody, NoContent};
 use crate::accounts::permissions::{GroupChange, MAX_GROUP_NAME_CHARS};
 use crate::accounts::{GrantService, Group};
 
@@ -202,7 +202,7 @@ impl GroupsApi {
         _staff: StaffAuth,
         id: Path<Uuid>,
         body: JsonOrForm<UserGroupsRequest>,
-    ) -> Result<Json<UserBody>, ApiError> {
+    ) -> Result<Json<GrantedUserBody>, ApiError> {
         let user = self.grants.set_user_groups(id.0, body.0.groups).await?;
         Ok(Json(user.into()))
     }
@@ -218,7 +218,7 @@ impl GroupsApi {
         _staff: StaffAuth,
         id: Path<Uuid>,
         body: JsonOrForm<UserPermissionsRequest>,
-    ) -> Result<Json<UserBody>, ApiError> {
+    ) -> Result<Json<GrantedUserBody>, ApiError> {
         let user = self
             .grants
             .set_user_permissions(id.0, body.0.permissions)

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::accounts::GrantedUser;
+use crate::accounts::{GrantedUser, User};
 
 /// A user as the API shows it: never the password hash.
 #[derive(Debug, Object)]
@@ -21,16 +21,10 @@ pub struct UserBody {
     pub date_joined: DateTime<Utc>,
     #[oai(nullable)]
     pub last_login: Option<DateTime<Utc>>,
-    /// Group names, sorted.
-    pub groups: Vec<String>,
-    /// Effective permissions (the user's own and their groups'), sorted.
-    pub permissions: Vec<String>,
-    /// Staff-set data that access tokens may carry.
-    pub app_metadata: BTreeMap<String, Value>,
 }
 
-impl From<GrantedUser> for UserBody {
-    fn from(GrantedUser { user, grants }: GrantedUser) -> UserBody {
+impl From<User> for UserBody {
+    fn from(user: User) -> UserBody {
         UserBody {
             id: user.id,
             username: user.username,
@@ -39,9 +33,31 @@ impl From<GrantedUser> for UserBody {
             is_staff: user.is_staff,
             date_joined: user.date_joined,
             last_login: user.last_login,
+        }
+    }
+}
+
+/// A user with what they are allowed: `/api/users/me/` and the staff views.
+#[derive(Debug, Object)]
+pub struct GrantedUserBody {
+    #[oai(flatten)]
+    pub user: UserBody,
+    /// Group names, sorted.
+    pub groups: Vec<String>,
+    /// Effective permissions (the user's own and their groups'), sorted.
+    pub permissions: Vec<String>,
+    /// Staff-set data that access tokens may carry.
+    pub app_metadata: BTreeMap<String, Value>,
+}
+
+impl From<GrantedUser> for GrantedUserBody {
+    fn from(GrantedUser { user, grants }: GrantedUser) -> GrantedUserBody {
+        let app_metadata = user.app_metadata.clone().into_iter().collect();
+        GrantedUserBody {
+            user: user.into(),
             groups: grants.groups,
             permissions: grants.permissions,
-            app_metadata: user.app_metadata.into_iter().collect(),
+            app_metadata,
         }
     }
 }
@@ -62,7 +78,7 @@ pub struct UserPage {
     pub next: Option<String>,
     #[oai(nullable)]
     pub previous: Option<String>,
-    pub results: Vec<UserBody>,
+    pub results: Vec<GrantedUserBody>,
 }
 
 /// An empty object, SimpleJWT's answer to verify and blacklist.

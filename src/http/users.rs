@@ -16,10 +16,9 @@ use super::auth::BearerAuth;
 use super::body::{Fields, FromFields, JsonOrForm};
 use super::client_address::TrustedProxies;
 use super::error::ApiError;
-use super::schemas::{NoContent, UserBody, UserPage};
+use super::schemas::{GrantedUserBody, NoContent, UserBody, UserPage};
 use crate::accounts::{
-    AccountService, GrantService, GrantedUser, Grants, MAX_EMAIL_CHARS, MAX_USERNAME_CHARS,
-    NewAccount, User,
+    AccountService, GrantService, MAX_EMAIL_CHARS, MAX_USERNAME_CHARS, NewAccount, User,
 };
 use crate::flows::RevocationFlow;
 use crate::password::MAX_PASSWORD_CHARS;
@@ -152,7 +151,7 @@ impl UsersApi {
 }
 
 impl UsersApi {
-    async fn view(&self, user: User) -> Result<UserBody, ApiError> {
+    async fn view(&self, user: User) -> Result<GrantedUserBody, ApiError> {
         Ok(self.grants.with_grants(vec![user]).await?.remove(0).into())
     }
 }
@@ -223,11 +222,6 @@ impl UsersApi {
         };
         let client = self.proxies.client_of(request);
         let user = self.accounts.register(account, &client).await?;
-        // A new account has no groups or permissions yet.
-        let user = GrantedUser {
-            user,
-            grants: Grants::default(),
-        };
         Ok(CreatedUser::Created(Json(user.into())))
     }
 
@@ -238,7 +232,7 @@ impl UsersApi {
         operation_id = "users_me_read",
         tag = "ApiTags::Users"
     )]
-    async fn me(&self, auth: BearerAuth) -> Result<Json<UserBody>, ApiError> {
+    async fn me(&self, auth: BearerAuth) -> Result<Json<GrantedUserBody>, ApiError> {
         Ok(Json(self.view(auth.user).await?))
     }
 
@@ -253,7 +247,7 @@ impl UsersApi {
         &self,
         auth: BearerAuth,
         body: JsonOrForm<UpdateMeRequest>,
-    ) -> Result<Json<UserBody>, ApiError> {
+    ) -> Result<Json<GrantedUserBody>, ApiError> {
         let change = ProfileChange {
             username: body.0.username,
             email: body.0.email,
