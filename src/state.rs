@@ -74,8 +74,7 @@ impl AppState {
     pub async fn build(settings: Settings, clock: SharedClock) -> Result<AppState, StartupError> {
         settings.validate()?;
         let keys = KeySet::from_settings(&settings.jwt)?;
-        let db = db::connect(&settings.database).await?;
-        db::migrate(&db).await?;
+        let db = db::connect_migrated(&settings.database).await?;
         let stores = stores(&settings, &db, &clock).await?;
         let trusted_proxies = TrustedProxies::new(settings.server.trusted_proxies.clone());
         let throttle = Arc::new(LoginThrottle::new(

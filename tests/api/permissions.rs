@@ -592,3 +592,37 @@ async fn the_groups_migration_keeps_existing_users_on_postgres() {
         migrate_with_existing_users(&database.url).await;
     }
 }
+
+#[tokio::test]
+async fn deleting_a_group_revokes_its_members_and_empties_their_groups() {
+    let app = spawn(Backend::Sqlite).await;
+    let staff = staff_access(&app).await;
+    let (member, bystander) = (app.create_user().await, app.create_user().await);
+    let group = create_group(&app, &staff, "temporary", &["tmp.use"]).await;
+    set_groups(&app, &staff, &member, &[&group]).await;
+    let (member_access, _) = app.login(&member).await;
+    let (bystander_access, _) = app.login(&bystander).await;
+    let path = format!("/api/groups/{group}/");
+    let deleted = app
+        .send_authed(Method::DELETE, &path, &staff, &json!({}))
+        .await;
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    expect_token_error(app.verify(&member_access).await, "Token is blacklisted").await;
+    expect_status(app.verify(&bystander_access).await, StatusCode::OK).await;
+    let gone = app.get_authed(&path, &staff).await;
+    expect_error(gone, StatusCode::NOT_FOUND, "not_found", "Not found.").await;
+    let (access, _) = app.login(&member).await;
+    let me = expect_status(
+        app.get_authed("/api/users/me/", &access).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(
+        (me["groups"].clone(), me["permissions"].clone()),
+        (json!([]), json!([]))
+    );
+    let again = app
+        .send_authed(Method::DELETE, &path, &staff, &json!({}))
+        .await;
+    expect_status(again, StatusCode::NOT_FOUND).await;
+}
