@@ -626,3 +626,35 @@ async fn deleting_a_group_revokes_its_members_and_empties_their_groups() {
         .await;
     expect_status(again, StatusCode::NOT_FOUND).await;
 }
+
+/// With `users.revoke_on_permission_loss` off, a loss revokes nothing: the old access token
+/// stays valid until it expires, and the next refresh (served from a moved cache version)
+/// carries the smaller set.
+#[tokio::test]
+async fn without_revocation_on_loss_the_next_refresh_has_the_smaller_set() {
+    let app = TestApp::spawn_with(Backend::Redis, |settings| {
+        with_grant_claims(settings);
+        settings.users.revoke_on_permission_loss = false;
+    })
+    .await;
+    let staff = staff_access(&app).await;
+    let user = app.create_user().await;
+    let path = format!("/api/users/{}/permissions/", user.id);
+    let both = json!({"permissions": ["x.a", "x.b"]});
+    send(&app, Method::PUT, &path, &staff, both).await;
+    let (access, refresh) = app.login(&user).await;
+    // A refresh caches the user with both permissions.
+    let refreshed = expect_status(app.refresh(&refresh).await, StatusCode::OK).await;
+    send(
+        &app,
+        Method::PUT,
+        &path,
+        &staff,
+        json!({"permissions": ["x.b"]}),
+    )
+    .await;
+    expect_status(app.verify(&access).await, StatusCode::OK).await;
+    let next = app.refresh(&string_field(&refreshed, "refresh")).await;
+    let next = expect_status(next, StatusCode::OK).await;
+    assert_eq!(perms_of(&string_field(&next, "access")), ["x.b"]);
+}
