@@ -25,6 +25,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
+use tokio::task::JoinSet;
 use uuid::Uuid;
 
 use super::{AccountError, FieldErrors, User};
@@ -356,18 +357,64 @@ impl GrantService {
 
     /// After a committed edit: every affected user's version moves (no cached copy from before
     /// the commit is served again, on any instance), then, on a loss, their sessions are
-    /// revoked. See the module's notes for why this order.
+    /// revoked. See the module's notes for why this order. The work runs on a task of its own,
+    /// so a caller that goes away (a closed connection, the request timeout) does not stop it
+    /// half way.
     async fn after_change(&self, users: &[Uuid], lost: bool) -> Result<(), AccountError> {
         let revoke = lost && self.revoke_on_loss;
-        // One user after another: a group's members cost two store round trips each.
-        for &user_id in users {
-            self.active_users.publish_change(user_id).await?;
-            if revoke {
-                self.revocation.revoke_all_of_user(user_id).await?;
-            }
-        }
-        Ok(())
+        let work = publish_all(
+            users.to_vec(),
+            Arc::clone(&self.active_users),
+            Arc::clone(&self.revocation),
+            revoke,
+        );
+        tokio::spawn(work)
+            .await
+            .unwrap_or_else(|panicked| Err(Outage::internal(panicked).into()))
     }
+}
+
+/// Moves each user's version and, if `revoke`, revokes their sessions, [`FAN_OUT`] users at a
+/// time; every user is done before it returns, even when one of them failed (the first error).
+async fn publish_all(
+    users: Vec<Uuid>,
+    active_users: Arc<ActiveUsers>,
+    revocation: Arc<RevocationFlow>,
+    revoke: bool,
+) -> Result<(), AccountError> {
+    let mut tasks = JoinSet::new();
+    let mut first_error = None;
+    for user_id in users {
+        if tasks.len() >= FAN_OUT {
+            keep_first_error(&mut first_error, tasks.join_next().await);
+        }
+        let (active_users, revocation) = (Arc::clone(&active_users), Arc::clone(&revocation));
+        tasks.spawn(async move {
+            active_users.publish_change(user_id).await?;
+            if revoke {
+                revocation.revoke_all_of_user(user_id).await?;
+            }
+            Ok(())
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        keep_first_error(&mut first_error, Some(joined));
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+/// Users whose version and revocation entries are written at once after a group edit.
+const FAN_OUT: usize = 16;
+
+type Published = Result<Result<(), AccountError>, tokio::task::JoinError>;
+
+fn keep_first_error(first: &mut Option<AccountError>, joined: Option<Published>) {
+    let error = match joined {
+        Some(Ok(Err(err))) => err,
+        Some(Err(panicked)) => Outage::internal(panicked).into(),
+        _ => return,
+    };
+    first.get_or_insert(error);
 }
 
 /// The change's name and permissions, validated, with every problem named.

@@ -658,3 +658,21 @@ async fn without_revocation_on_loss_the_next_refresh_has_the_smaller_set() {
     let next = expect_status(next, StatusCode::OK).await;
     assert_eq!(perms_of(&string_field(&next, "access")), ["x.b"]);
 }
+
+/// A group edit reaches every member, however many (they are fanned out a few at a time).
+#[tokio::test]
+async fn a_loss_in_a_big_group_revokes_every_member() {
+    let app = spawn(Backend::Sqlite).await;
+    let staff = staff_access(&app).await;
+    let group = create_group(&app, &staff, "everyone", &["app.use"]).await;
+    let mut accesses = Vec::new();
+    for _ in 0..40 {
+        let member = app.create_user().await;
+        set_groups(&app, &staff, &member, &[&group]).await;
+        accesses.push(app.login(&member).await.0);
+    }
+    set_group_perms(&app, &staff, &group, &[]).await;
+    for access in accesses {
+        expect_token_error(app.verify(&access).await, "Token is blacklisted").await;
+    }
+}
