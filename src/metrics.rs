@@ -84,6 +84,7 @@ pub struct Metrics {
     tokens_revoked: Family<ReasonLabels, Counter>,
     login_failures: Family<ReasonLabels, Counter>,
     reuse_detected: Counter,
+    access_tokens_too_large: Counter,
     store_errors: Family<OperationLabels, Counter>,
     email: EmailMetrics,
 }
@@ -119,6 +120,7 @@ impl Metrics {
             tokens_revoked: Family::default(),
             login_failures: Family::default(),
             reuse_detected: Counter::default(),
+            access_tokens_too_large: Counter::default(),
             store_errors: Family::default(),
             email: EmailMetrics::default(),
         };
@@ -162,6 +164,11 @@ impl Metrics {
             "refresh_reuse_detected",
             "Spent refresh tokens presented again (their sessions were revoked)",
             self.reuse_detected.clone(),
+        );
+        registry.register(
+            "access_tokens_too_large",
+            "Access tokens refused because the user's claims exceed jwt.max_access_token_bytes",
+            self.access_tokens_too_large.clone(),
         );
         registry.register(
             "store_errors",
@@ -282,6 +289,10 @@ impl Metrics {
     /// Mails delivered so far by this instance (tests).
     pub fn emails_sent(&self) -> u64 {
         self.email.sent.get()
+    }
+
+    pub fn access_token_too_large(&self) {
+        self.access_tokens_too_large.inc();
     }
 
     /// Everything, in the OpenMetrics text format.

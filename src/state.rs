@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use sea_orm::DatabaseConnection;
 
-use crate::accounts::AccountService;
+use crate::accounts::{AccountService, GrantService};
 use crate::clock::SharedClock;
 use crate::config::{RevocationBackend, Settings};
 use crate::email::transport::Transport;
@@ -17,6 +17,7 @@ use crate::oauth::{ClientService, OAuthService};
 use crate::outage::Outage;
 use crate::password::{PasswordError, Passwords};
 use crate::store::clients::ClientRepository;
+use crate::store::groups::GroupRepository;
 use crate::store::outbox::OutboxRepository;
 use crate::store::redis::{RedisRevocationStore, VolatileRedis};
 use crate::store::sessions::SessionRepository;
@@ -63,6 +64,7 @@ pub struct AppState {
     pub codec: Arc<TokenCodec>,
     pub flows: Flows,
     pub accounts: Arc<AccountService>,
+    pub grants: Arc<GrantService>,
     pub clients: Arc<ClientService>,
     pub oauth: Arc<OAuthService>,
     pub email: Arc<EmailService>,
@@ -76,8 +78,7 @@ impl AppState {
     pub async fn build(settings: Settings, clock: SharedClock) -> Result<AppState, StartupError> {
         settings.validate()?;
         let keys = KeySet::from_settings(&settings.jwt)?;
-        let db = db::connect(&settings.database).await?;
-        db::migrate(&db).await?;
+        let db = db::connect_migrated(&settings.database).await?;
         db::spawn_wal_checkpointer(db.clone(), settings.database.sqlite_checkpoint_interval);
         let stores = stores(&settings, &db, &clock).await?;
         let trusted_proxies = TrustedProxies::new(settings.server.trusted_proxies.clone());
@@ -87,6 +88,7 @@ impl AppState {
             settings.throttle.clone(),
         ));
         let users = UserRepository::new(db.clone());
+        let groups = GroupRepository::new(db.clone());
         let sessions = SessionRepository::new(db.clone());
         sessions.clone().spawn_touch_writer(SESSION_TOUCH_INTERVAL);
         let passwords = Passwords::new(&settings.password)?;
@@ -96,6 +98,7 @@ impl AppState {
             codec: codec.clone(),
             revocation_store: stores.revocation.clone(),
             users: users.clone(),
+            groups: groups.clone(),
             sessions: sessions.clone(),
             passwords: passwords.clone(),
             throttle: throttle.clone(),
@@ -123,6 +126,14 @@ impl AppState {
         let email = Arc::new(email_service(
             &settings, &db, &accounts, &mails, &throttle, &metrics,
         )?);
+        let grants = Arc::new(GrantService {
+            groups,
+            users: users.clone(),
+            revocation: flows.revocation.clone(),
+            active_users: flows.active_users.clone(),
+            revoke_on_loss: settings.users.revoke_on_permission_loss,
+            jwt: settings.jwt.clone(),
+        });
         let clients = Arc::new(ClientService::new(
             ClientRepository::new(db.clone()),
             flows.revocation.clone(),
@@ -140,6 +151,7 @@ impl AppState {
             codec,
             flows,
             accounts,
+            grants,
             clients,
             oauth,
             email,

@@ -48,6 +48,9 @@ fn access_claims() -> Claims {
         aud: None,
         username: None,
         is_staff: None,
+        groups: None,
+        perms: None,
+        metadata: Default::default(),
         scope: None,
         client_id: None,
     }

@@ -6,6 +6,7 @@
 //! username or email is refused before the hash (the unique indexes stay the guard against two
 //! at once); new passwords hash within their share of the hashing slots (see `password`).
 
+pub mod permissions;
 mod user;
 mod validation;
 
@@ -14,6 +15,7 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
+pub use permissions::{GrantService, GrantedUser, Grants, Group};
 pub use user::User;
 pub use validation::{
     MAX_EMAIL_CHARS, MAX_USERNAME_CHARS, normalize_username, validate_email, validate_password,
@@ -44,6 +46,8 @@ pub enum AccountError {
     Throttled { retry_after_secs: u64 },
     #[error("Not found.")]
     NotFound,
+    #[error("A group with that name already exists.")]
+    GroupNameTaken,
     #[error(transparent)]
     Auth(#[from] AuthError),
 }
@@ -152,6 +156,7 @@ impl AccountService {
                 is_staff: new.is_staff,
                 date_joined: now,
                 last_login: None,
+                app_metadata: Default::default(),
             },
             password_hash: new.password_hash.clone(),
             awaiting_activation: true,

@@ -2,6 +2,7 @@
 //! password checks ever see it (see `store::users::Credentials`).
 
 use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
 use uuid::Uuid;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,4 +14,6 @@ pub struct User {
     pub is_staff: bool,
     pub date_joined: DateTime<Utc>,
     pub last_login: Option<DateTime<Utc>>,
+    /// Staff-set data copied into access tokens (`jwt.access_token_extra_claims`).
+    pub app_metadata: Map<String, Value>,
 }

@@ -2,6 +2,7 @@
 //! `keys generate`, `openapi`. Every command reads the same configuration as the server.
 
 mod clients;
+mod groups;
 mod healthcheck;
 mod keys;
 mod users;
@@ -43,6 +44,9 @@ enum Command {
     /// Manage users.
     #[command(subcommand)]
     Users(users::UsersCommand),
+    /// Manage groups of permissions.
+    #[command(subcommand)]
+    Groups(groups::GroupsCommand),
     /// Manage OAuth 2.0 clients.
     #[command(subcommand)]
     Clients(clients::ClientsCommand),
@@ -87,6 +91,7 @@ pub async fn run() -> ExitCode {
         Command::Serve => serve(settings).await,
         Command::Migrate => migrate(settings).await,
         Command::Users(command) => users::run(settings, command).await,
+        Command::Groups(command) => groups::run(settings, command).await,
         Command::Clients(command) => clients::run(settings, command).await,
         Command::Openapi | Command::Keys(_) | Command::Healthcheck(_) => {
             unreachable!("handled before")

@@ -6,9 +6,9 @@ use clap::{Args, Subcommand};
 use poem_openapi::types::ToJSON;
 
 use super::{CliResult, app_state, read_password};
-use crate::accounts::{AccountError, AccountService, NewAccount, User};
+use crate::accounts::{AccountError, AccountService, GrantService, NewAccount, User};
 use crate::config::Settings;
-use crate::http::schemas::UserBody;
+use crate::http::schemas::GrantedUserBody;
 use crate::store::users::{AdminChange, UserFilter};
 
 #[derive(Debug, Subcommand)]
@@ -27,6 +27,9 @@ pub enum UsersCommand {
     /// Queue a password-reset mail to the user's address (outside the per-address limits); a
     /// running jwtd sends it.
     SendReset(UserRef),
+    /// Add groups (--group NAME) and permissions (--perm app_label.codename) to a user; prints
+    /// the user with their groups and effective permissions.
+    Grant(super::groups::Grant),
 }
 
 #[derive(Debug, Args)]
@@ -80,6 +83,7 @@ pub async fn run(settings: Settings, command: UsersCommand) -> CliResult {
     };
     let state = app_state(settings).await?;
     let accounts = &state.accounts;
+    let grants = &state.grants;
     match command {
         UsersCommand::Create(args) => {
             let account = NewAccount {
@@ -89,9 +93,9 @@ pub async fn run(settings: Settings, command: UsersCommand) -> CliResult {
                 is_staff: args.staff,
             };
             let user = accounts.create(account).await?;
-            println!("{}", user_json(user));
+            println!("{}", user_json(grants, user).await?);
         }
-        UsersCommand::List(args) => list(accounts, args).await?,
+        UsersCommand::List(args) => list(accounts, grants, args).await?,
         UsersCommand::SetPassword(args) => {
             let user = named(accounts, &args.username).await?;
             accounts
@@ -109,7 +113,7 @@ pub async fn run(settings: Settings, command: UsersCommand) -> CliResult {
                 ..Default::default()
             };
             let user = accounts.admin_update(user.id, change).await?;
-            println!("{}", user_json(user));
+            println!("{}", user_json(grants, user).await?);
         }
         UsersCommand::Delete(args) => {
             let user = named(accounts, &args.username).await?;
@@ -124,11 +128,18 @@ pub async fn run(settings: Settings, command: UsersCommand) -> CliResult {
             let address = state.email.send_reset_to(&user.username).await?;
             eprintln!("jwtd: a password-reset mail to {address} is queued");
         }
+        UsersCommand::Grant(args) => {
+            let user = super::groups::grant(&state, args).await?;
+            println!(
+                "{}",
+                GrantedUserBody::from(user).to_json().unwrap_or_default()
+            );
+        }
     }
     Ok(())
 }
 
-async fn list(accounts: &AccountService, args: ListUsers) -> CliResult {
+async fn list(accounts: &AccountService, grants: &GrantService, args: ListUsers) -> CliResult {
     const PAGE_SIZE: u64 = 500;
     for page in 1.. {
         let filter = UserFilter {
@@ -137,8 +148,11 @@ async fn list(accounts: &AccountService, args: ListUsers) -> CliResult {
             is_active: args.active,
         };
         let (users, total) = accounts.list(filter, page, PAGE_SIZE).await?;
-        for user in users {
-            println!("{}", user_json(user));
+        for user in grants.with_grants(users).await? {
+            println!(
+                "{}",
+                GrantedUserBody::from(user).to_json().unwrap_or_default()
+            );
         }
         if page * PAGE_SIZE >= total {
             break;
@@ -157,7 +171,8 @@ async fn named(accounts: &AccountService, username: &str) -> anyhow::Result<User
         })
 }
 
-/// A user as the API shows it (never the password hash).
-fn user_json(user: User) -> serde_json::Value {
-    UserBody::from(user).to_json().unwrap_or_default()
+/// A user as the API shows it (never the password hash), with their grants.
+async fn user_json(grants: &GrantService, user: User) -> anyhow::Result<serde_json::Value> {
+    let user = grants.with_grants(vec![user]).await?.remove(0);
+    Ok(GrantedUserBody::from(user).to_json().unwrap_or_default())
 }

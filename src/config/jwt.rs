@@ -49,6 +49,9 @@ pub struct JwtSettings {
     /// Claims added to access tokens so other services can authorise without calling back.
     #[serde(default)]
     pub access_token_extra_claims: Vec<ExtraClaim>,
+    /// The largest access token issued; a user whose claims would make it longer cannot obtain
+    /// or refresh one (a clear 400 and a metric). At most `max_token_bytes`.
+    pub max_access_token_bytes: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -56,6 +59,25 @@ pub struct JwtSettings {
 pub enum ExtraClaim {
     Username,
     IsStaff,
+    /// The user's group names.
+    Groups,
+    /// The user's effective permissions (theirs and their groups').
+    Perms,
+    /// Each key of the user's `app_metadata`, as a claim of its own.
+    AppMetadata,
+}
+
+impl ExtraClaim {
+    /// The claim's name in the token (`app_metadata` adds its keys instead).
+    pub fn name(self) -> &'static str {
+        match self {
+            ExtraClaim::Username => "username",
+            ExtraClaim::IsStaff => "is_staff",
+            ExtraClaim::Groups => "groups",
+            ExtraClaim::Perms => "perms",
+            ExtraClaim::AppMetadata => "app_metadata",
+        }
+    }
 }
 
 impl JwtSettings {

@@ -6,8 +6,8 @@
 //! ([`Settings::validate`]), so a wrong setting stops the start instead of a request.
 
 mod algorithm;
-mod email;
 mod browser;
+mod email;
 mod environment;
 mod jwt;
 mod public_url;
@@ -21,8 +21,8 @@ use ::config::{Config, File, FileFormat};
 use serde::{Deserialize, Deserializer};
 
 pub use algorithm::{SigningAlgorithm, UnsupportedAlgorithm};
-pub use email::{EmailBackend, EmailSettings};
 pub use browser::{CookieSettings, CorsSettings};
+pub use email::{EmailBackend, EmailSettings};
 pub use environment::{Environment, UnknownEnvironment};
 pub use jwt::{DEVELOPMENT_SIGNING_KEY, ExtraClaim, JwtSettings};
 pub use public_url::{InvalidPublicUrl, PublicUrl};

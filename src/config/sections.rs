@@ -120,6 +120,8 @@ pub struct UserSettings {
     pub allow_registration: bool,
     /// Registration creates an inactive user and mails an activation link (see `email`).
     pub require_activation: bool,
+    /// Taking a permission or group away revokes the affected users' tokens.
+    pub revoke_on_permission_loss: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -4,6 +4,9 @@ use secrecy::ExposeSecret;
 
 use super::{ConfigError, DEVELOPMENT_SIGNING_KEY, ExtraClaim, Settings};
 
+/// Room for the claims every access token has, signed with the longest signature.
+const MIN_ACCESS_TOKEN_BYTES: usize = 1024;
+
 /// Production refuses an HMAC key with fewer distinct bytes: a repeated character or phrase.
 /// A base64 key has far more (`openssl rand -base64 32`: about 32 of its 44); a hex key has
 /// at most 16, and a quarter of `openssl rand -hex 32` keys lack one of them.
@@ -22,6 +25,13 @@ impl Settings {
                 "jwt.session_lifetime must be at least jwt.access_token_lifetime".into(),
             );
         }
+        if !(MIN_ACCESS_TOKEN_BYTES..=jwt.max_token_bytes).contains(&jwt.max_access_token_bytes) {
+            return invalid(format!(
+                "jwt.max_access_token_bytes must be between {MIN_ACCESS_TOKEN_BYTES} and \
+                 jwt.max_token_bytes ({}): jwtd must be able to read the tokens it issues",
+                jwt.max_token_bytes
+            ));
+        }
         if jwt.user_id_claim.is_empty() || jwt.token_type_claim.is_empty() {
             return invalid("jwt.user_id_claim and jwt.token_type_claim must not be empty".into());
         }
@@ -36,15 +46,12 @@ impl Settings {
             "scope",
             "client_id",
         ];
-        if jwt
-            .access_token_extra_claims
-            .contains(&ExtraClaim::Username)
-        {
-            taken.push("username");
-        }
-        if jwt.access_token_extra_claims.contains(&ExtraClaim::IsStaff) {
-            taken.push("is_staff");
-        }
+        taken.extend(
+            jwt.access_token_extra_claims
+                .iter()
+                .filter(|claim| **claim != ExtraClaim::AppMetadata)
+                .map(|claim| claim.name()),
+        );
         for name in [&jwt.user_id_claim, &jwt.token_type_claim] {
             if taken.contains(&name.as_str()) || jwt.user_id_claim == jwt.token_type_claim {
                 return invalid(format!(

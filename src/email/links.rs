@@ -153,6 +153,7 @@ mod tests {
                 is_staff: false,
                 date_joined: Utc::now(),
                 last_login: None,
+                app_metadata: Default::default(),
             },
             password_hash: "$argon2id$one".into(),
             awaiting_activation: true,

@@ -1,15 +1,19 @@
 //! The active user behind a token, for a refresh: from this instance's cache while the user's
-//! version entry is unchanged, else from the database. Any change to a user goes through
-//! [`ActiveUsers::user_changed`], which every instance sees at its next read of that entry.
+//! version entry is unchanged, else from the database (with their groups and effective
+//! permissions when access tokens carry them). Any change to a user goes through
+//! [`ActiveUsers::user_changed`] or [`ActiveUsers::publish_change`], which every instance sees
+//! at its next read of that entry.
 
 use std::sync::Arc;
 
 use uuid::Uuid;
 
 use super::AuthError;
-use crate::accounts::User;
+use crate::accounts::{GrantedUser, User};
 use crate::clock::SharedClock;
+use crate::outage::Outage;
 use crate::store::RevocationStore;
+use crate::store::groups::GroupRepository;
 use crate::store::user_cache::{self, UserCache};
 use crate::store::users::UserRepository;
 use crate::token::Claims;
@@ -17,12 +21,14 @@ use crate::token::Claims;
 /// A user, and the version entry that was current when it was read.
 #[derive(Debug, Clone)]
 pub struct VersionedUser {
-    pub user: Arc<User>,
+    pub user: Arc<GrantedUser>,
     pub version: Option<String>,
 }
 
 pub struct ActiveUsers {
     users: UserRepository,
+    /// Set when access tokens carry groups or permissions: they are loaded with the user.
+    groups: Option<GroupRepository>,
     cache: UserCache,
     store: Arc<dyn RevocationStore>,
     clock: SharedClock,
@@ -31,11 +37,13 @@ pub struct ActiveUsers {
 impl ActiveUsers {
     pub fn new(
         users: UserRepository,
+        groups: Option<GroupRepository>,
         store: Arc<dyn RevocationStore>,
         clock: SharedClock,
     ) -> ActiveUsers {
         ActiveUsers {
             users,
+            groups,
             cache: UserCache::new(clock.clone()),
             store,
             clock,
@@ -44,7 +52,11 @@ impl ActiveUsers {
 
     /// The token's user, if active. `version` is the user's version entry, read with the
     /// token's revocation entries.
-    pub async fn of(&self, claims: &Claims, version: Option<&str>) -> Result<Arc<User>, AuthError> {
+    pub async fn of(
+        &self,
+        claims: &Claims,
+        version: Option<&str>,
+    ) -> Result<Arc<GrantedUser>, AuthError> {
         let id = user_id_of(claims)?;
         match self.cache.get(id, version) {
             Some(user) => active(user),
@@ -57,7 +69,7 @@ impl ActiveUsers {
     /// same store step that rotates, so a stale copy costs a reload, never a wrong token.
     pub fn cached(&self, claims: &Claims) -> Result<Option<VersionedUser>, AuthError> {
         let id = user_id_of(claims)?;
-        let cached = self.cache.peek(id).filter(|(user, _)| user.is_active);
+        let cached = self.cache.peek(id).filter(|(user, _)| user.user.is_active);
         Ok(cached.map(|(user, version)| VersionedUser { user, version }))
     }
 
@@ -69,11 +81,31 @@ impl ActiveUsers {
         version: Option<String>,
     ) -> Result<VersionedUser, AuthError> {
         let id = user_id_of(claims)?;
-        let Some(user) = self.users.find_by_id(id).await? else {
+        let Some(user) = self.read(id).await? else {
             return Err(AuthError::TokenUserInactive);
         };
         let user = active(self.cache.insert(user, version.clone()))?;
         Ok(VersionedUser { user, version })
+    }
+
+    /// The user from the database, with their grants when tokens carry them.
+    pub async fn read(&self, id: Uuid) -> Result<Option<GrantedUser>, Outage> {
+        let Some(user) = self.users.find_by_id(id).await? else {
+            return Ok(None);
+        };
+        self.with_grants(user).await.map(Some)
+    }
+
+    /// `user` with their grants when tokens carry them (else none: nothing would read them).
+    pub async fn with_grants(&self, user: User) -> Result<GrantedUser, Outage> {
+        let grants = match &self.groups {
+            Some(groups) => groups.grants_of(&[user.id]).await?.remove(&user.id),
+            None => None,
+        };
+        Ok(GrantedUser {
+            grants: grants.unwrap_or_default(),
+            user,
+        })
     }
 
     /// Call after any change to a user's record: every instance's cached copy is dropped
@@ -81,16 +113,20 @@ impl ActiveUsers {
     /// change itself is already stored, so a store failure here is logged, not returned: other
     /// instances then serve their copy until it ages out (`user_cache::MAX_AGE`).
     pub async fn user_changed(&self, user_id: Uuid) {
+        if let Err(err) = self.publish_change(user_id).await {
+            tracing::warn!(%user_id, error = %crate::outage::chain(&err), "publishing a user change failed; other instances may use their cached copy for up to a minute");
+        }
+    }
+
+    /// As [`ActiveUsers::user_changed`], failing if the new version could not be written: a
+    /// change of permissions must not leave a copy from before it in any instance's cache.
+    pub async fn publish_change(&self, user_id: Uuid) -> Result<(), Outage> {
         self.cache.forget(user_id);
         let version = Uuid::new_v4().simple().to_string();
         let until = self.clock.now().secs() + user_cache::VERSION_TTL;
-        let marked = self
-            .store
+        self.store
             .mark_user_changed(&user_id.to_string(), &version, until)
-            .await;
-        if let Err(err) = marked {
-            tracing::warn!(%user_id, error = %crate::outage::chain(&err), "publishing a user change failed; other instances may use their cached copy for up to a minute");
-        }
+            .await
     }
 }
 
@@ -98,8 +134,8 @@ fn user_id_of(claims: &Claims) -> Result<Uuid, AuthError> {
     Uuid::try_parse(&claims.user_id).map_err(|_| AuthError::TokenUserInactive)
 }
 
-fn active(user: Arc<User>) -> Result<Arc<User>, AuthError> {
-    if user.is_active {
+fn active(user: Arc<GrantedUser>) -> Result<Arc<GrantedUser>, AuthError> {
+    if user.user.is_active {
         Ok(user)
     } else {
         Err(AuthError::TokenUserInactive)
@@ -127,7 +163,7 @@ mod tests {
         let entries = harness.state.revocation_store.entries(keys).await.unwrap();
         let active = &harness.state.flows.active_users;
         let user = active.of(claims, entries.user_version.as_deref()).await;
-        user.unwrap().username.clone()
+        user.unwrap().user.username.clone()
     }
 
     #[tokio::test]

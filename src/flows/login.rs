@@ -6,9 +6,10 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use super::AuthError;
-use super::minter::Minter;
+use super::active_users::ActiveUsers;
+use super::minter::{ForClient, Minter};
 use super::revocation::RevocationFlow;
-use crate::accounts::User;
+use crate::accounts::{GrantedUser, User};
 use crate::metrics::{Grant, LoginFailure, Metrics};
 use crate::password::{Passwords, Verified};
 use crate::store::sessions::{LoginContext, SessionRepository};
@@ -38,6 +39,8 @@ pub struct LoginFlow {
     pub(super) sessions: SessionRepository,
     pub(super) revocation: Arc<RevocationFlow>,
     pub(super) minter: Arc<Minter>,
+    /// Loads the user's grants when tokens carry them.
+    pub(super) active_users: Arc<ActiveUsers>,
     pub(super) metrics: Arc<Metrics>,
 }
 
@@ -65,30 +68,45 @@ impl LoginFlow {
             .check_credentials(username, password, &context)
             .await
             .inspect_err(|err| self.count_login_failure(err))?;
+        // Read after the session's start, like the credentials (see `accounts::permissions`).
+        let granted = self.active_users.with_grants(user).await?;
+        // Signed before anything is written: a token over the size limit changes nothing.
+        let pair = self.sign_pair(&granted, sid, grant.as_ref())?;
+        let user = granted.user;
         self.after_login(&user, verified).await?;
-        let now = self.minter.now().secs();
         let started = sid.started().to_datetime();
         let ends = self.minter.session_end(sid).to_datetime();
         self.sessions
             .create(sid.uuid(), user.id, started, ends, context)
             .await?;
-        let client_id = grant.as_ref().map(|grant| grant.client_id.clone());
-        let scope = grant.map(|grant| grant.scope.to_string());
-        let mut access = self.minter.access_claims(&user, sid, now);
-        let mut refresh =
-            self.minter
-                .claims_for(TokenType::Refresh, &user.id.to_string(), sid, now);
-        for claims in [&mut access, &mut refresh] {
-            claims.client_id.clone_from(&client_id);
-            claims.scope.clone_from(&scope);
-        }
-        let pair = TokenPair {
-            access: self.minter.sign(&access)?,
-            refresh: self.minter.sign(&refresh)?,
-            expires_in: access.exp.0 - now.0,
-        };
         self.metrics.issued(Grant::Password);
         Ok(pair)
+    }
+
+    /// A new session's access and refresh tokens, for `grant`'s client and scope if given.
+    fn sign_pair(
+        &self,
+        granted: &GrantedUser,
+        sid: SessionId,
+        grant: Option<&ClientGrant>,
+    ) -> Result<TokenPair, AuthError> {
+        let now = self.minter.now().secs();
+        let scope = grant.map(|grant| grant.scope.to_string());
+        let client = grant.zip(scope.as_deref()).map(|(grant, scope)| ForClient {
+            client_id: &grant.client_id,
+            scope,
+        });
+        let access = self.minter.access_claims(granted, sid, now, client);
+        let mut refresh =
+            self.minter
+                .claims_for(TokenType::Refresh, &granted.user.id.to_string(), sid, now);
+        refresh.client_id.clone_from(&access.client_id);
+        refresh.scope.clone_from(&access.scope);
+        Ok(TokenPair {
+            access: self.minter.sign_access(&access)?,
+            refresh: self.minter.sign(&refresh)?,
+            expires_in: access.exp.0 - now.0,
+        })
     }
 
     fn count_login_failure(&self, err: &AuthError) {
@@ -235,7 +253,11 @@ mod tests {
         // One after (here, in the same millisecond of the frozen clock): it covers the session.
         revocation.revoke_all_of_user(dave.id).await.unwrap();
         let minter = harness.minter();
-        let claims = minter.access_claims(&dave, sid, minter.now().secs());
+        let dave = GrantedUser {
+            user: dave,
+            grants: Default::default(),
+        };
+        let claims = minter.access_claims(&dave, sid, minter.now().secs(), None);
         let token = minter.sign(&claims).unwrap();
         let refused = harness.state.flows.verify.verify(&token).await;
         assert!(matches!(

@@ -19,14 +19,14 @@ pub mod revocation;
 pub mod verify;
 
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 
 use std::sync::Arc;
 
 pub use active_users::ActiveUsers;
 pub use client_credentials::{ClientCredentialsFlow, ClientToken};
 pub use login::{ClientGrant, LoginFlow, TokenPair};
-pub use minter::Minter;
+pub use minter::{ForClient, Minter};
 pub use refresh::{RefreshBy, RefreshFlow, Refreshed};
 pub use revocation::RevocationFlow;
 pub use verify::VerifyFlow;
@@ -37,6 +37,7 @@ use crate::metrics::Metrics;
 use crate::outage::Outage;
 use crate::password::{PasswordError, Passwords};
 use crate::store::RevocationStore;
+use crate::store::groups::GroupRepository;
 use crate::store::revocation::{RevocationEntries, TokenKeys};
 use crate::store::sessions::SessionRepository;
 use crate::store::users::UserRepository;
@@ -69,6 +70,13 @@ pub enum AuthError {
     /// An OAuth refresh asked for a scope the original grant did not include.
     #[error("The requested scope exceeds the scope originally granted: {0}")]
     ScopeNotGranted(String),
+    /// The user's claims would make the access token longer than `jwt.max_access_token_bytes`.
+    #[error(
+        "The access token for this user would be {bytes} bytes, over the {max}-byte limit \
+         (jwt.max_access_token_bytes): an administrator must reduce the user's groups, \
+         permissions or app_metadata"
+    )]
+    AccessTokenTooLarge { bytes: usize, max: usize },
     #[error(transparent)]
     Token(#[from] TokenError),
     /// Too many logins from this client address.
@@ -106,6 +114,7 @@ pub struct FlowDeps {
     pub codec: Arc<TokenCodec>,
     pub revocation_store: Arc<dyn RevocationStore>,
     pub users: UserRepository,
+    pub groups: GroupRepository,
     pub sessions: SessionRepository,
     pub passwords: Passwords,
     pub throttle: Arc<LoginThrottle>,
@@ -131,14 +140,27 @@ impl Flows {
             codec,
             revocation_store: store,
             users,
+            groups,
             sessions,
             passwords,
             throttle,
             clock,
             metrics,
         } = deps;
-        let minter = Arc::new(Minter::new(codec.clone(), jwt, clock.clone()));
-        let active_users = Arc::new(ActiveUsers::new(users.clone(), store.clone(), clock));
+        let minter = Arc::new(Minter::new(
+            codec.clone(),
+            jwt,
+            clock.clone(),
+            metrics.clone(),
+        ));
+        // Groups and permissions are read with the user only when tokens carry them.
+        let groups = minter.policy().needs_grants().then_some(groups);
+        let active_users = Arc::new(ActiveUsers::new(
+            users.clone(),
+            groups,
+            store.clone(),
+            clock,
+        ));
         let verify = Arc::new(VerifyFlow {
             codec,
             store: store.clone(),
@@ -159,6 +181,7 @@ impl Flows {
             sessions: sessions.clone(),
             revocation: revocation.clone(),
             minter: minter.clone(),
+            active_users: active_users.clone(),
             metrics: metrics.clone(),
         });
         let client_credentials = Arc::new(ClientCredentialsFlow {

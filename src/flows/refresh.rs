@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::active_users::{ActiveUsers, VersionedUser};
-use super::minter::Minter;
+use super::minter::{ForClient, Minter};
 use super::revocation::RevocationFlow;
 use super::{AuthError, ensure_session_live, token_keys};
-use crate::accounts::User;
+use crate::accounts::GrantedUser;
 use crate::clock::UnixSecs;
 use crate::metrics::{Metrics, Revocation};
 use crate::outage::Outage;
@@ -129,48 +129,68 @@ impl RefreshFlow {
             exp: successor.exp,
         };
         let sid = claims.sid.to_string();
-        let mut user = self.active_users.cached(claims)?;
+        // The access token is signed (and its size checked) before the store step too.
+        let mut ready = match self.active_users.cached(claims)? {
+            Some(known) => Some(self.ready(presented, known, now.secs())?),
+            None => None,
+        };
         for _ in 0..ROTATION_ATTEMPTS {
             let rotation = Rotation {
                 token: token_keys(claims, &sid),
                 session_started: claims.sid.started(),
-                user_version: user.as_ref().map_or(ExpectedVersion::Unknown, |known| {
-                    ExpectedVersion::Is(known.version.as_deref())
+                user_version: ready.as_ref().map_or(ExpectedVersion::Unknown, |ready| {
+                    ExpectedVersion::Is(ready.version.as_deref())
                 }),
                 successor: &successor_id,
                 now,
                 grace: self.reuse_grace(presented),
                 until: successor.exp + self.minter.policy().leeway,
             };
-            let outcome = self.store.rotate(&rotation).await?;
-            let current = |user: &Option<VersionedUser>| user.clone().map(|known| known.user);
-            match (outcome, current(&user)) {
-                (RotationOutcome::UserChanged(version), _) => {
-                    user = Some(self.active_users.load(claims, version).await?);
+            match self.store.rotate(&rotation).await? {
+                RotationOutcome::UserChanged(version) => {
+                    let known = self.active_users.load(claims, version).await?;
+                    ready = Some(self.ready(presented, known, now.secs())?);
                 }
-                (RotationOutcome::Rotated, Some(user)) => {
-                    return self.refreshed_with(presented, &user, Some(&successor), now.secs());
-                }
-                (RotationOutcome::Grace(current), Some(user)) => {
+                RotationOutcome::Rotated => return self.issue(ready, &successor),
+                RotationOutcome::Grace(current) => {
                     let again = Claims {
                         jti: current.jti,
                         iat: current.iat,
                         exp: current.exp,
                         ..claims.clone()
                     };
-                    return self.refreshed_with(presented, &user, Some(&again), now.secs());
+                    return self.issue(ready, &again);
                 }
-                (RotationOutcome::Reused, _) => return self.reused(claims).await,
-                (RotationOutcome::Revoked, _) => return Err(TokenError::Blacklisted.into()),
-                (RotationOutcome::Legacy(record), _) => {
+                RotationOutcome::Reused => return self.reused(claims).await,
+                RotationOutcome::Revoked => return Err(TokenError::Blacklisted.into()),
+                RotationOutcome::Legacy(record) => {
                     return self.spent_before_upgrade(presented, record).await;
-                }
-                (RotationOutcome::Rotated | RotationOutcome::Grace(_), None) => {
-                    return Err(Outage::internal("the store rotated without a known user").into());
                 }
             }
         }
         Err(Outage::busy("the user's record kept changing during the refresh").into())
+    }
+
+    /// The new access token for `known`, and the version entry it was read under.
+    fn ready(
+        &self,
+        presented: &Presented,
+        known: VersionedUser,
+        now: UnixSecs,
+    ) -> Result<Ready, AuthError> {
+        Ok(Ready {
+            access: self.access_for(presented, &known.user, now)?,
+            version: known.version,
+        })
+    }
+
+    /// The answer once the store has made `successor` current (or given it again).
+    fn issue(&self, ready: Option<Ready>, successor: &Claims) -> Result<Refreshed, AuthError> {
+        let ready =
+            ready.ok_or_else(|| Outage::internal("the store rotated for an unknown user"))?;
+        Ok(ready
+            .access
+            .with_refresh(Some(self.minter.sign(successor)?)))
     }
 
     /// A refresh token of the session that is neither its current one nor the previous one
@@ -233,20 +253,65 @@ impl RefreshFlow {
     fn refreshed_with(
         &self,
         presented: &Presented,
-        user: &User,
+        user: &GrantedUser,
         successor: Option<&Claims>,
         now: UnixSecs,
     ) -> Result<Refreshed, AuthError> {
-        let mut access = self.minter.access_claims(user, presented.claims.sid, now);
-        access.client_id.clone_from(&presented.claims.client_id);
-        access.scope.clone_from(&presented.access_scope);
-        Ok(Refreshed {
-            access: self.minter.sign(&access)?,
-            refresh: successor.map(|s| self.minter.sign(s)).transpose()?,
+        let access = self.access_for(presented, user, now)?;
+        let refresh = successor.map(|s| self.minter.sign(s)).transpose()?;
+        Ok(access.with_refresh(refresh))
+    }
+
+    /// A signed access token for the session's client and (possibly narrowed) scope; refused
+    /// when it would exceed `jwt.max_access_token_bytes`.
+    fn access_for(
+        &self,
+        presented: &Presented,
+        user: &GrantedUser,
+        now: UnixSecs,
+    ) -> Result<Access, AuthError> {
+        let client = presented
+            .claims
+            .client_id
+            .as_deref()
+            .map(|client_id| ForClient {
+                client_id,
+                scope: presented.access_scope.as_deref().unwrap_or_default(),
+            });
+        let access = self
+            .minter
+            .access_claims(user, presented.claims.sid, now, client);
+        Ok(Access {
+            token: self.minter.sign_access(&access)?,
             expires_in: access.exp.0 - now.0,
             scope: access.scope,
         })
     }
+}
+
+/// A signed access token, before the refresh token that goes with it.
+struct Access {
+    token: String,
+    expires_in: i64,
+    scope: Option<String>,
+}
+
+impl Access {
+    fn with_refresh(self, refresh: Option<String>) -> Refreshed {
+        Refreshed {
+            access: self.token,
+            refresh,
+            expires_in: self.expires_in,
+            scope: self.scope,
+        }
+    }
+}
+
+/// A rotation's user side, ready before the store step: the access token to answer with, and
+/// the user's version entry it was made under.
+struct Ready {
+    access: Access,
+    version: Option<String>,
 }
 
 /// Checks the presenter may use the token, and works out the new access token's scope.

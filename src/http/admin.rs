@@ -6,14 +6,17 @@ use std::sync::Arc;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
+use std::collections::BTreeMap;
+
+use serde_json::Value;
 use uuid::Uuid;
 
 use super::ApiTags;
 use super::auth::BearerAuth;
 use super::body::{Fields, FromFields, JsonOrForm};
 use super::error::ApiError;
-use super::schemas::{NoContent, UserBody, UserPage};
-use crate::accounts::{AccountService, MAX_EMAIL_CHARS};
+use super::schemas::{GrantedUserBody, NoContent, UserPage};
+use crate::accounts::{AccountService, GrantService, MAX_EMAIL_CHARS};
 use crate::store::users::{AdminChange, UserFilter};
 
 const DEFAULT_PAGE_SIZE: u64 = 20;
@@ -27,6 +30,9 @@ pub struct AdminUpdateRequest {
     pub is_active: Option<bool>,
     pub is_staff: Option<bool>,
     pub email: Option<String>,
+    /// Replaces the user's `app_metadata`: a JSON object of at most 4 KB, no reserved claim
+    /// names as keys.
+    pub app_metadata: Option<BTreeMap<String, Value>>,
 }
 
 impl FromFields for AdminUpdateRequest {
@@ -34,10 +40,14 @@ impl FromFields for AdminUpdateRequest {
         let is_active = fields.optional_bool("is_active");
         let is_staff = fields.optional_bool("is_staff");
         let email = fields.optional_string("email", true, MAX_EMAIL_CHARS, true);
+        let app_metadata = fields
+            .optional_object("app_metadata")
+            .map(|object| object.map(|map| map.into_iter().collect()));
         Some(AdminUpdateRequest {
             is_active: is_active?,
             is_staff: is_staff?,
             email: email?,
+            app_metadata: app_metadata?,
         })
     }
 }
@@ -53,6 +63,7 @@ fn require_staff(auth: &BearerAuth) -> Result<(), ApiError> {
 /// `GET /api/users/` (staff only), served from `UsersApi`: see the note on its operation.
 pub(super) async fn list_users(
     accounts: &AccountService,
+    grants: &GrantService,
     auth: &BearerAuth,
     page: Option<u64>,
     page_size: Option<u64>,
@@ -67,6 +78,7 @@ pub(super) async fn list_users(
         )));
     }
     let (users, count) = accounts.list(filter, page, page_size).await?;
+    let users = grants.with_grants(users).await?;
     let link = |page: u64| Some(format!("/api/users/?page={page}&page_size={page_size}"));
     Ok(Json(UserPage {
         count,
@@ -76,17 +88,18 @@ pub(super) async fn list_users(
             None
         },
         previous: if page > 1 { link(page - 1) } else { None },
-        results: users.into_iter().map(UserBody::from).collect(),
+        results: users.into_iter().map(GrantedUserBody::from).collect(),
     }))
 }
 
 pub struct AdminApi {
     accounts: Arc<AccountService>,
+    grants: Arc<GrantService>,
 }
 
 impl AdminApi {
-    pub fn new(accounts: Arc<AccountService>) -> AdminApi {
-        AdminApi { accounts }
+    pub fn new(accounts: Arc<AccountService>, grants: Arc<GrantService>) -> AdminApi {
+        AdminApi { accounts, grants }
     }
 }
 
@@ -98,12 +111,17 @@ impl AdminApi {
         method = "get",
         operation_id = "admin_users_read"
     )]
-    async fn read(&self, auth: BearerAuth, id: Path<Uuid>) -> Result<Json<UserBody>, ApiError> {
+    async fn read(
+        &self,
+        auth: BearerAuth,
+        id: Path<Uuid>,
+    ) -> Result<Json<GrantedUserBody>, ApiError> {
         require_staff(&auth)?;
-        Ok(Json(self.accounts.user(id.0).await?.into()))
+        Ok(Json(self.grants.granted(id.0).await?.into()))
     }
 
-    /// Activate or deactivate a user, make them staff, change their email (staff only).
+    /// Activate or deactivate a user, make them staff, change their email or `app_metadata`
+    /// (staff only).
     #[oai(
         path = "/api/users/:id/",
         method = "patch",
@@ -114,19 +132,27 @@ impl AdminApi {
         auth: BearerAuth,
         id: Path<Uuid>,
         body: JsonOrForm<AdminUpdateRequest>,
-    ) -> Result<Json<UserBody>, ApiError> {
+    ) -> Result<Json<GrantedUserBody>, ApiError> {
         require_staff(&auth)?;
         let AdminUpdateRequest {
             is_active,
             is_staff,
             email,
+            app_metadata,
         } = body.0;
+        let app_metadata = app_metadata
+            .map(|value| self.grants.app_metadata_text(value.into_iter().collect()))
+            .transpose()?;
         let change = AdminChange {
             is_active,
             is_staff,
             email,
+            app_metadata,
         };
-        Ok(Json(self.accounts.admin_update(id.0, change).await?.into()))
+        let user = self.accounts.admin_update(id.0, change).await?;
+        Ok(Json(
+            self.grants.with_grants(vec![user]).await?.remove(0).into(),
+        ))
     }
 
     /// Delete a user; every token of theirs is revoked (staff only).

@@ -54,6 +54,36 @@ impl<'a> ApiExtractor<'a> for BearerAuth {
     }
 }
 
+/// Bearer authentication of a staff member: anyone else gets 403 before the request body is
+/// read, so a refusal says nothing about what the body would have been (DRF's order).
+pub struct StaffAuth(pub BearerAuth);
+
+impl<'a> ApiExtractor<'a> for StaffAuth {
+    const TYPES: &'static [ApiExtractorType] = BearerAuth::TYPES;
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        BearerAuth::register(registry);
+    }
+
+    fn security_schemes() -> Vec<&'static str> {
+        BearerAuth::security_schemes()
+    }
+
+    async fn from_request(
+        request: &'a Request,
+        body: &mut RequestBody,
+        options: ExtractParamOptions<Self::ParamType>,
+    ) -> Result<Self> {
+        let auth = BearerAuth::from_request(request, body, options).await?;
+        if !auth.user.is_staff {
+            return Err(ApiError::permission_denied().into());
+        }
+        Ok(StaffAuth(auth))
+    }
+}
+
 /// Registers an HTTP authentication scheme (`bearer` or `basic`) for Swagger UI's Authorize.
 pub(super) fn register_http_scheme(
     registry: &mut Registry,

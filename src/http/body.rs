@@ -247,6 +247,71 @@ impl Fields {
         Some(value)
     }
 
+    /// `Some(None)` when absent; a JSON list of strings (DRF's `ListField`; form data cannot
+    /// hold one). Each item is kept as given: the domain validates it.
+    pub fn optional_string_list(&mut self, name: &str) -> Option<Option<Vec<String>>> {
+        let problem = match self.map.remove(name) {
+            None => return Some(None),
+            Some(Value::Array(items)) => {
+                let strings: Option<Vec<String>> = items
+                    .into_iter()
+                    .map(|item| match item {
+                        Value::String(text) if !text.contains('\0') => Some(text),
+                        _ => None,
+                    })
+                    .collect();
+                match strings {
+                    Some(strings) => return Some(Some(strings)),
+                    None => "Every item must be a string (without null characters).".to_owned(),
+                }
+            }
+            Some(other) => format!(
+                "Expected a list of items but got type \"{}\".",
+                json_type_name(&other)
+            ),
+        };
+        self.error(name, problem);
+        None
+    }
+
+    /// A required list of strings (see [`Fields::optional_string_list`]).
+    pub fn string_list(&mut self, name: &str) -> Option<Vec<String>> {
+        if !self.map.contains_key(name) {
+            self.error(name, "This field is required.".into());
+            return None;
+        }
+        self.optional_string_list(name)?
+    }
+
+    /// A required list of UUIDs.
+    pub fn uuid_list(&mut self, name: &str) -> Option<Vec<uuid::Uuid>> {
+        let strings = self.string_list(name)?;
+        let ids: Result<Vec<uuid::Uuid>, _> = strings.iter().map(|s| s.parse()).collect();
+        match ids {
+            Ok(ids) => Some(ids),
+            Err(_) => {
+                self.error(name, "Every item must be a valid UUID.".into());
+                None
+            }
+        }
+    }
+
+    /// `Some(None)` when absent; a JSON object (its keys and size are the domain's to check).
+    pub fn optional_object(&mut self, name: &str) -> Option<Option<Map<String, Value>>> {
+        match self.map.remove(name) {
+            None => Some(None),
+            Some(Value::Object(map)) => Some(Some(map)),
+            Some(other) => {
+                let got = json_type_name(&other);
+                self.error(
+                    name,
+                    format!("Expected a JSON object but got type \"{got}\"."),
+                );
+                None
+            }
+        }
+    }
+
     fn error(&mut self, name: &str, problem: String) {
         self.errors
             .entry(name.to_owned())

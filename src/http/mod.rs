@@ -11,6 +11,7 @@ pub mod cors;
 pub mod discovery;
 pub mod email;
 pub mod error;
+pub mod groups;
 pub mod health;
 pub mod limits;
 pub mod oauth;
@@ -44,6 +45,8 @@ pub enum ApiTags {
     Users,
     /// Staff administration of users.
     Admin,
+    /// Groups and permissions (staff only): what access tokens may carry.
+    Groups,
     /// OAuth 2.0 token, revocation and introspection endpoints for registered clients.
     #[oai(rename = "OAuth")]
     OAuth,
@@ -73,6 +76,7 @@ pub type Apis = (
     users::UsersApi,
     email::EmailApi,
     admin::AdminApi,
+    groups::GroupsApi,
     oauth::OAuthApi,
     discovery::DiscoveryApi,
     health::HealthApi,
@@ -92,11 +96,13 @@ fn apis(state: &AppState) -> Apis {
         ),
         users::UsersApi::new(
             state.accounts.clone(),
+            state.grants.clone(),
             state.flows.revocation.clone(),
             state.trusted_proxies.clone(),
         ),
         email::EmailApi::new(state.email.clone(), state.trusted_proxies.clone()),
-        admin::AdminApi::new(state.accounts.clone()),
+        admin::AdminApi::new(state.accounts.clone(), state.grants.clone()),
+        groups::GroupsApi::new(state.grants.clone()),
         oauth::OAuthApi::new(
             state.oauth.clone(),
             settings.jwt.audience.clone(),

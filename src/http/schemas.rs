@@ -4,7 +4,11 @@ use chrono::{DateTime, Utc};
 use poem_openapi::{ApiResponse, Object};
 use uuid::Uuid;
 
-use crate::accounts::User;
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use crate::accounts::{GrantedUser, User};
 
 /// A user as the API shows it: never the password hash.
 #[derive(Debug, Object)]
@@ -33,6 +37,31 @@ impl From<User> for UserBody {
     }
 }
 
+/// A user with what they are allowed: `/api/users/me/` and the staff views.
+#[derive(Debug, Object)]
+pub struct GrantedUserBody {
+    #[oai(flatten)]
+    pub user: UserBody,
+    /// Group names, sorted.
+    pub groups: Vec<String>,
+    /// Effective permissions (the user's own and their groups'), sorted.
+    pub permissions: Vec<String>,
+    /// Staff-set data that access tokens may carry.
+    pub app_metadata: BTreeMap<String, Value>,
+}
+
+impl From<GrantedUser> for GrantedUserBody {
+    fn from(GrantedUser { user, grants }: GrantedUser) -> GrantedUserBody {
+        let app_metadata = user.app_metadata.clone().into_iter().collect();
+        GrantedUserBody {
+            user: user.into(),
+            groups: grants.groups,
+            permissions: grants.permissions,
+            app_metadata,
+        }
+    }
+}
+
 #[derive(ApiResponse)]
 pub enum NoContent {
     /// Done.
@@ -49,7 +78,7 @@ pub struct UserPage {
     pub next: Option<String>,
     #[oai(nullable)]
     pub previous: Option<String>,
-    pub results: Vec<UserBody>,
+    pub results: Vec<GrantedUserBody>,
 }
 
 /// An empty object, SimpleJWT's answer to verify and blacklist.

@@ -16,8 +16,10 @@ use super::auth::BearerAuth;
 use super::body::{Fields, FromFields, JsonOrForm};
 use super::client_address::TrustedProxies;
 use super::error::ApiError;
-use super::schemas::{NoContent, UserBody, UserPage};
-use crate::accounts::{AccountService, MAX_EMAIL_CHARS, MAX_USERNAME_CHARS, NewAccount};
+use super::schemas::{GrantedUserBody, NoContent, UserBody, UserPage};
+use crate::accounts::{
+    AccountService, GrantService, MAX_EMAIL_CHARS, MAX_USERNAME_CHARS, NewAccount, User,
+};
 use crate::flows::RevocationFlow;
 use crate::password::MAX_PASSWORD_CHARS;
 use crate::store::users::{ProfileChange, UserFilter};
@@ -127,6 +129,7 @@ pub struct SessionBody {
 
 pub struct UsersApi {
     accounts: Arc<AccountService>,
+    grants: Arc<GrantService>,
     revocation: Arc<RevocationFlow>,
     proxies: Arc<TrustedProxies>,
 }
@@ -134,14 +137,22 @@ pub struct UsersApi {
 impl UsersApi {
     pub fn new(
         accounts: Arc<AccountService>,
+        grants: Arc<GrantService>,
         revocation: Arc<RevocationFlow>,
         proxies: Arc<TrustedProxies>,
     ) -> UsersApi {
         UsersApi {
             accounts,
+            grants,
             revocation,
             proxies,
         }
+    }
+}
+
+impl UsersApi {
+    async fn view(&self, user: User) -> Result<GrantedUserBody, ApiError> {
+        Ok(self.grants.with_grants(vec![user]).await?.remove(0).into())
     }
 }
 
@@ -171,7 +182,15 @@ impl UsersApi {
             email: email.0,
             is_active: is_active.0,
         };
-        list_users(&self.accounts, &auth, page.0, page_size.0, filter).await
+        list_users(
+            &self.accounts,
+            &self.grants,
+            &auth,
+            page.0,
+            page_size.0,
+            filter,
+        )
+        .await
     }
 
     /// Register a new account (when `users.allow_registration` is on).
@@ -206,15 +225,15 @@ impl UsersApi {
         Ok(CreatedUser::Created(Json(user.into())))
     }
 
-    /// The current user.
+    /// The current user, with their groups and effective permissions.
     #[oai(
         path = "/api/users/me/",
         method = "get",
         operation_id = "users_me_read",
         tag = "ApiTags::Users"
     )]
-    async fn me(&self, auth: BearerAuth) -> Result<Json<UserBody>, ApiError> {
-        Ok(Json(auth.user.into()))
+    async fn me(&self, auth: BearerAuth) -> Result<Json<GrantedUserBody>, ApiError> {
+        Ok(Json(self.view(auth.user).await?))
     }
 
     /// Change the current user's username or email.
@@ -228,13 +247,13 @@ impl UsersApi {
         &self,
         auth: BearerAuth,
         body: JsonOrForm<UpdateMeRequest>,
-    ) -> Result<Json<UserBody>, ApiError> {
+    ) -> Result<Json<GrantedUserBody>, ApiError> {
         let change = ProfileChange {
             username: body.0.username,
             email: body.0.email,
         };
         let user = self.accounts.update_profile(&auth.user, change).await?;
-        Ok(Json(user.into()))
+        Ok(Json(self.view(user).await?))
     }
 
     /// The current user's live login sessions, newest first.

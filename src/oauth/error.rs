@@ -33,6 +33,8 @@ impl From<AuthError> for OAuthError {
             AuthError::ScopeNotGranted(_) => OAuthError::InvalidScope(err.to_string()),
             AuthError::Throttled { retry_after_secs } => OAuthError::Throttled(retry_after_secs),
             AuthError::Outage(outage) => OAuthError::Outage(outage),
+            // The request is fine; the token it asks for would be too long to issue.
+            AuthError::AccessTokenTooLarge { .. } => OAuthError::InvalidRequest(err.to_string()),
             AuthError::InvalidCredentials
             | AuthError::AccountLocked
             | AuthError::TokenUserInactive

@@ -93,6 +93,21 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
     Migrator::up(db, None).await
 }
 
+/// Runs the migrations on a pool of their own, then connects afresh: no connection that read
+/// the schema before a migration changed it is ever used (on SQLite, such a connection was seen
+/// answering NULL for a column just added by `ALTER TABLE`, now and then, in `UPDATE …
+/// RETURNING`).
+/// An in-memory SQLite database lives only as long as its pool: it keeps the one it migrated.
+pub async fn connect_migrated(settings: &DatabaseSettings) -> Result<DatabaseConnection, DbErr> {
+    let migrating = connect(settings).await?;
+    migrate(&migrating).await?;
+    if settings.url.expose_secret().contains(":memory:") {
+        return Ok(migrating);
+    }
+    migrating.close().await?;
+    connect(settings).await
+}
+
 /// `sqlite://data/jwtd.db?mode=rwc` creates the file but not its directory: do that here.
 fn create_sqlite_directory(url: &str) -> Result<(), DbErr> {
     let Some(rest) = url

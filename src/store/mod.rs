@@ -5,6 +5,7 @@ pub mod clients;
 pub mod counters;
 pub mod db;
 pub mod entities;
+pub mod groups;
 pub mod lookups;
 pub mod outbox;
 pub mod redis;

@@ -1,11 +1,13 @@
-//! Users as a refresh needs them (active? username? staff?), cached per instance so that a
-//! refresh costs no SQL.
+//! Users as a refresh needs them (active? username? staff? their groups, effective permissions
+//! and `app_metadata`, when access tokens carry them), cached per instance so that a refresh
+//! costs no SQL.
 //!
 //! A cached copy is used only while the user's version entry in the revocation store
 //! (`{user}:v`, read in the same round trip as the revocation entries) is still the one seen
 //! when the copy was loaded, and never for longer than [`MAX_AGE`]. Every change to what a
 //! refresh reads (`AccountService`'s profile and staff updates call
-//! `ActiveUsers::user_changed`) writes a new version; password changes, deactivation and
+//! `ActiveUsers::user_changed`; every grant edit, `GrantService`, moves the version of each user
+//! it concerns, a group edit every member's) writes a new version; password changes, deactivation and
 //! deletion revoke the user's sessions instead. The version entry lives [`VERSION_TTL`],
 //! longer than any copy, so a change made through any instance is seen by every instance's
 //! next refresh.
@@ -19,7 +21,7 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use crate::accounts::User;
+use crate::accounts::GrantedUser;
 use crate::clock::{SharedClock, UnixMillis};
 
 /// The longest a cached copy is trusted, whatever the store says.
@@ -31,7 +33,7 @@ const _: () = assert!(VERSION_TTL.as_millis() > MAX_AGE.as_millis());
 const CAPACITY: usize = 100_000;
 
 struct Cached {
-    user: Arc<User>,
+    user: Arc<GrantedUser>,
     version: Option<String>,
     loaded: UnixMillis,
 }
@@ -50,7 +52,7 @@ impl UserCache {
     }
 
     /// The cached user, if it was loaded under `version` and is young enough.
-    pub fn get(&self, id: Uuid, version: Option<&str>) -> Option<Arc<User>> {
+    pub fn get(&self, id: Uuid, version: Option<&str>) -> Option<Arc<GrantedUser>> {
         let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
         let cached = entries.get(&id)?;
         let fresh = self.clock.now() < cached.loaded + MAX_AGE;
@@ -59,7 +61,7 @@ impl UserCache {
 
     /// The cached user, young enough, with the version it was loaded under (whatever the
     /// store's entry says now: the caller checks that).
-    pub fn peek(&self, id: Uuid) -> Option<(Arc<User>, Option<String>)> {
+    pub fn peek(&self, id: Uuid) -> Option<(Arc<GrantedUser>, Option<String>)> {
         let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
         let cached = entries.get(&id)?;
         let fresh = self.clock.now() < cached.loaded + MAX_AGE;
@@ -67,7 +69,7 @@ impl UserCache {
     }
 
     /// Caches `user` as read from the database after `version` was read from the store.
-    pub fn insert(&self, user: User, version: Option<String>) -> Arc<User> {
+    pub fn insert(&self, user: GrantedUser, version: Option<String>) -> Arc<GrantedUser> {
         let user = Arc::new(user);
         let now = self.clock.now();
         let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
@@ -82,7 +84,7 @@ impl UserCache {
             version,
             loaded: now,
         };
-        entries.insert(user.id, cached);
+        entries.insert(user.user.id, cached);
         user
     }
 
@@ -99,10 +101,11 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::accounts::User;
     use crate::clock::ManualClock;
 
-    fn user() -> User {
-        User {
+    fn user() -> GrantedUser {
+        let user = User {
             id: Uuid::new_v4(),
             username: "alice".into(),
             email: String::new(),
@@ -110,6 +113,11 @@ mod tests {
             is_staff: false,
             date_joined: chrono::Utc::now(),
             last_login: None,
+            app_metadata: Default::default(),
+        };
+        GrantedUser {
+            user,
+            grants: Default::default(),
         }
     }
 
@@ -118,13 +126,13 @@ mod tests {
         let cache = UserCache::new(ManualClock::starting_now());
         let alice = user();
         cache.insert(alice.clone(), None);
-        assert!(cache.get(alice.id, None).is_some());
-        assert!(cache.get(alice.id, Some("v2")).is_none());
+        assert!(cache.get(alice.user.id, None).is_some());
+        assert!(cache.get(alice.user.id, Some("v2")).is_none());
         cache.insert(alice.clone(), Some("v2".into()));
-        assert!(cache.get(alice.id, Some("v2")).is_some());
-        assert!(cache.get(alice.id, None).is_none());
-        cache.forget(alice.id);
-        assert!(cache.get(alice.id, Some("v2")).is_none());
+        assert!(cache.get(alice.user.id, Some("v2")).is_some());
+        assert!(cache.get(alice.user.id, None).is_none());
+        cache.forget(alice.user.id);
+        assert!(cache.get(alice.user.id, Some("v2")).is_none());
     }
 
     #[test]
@@ -134,8 +142,8 @@ mod tests {
         let alice = user();
         cache.insert(alice.clone(), None);
         clock.advance(MAX_AGE - Duration::from_millis(1));
-        assert!(cache.get(alice.id, None).is_some());
+        assert!(cache.get(alice.user.id, None).is_some());
         clock.advance(Duration::from_millis(1));
-        assert!(cache.get(alice.id, None).is_none());
+        assert!(cache.get(alice.user.id, None).is_none());
     }
 }

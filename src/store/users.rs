@@ -25,6 +25,8 @@ impl From<Model> for User {
             is_staff: row.is_staff,
             date_joined: row.date_joined,
             last_login: row.last_login,
+            // Written only after validation as an object; anything else reads as none.
+            app_metadata: serde_json::from_str(&row.app_metadata).unwrap_or_default(),
         }
     }
 }
@@ -67,6 +69,8 @@ pub struct AdminChange {
     pub is_active: Option<bool>,
     pub is_staff: Option<bool>,
     pub email: Option<String>,
+    /// A validated JSON object, as text.
+    pub app_metadata: Option<String>,
 }
 
 /// Filters of the staff user list; all optional, combined with AND.
@@ -303,6 +307,9 @@ impl UserRepository {
         if let Some(email) = change.email {
             model.email = Set(email);
         }
+        if let Some(app_metadata) = change.app_metadata {
+            model.app_metadata = Set(app_metadata);
+        }
         Ok(model.update(&self.db).await?.into())
     }
 
@@ -356,6 +363,7 @@ fn new_row(id: Uuid, new: NewUser, is_active: bool, now: DateTime<Utc>) -> Activ
         date_joined: Set(now),
         last_login: Set(None),
         awaiting_activation: Set(!is_active),
+        app_metadata: Set("{}".into()),
     }
 }
 

@@ -96,6 +96,12 @@ pub struct Claims {
     /// Access tokens only, when configured (`jwt.access_token_extra_claims`).
     pub username: Option<String>,
     pub is_staff: Option<bool>,
+    /// The user's group names and effective permissions (`groups`, `perms`), when configured.
+    pub groups: Option<Vec<String>>,
+    pub perms: Option<Vec<String>>,
+    /// The user's `app_metadata`, one claim per key, when configured. Never holds a claim name
+    /// written above (`accounts::permissions::is_reserved_claim`).
+    pub metadata: Map<String, Value>,
     /// OAuth 2.0 tokens: the space-separated scopes granted, and the client they were issued to.
     pub scope: Option<String>,
     pub client_id: Option<String>,
@@ -155,6 +161,9 @@ impl ClaimNames {
             // Informational extras: nothing in jwtd decides on them.
             username: None,
             is_staff: None,
+            groups: None,
+            perms: None,
+            metadata: Map::new(),
             scope,
             client_id,
         })
@@ -189,6 +198,8 @@ impl Serialize for WireClaims<'_> {
             c.aud.is_some(),
             c.username.is_some(),
             c.is_staff.is_some(),
+            c.groups.is_some(),
+            c.perms.is_some(),
             c.scope.is_some(),
             c.client_id.is_some(),
             !c.subject_is_client,
@@ -196,7 +207,7 @@ impl Serialize for WireClaims<'_> {
         .into_iter()
         .filter(|present| *present)
         .count();
-        let mut map = serializer.serialize_map(Some(6 + optional))?;
+        let mut map = serializer.serialize_map(Some(6 + optional + c.metadata.len()))?;
         map.serialize_entry(&self.names.token_type, c.token_type.as_str())?;
         map.serialize_entry("exp", &c.exp.0)?;
         map.serialize_entry("iat", &c.iat.0)?;
@@ -218,11 +229,20 @@ impl Serialize for WireClaims<'_> {
         if let Some(is_staff) = c.is_staff {
             map.serialize_entry("is_staff", &is_staff)?;
         }
+        if let Some(groups) = &c.groups {
+            map.serialize_entry("groups", groups)?;
+        }
+        if let Some(perms) = &c.perms {
+            map.serialize_entry("perms", perms)?;
+        }
         if let Some(scope) = &c.scope {
             map.serialize_entry("scope", scope)?;
         }
         if let Some(client_id) = &c.client_id {
             map.serialize_entry("client_id", client_id)?;
+        }
+        for (name, value) in &c.metadata {
+            map.serialize_entry(name, value)?;
         }
         map.end()
     }

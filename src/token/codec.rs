@@ -184,6 +184,9 @@ mod properties {
             aud: None,
             username: None,
             is_staff: None,
+            groups: None,
+            perms: None,
+            metadata: Default::default(),
             scope: None,
             client_id: None,
         };

@@ -2,9 +2,9 @@
 
 mod accounts;
 mod admin;
-mod email;
 mod cookies;
 mod cors;
+mod email;
 mod errors;
 mod forged;
 mod fuzz;
@@ -14,6 +14,7 @@ mod lockout;
 mod migrations;
 mod oauth;
 mod operations;
+mod permissions;
 mod production;
 mod registration;
 mod rotation;

@@ -832,3 +832,51 @@ async fn the_console_backend_writes_mail_to_the_log_and_nothing_else() {
     assert!(log.contains("Reset your password"), "{log}");
     assert!(smtp.messages().is_empty(), "the console backend sent mail");
 }
+
+/// `jwtd groups create` and `jwtd users grant`: the grant service from the command line, with
+/// its validation; the user is printed with their groups and effective permissions.
+#[test]
+fn groups_and_grants_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(create_user(dir.path(), "gina", PASSWORD).status.success());
+    let run = |args: &[&str]| jwtd(dir.path()).args(args).output().unwrap();
+    let json = |output: &Output| -> serde_json::Value {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{stderr}");
+        serde_json::from_slice(&output.stdout).unwrap()
+    };
+    let create = ["groups", "create", "--name", "support"];
+    let perms = ["--perm", "tickets.view", "--perm", "tickets.close"];
+    let group = json(&run(&[&create[..], &perms[..]].concat()));
+    assert_eq!(
+        group["permissions"],
+        serde_json::json!(["tickets.close", "tickets.view"])
+    );
+    let grant = ["users", "grant", "--username", "gina"];
+    let user = json(&run(&[
+        &grant[..],
+        &["--group", "support", "--perm", "billing.view"],
+    ]
+    .concat()));
+    assert_eq!(user["groups"], serde_json::json!(["support"]));
+    let effective = ["billing.view", "tickets.close", "tickets.view"];
+    assert_eq!(user["permissions"], serde_json::json!(effective));
+
+    for (args, message) in [
+        (&create[..], "A group with that name already exists."),
+        (
+            &["groups", "create", "--name", "x", "--perm", "nodot"][..],
+            "app_label.codename",
+        ),
+        (
+            &[&grant[..], &["--group", "nobody"]].concat()[..],
+            "no group named \"nobody\"",
+        ),
+        (&grant[..], "--group"),
+    ] {
+        let output = run(args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?}");
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    }
+}

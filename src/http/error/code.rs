@@ -24,6 +24,10 @@ pub enum ErrorCode {
     UnsupportedMediaType,
     HeadersTooLarge,
     Throttled,
+    /// A unique name already taken (a group's).
+    Conflict,
+    /// A user's claims would make their access token too long (`jwt.max_access_token_bytes`).
+    TokenTooLarge,
     Unavailable,
     Internal,
     /// Any other status poem answered by itself.
@@ -60,6 +64,8 @@ impl ErrorCode {
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::HeadersTooLarge => "headers_too_large",
             ErrorCode::Throttled => "throttled",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::TokenTooLarge => "token_too_large",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
             ErrorCode::Error => "error",

@@ -18,7 +18,7 @@ impl ApiResponse for ApiError {
             responses: vec![
                 response(
                     400,
-                    "`invalid`: a field is missing, blank or of the wrong type, or the body is not JSON / form data; `invalid_token`: a bad, used or expired activation or reset link.",
+                    "`invalid`: a field is missing, blank or of the wrong type, or the body is not JSON / form data; `invalid_token`: a bad, used or expired activation or reset link; `token_too_large`: the user's claims would exceed `jwt.max_access_token_bytes`.",
                     vec![],
                 ),
                 response(
@@ -36,6 +36,7 @@ impl ApiResponse for ApiError {
                     vec![],
                 ),
                 response(404, "`not_found`.", vec![]),
+                response(409, "`conflict`: the name is taken (a group's).", vec![]),
                 response(
                     408,
                     "`request_timeout`: the request did not arrive in time; the connection is closed.",

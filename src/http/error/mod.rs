@@ -341,6 +341,9 @@ impl From<AccountError> for ApiError {
             ),
             AccountError::Throttled { retry_after_secs } => ApiError::throttled(retry_after_secs),
             AccountError::NotFound => ApiError::not_found(),
+            AccountError::GroupNameTaken => {
+                ApiError::new(StatusCode::CONFLICT, ErrorCode::Conflict, err.to_string())
+            }
             AccountError::Auth(auth) => auth.into(),
         }
     }
@@ -390,6 +393,11 @@ impl From<AuthError> for ApiError {
             // OAuth-only refusals; the SimpleJWT endpoints never present a client.
             AuthError::WrongClient | AuthError::ScopeNotGranted(_) => TokenError::Invalid.into(),
             AuthError::Throttled { retry_after_secs } => ApiError::throttled(retry_after_secs),
+            AuthError::AccessTokenTooLarge { .. } => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::TokenTooLarge,
+                err.to_string(),
+            ),
             AuthError::Outage(outage) => outage.into(),
         }
     }

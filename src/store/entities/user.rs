@@ -17,6 +17,8 @@ pub struct Model {
     /// Registered with `users.require_activation` and not activated yet: only then may the user
     /// activate by mail (not after staff deactivated them).
     pub awaiting_activation: bool,
+    /// A JSON object, as text (`{}` when none).
+    pub app_metadata: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
