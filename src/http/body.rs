@@ -30,20 +30,45 @@ pub struct JsonOrForm<T, E = ApiError>(pub T, PhantomData<fn() -> E>);
 /// An OAuth 2.0 request body: form data (RFC 6749), JSON also accepted, errors in OAuth's shape.
 pub type OAuthParams<T> = JsonOrForm<T, OAuthApiError>;
 
-/// How a body's problems are answered, and which encoding the spec offers first.
+/// A body accepted as JSON only (415 for form data): for the endpoint that sets cookies, since a
+/// cross-site HTML form can send form data but not JSON (that needs a CORS preflight), so no other
+/// site can log a browser into an account of its choosing (login CSRF).
+pub type JsonBody<T> = JsonOrForm<T, JsonOnly>;
+
+/// The contract's errors, for a body that must be JSON.
+pub struct JsonOnly(ApiError);
+
+impl From<ApiError> for JsonOnly {
+    fn from(err: ApiError) -> JsonOnly {
+        JsonOnly(err)
+    }
+}
+
+impl From<JsonOnly> for poem::Error {
+    fn from(err: JsonOnly) -> poem::Error {
+        err.0.into()
+    }
+}
+
+/// How a body's problems are answered, and the encodings it accepts (the spec offers the first
+/// first).
 pub trait BodyErrors: From<ApiError> + Into<poem::Error> {
-    const CONTENT_TYPES: [&'static str; 2];
+    const CONTENT_TYPES: &'static [&'static str];
 }
 
 impl BodyErrors for ApiError {
-    const CONTENT_TYPES: [&'static str; 2] =
-        ["application/json", "application/x-www-form-urlencoded"];
+    const CONTENT_TYPES: &'static [&'static str] =
+        &["application/json", "application/x-www-form-urlencoded"];
+}
+
+impl BodyErrors for JsonOnly {
+    const CONTENT_TYPES: &'static [&'static str] = &["application/json"];
 }
 
 /// RFC 6749's encoding is form data.
 impl BodyErrors for OAuthApiError {
-    const CONTENT_TYPES: [&'static str; 2] =
-        ["application/x-www-form-urlencoded", "application/json"];
+    const CONTENT_TYPES: &'static [&'static str] =
+        &["application/x-www-form-urlencoded", "application/json"];
 }
 
 impl<'a, T: FromFields + Send, E: BodyErrors> ApiExtractor<'a> for JsonOrForm<T, E> {
@@ -62,7 +87,7 @@ impl<'a, T: FromFields + Send, E: BodyErrors> ApiExtractor<'a> for JsonOrForm<T,
         };
         Some(MetaRequest {
             description: None,
-            content: E::CONTENT_TYPES.into_iter().map(media).collect(),
+            content: E::CONTENT_TYPES.iter().copied().map(media).collect(),
             required: true,
         })
     }
@@ -72,7 +97,8 @@ impl<'a, T: FromFields + Send, E: BodyErrors> ApiExtractor<'a> for JsonOrForm<T,
         body: &mut RequestBody,
         _: ExtractParamOptions<Self::ParamType>,
     ) -> poem::Result<Self> {
-        match read_fields(request, body).await {
+        let accepts_form = E::CONTENT_TYPES.contains(&FORM);
+        match read_fields(request, body, accepts_form).await {
             Ok(value) => Ok(JsonOrForm(value, PhantomData)),
             Err(err) => Err(E::from(err).into()),
         }
@@ -83,6 +109,7 @@ impl<'a, T: FromFields + Send, E: BodyErrors> ApiExtractor<'a> for JsonOrForm<T,
 async fn read_fields<T: FromFields>(
     request: &Request,
     body: &mut RequestBody,
+    accepts_form: bool,
 ) -> Result<T, ApiError> {
     let limit = request
         .data::<BodyLimit>()
@@ -97,7 +124,7 @@ async fn read_fields<T: FromFields>(
             ReadBodyError::PayloadTooLarge => ApiError::too_large(limit),
             other => ApiError::invalid(format!("Could not read the request body: {other}")),
         })?;
-    let map = parse_object(request.content_type(), &bytes)?;
+    let map = parse_object(request.content_type(), &bytes, accepts_form)?;
     let mut fields = Fields {
         map,
         errors: BTreeMap::new(),
@@ -108,7 +135,13 @@ async fn read_fields<T: FromFields>(
     }
 }
 
-fn parse_object(content_type: Option<&str>, bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
+const FORM: &str = "application/x-www-form-urlencoded";
+
+fn parse_object(
+    content_type: Option<&str>,
+    bytes: &[u8],
+    accepts_form: bool,
+) -> Result<Map<String, Value>, ApiError> {
     let essence = content_type.map(|ct| {
         ct.split(';')
             .next()
@@ -121,7 +154,7 @@ fn parse_object(content_type: Option<&str>, bytes: &[u8]) -> Result<Map<String, 
         None if bytes.is_empty() => Ok(Map::new()),
         Some("application/json") => parse_json_object(bytes),
         Some(ct) if ct.ends_with("+json") => parse_json_object(bytes),
-        Some("application/x-www-form-urlencoded") => parse_form(bytes),
+        Some(FORM) if accepts_form => parse_form(bytes),
         _ => Err(ApiError::unsupported_media_type(
             content_type.unwrap_or_default(),
         )),

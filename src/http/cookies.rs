@@ -14,7 +14,7 @@ use poem_openapi::types::Type;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use super::ApiTags;
-use super::body::JsonOrForm;
+use super::body::JsonBody;
 use super::client_address::TrustedProxies;
 use super::error::{ApiError, ErrorCode};
 use super::schemas::NoContent;
@@ -285,7 +285,7 @@ impl CookieApi {
     async fn obtain(
         &self,
         request: &Request,
-        body: JsonOrForm<ObtainRequest>,
+        body: JsonBody<ObtainRequest>,
     ) -> Result<WithCookies<CookieTokenResponse>, ApiError> {
         let ObtainRequest { username, password } = body.0;
         let context = login_context(request, &self.proxies);

@@ -58,10 +58,11 @@ pub enum ApiTags {
 
 impl ApiTags {
     /// In the order Swagger UI shows them (`spec::tags_in_order`).
-    pub const ALL: [ApiTags; 6] = [
+    pub const ALL: [ApiTags; 7] = [
         ApiTags::Token,
         ApiTags::Users,
         ApiTags::Admin,
+        ApiTags::Groups,
         ApiTags::OAuth,
         ApiTags::Discovery,
         ApiTags::Health,

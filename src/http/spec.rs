@@ -47,7 +47,9 @@ pub fn tags_in_order(spec: &str) -> String {
     };
     let order = ApiTags::ALL.map(|tag| tag.name());
     let mut tags = tags.clone();
-    tags.sort_by_key(|tag| order.iter().position(|name| tag["name"] == *name));
+    // A tag missing from `ApiTags::ALL` goes last rather than first.
+    let rank = |tag: &serde_json::Value| order.iter().position(|name| tag["name"] == *name);
+    tags.sort_by_key(|tag| rank(tag).unwrap_or(usize::MAX));
     // serde_json sorts object keys: splice the one array in, so the paths keep their order.
     let start = spec.find(START).expect("pretty JSON with top-level tags");
     let end = start + spec[start..].find(END).expect("the tags array closes") + END.len();

@@ -380,3 +380,33 @@ async fn a_csrf_header_that_is_not_text_is_a_failed_csrf_check() {
         .unwrap();
     expect_csrf_failed(response).await;
 }
+
+/// The cookie login takes JSON only: a cross-site HTML form (form data, no preflight) cannot log
+/// a browser into an account of the attacker's choosing. Refused with 415, and no cookie is set.
+#[tokio::test]
+async fn the_cookie_login_refuses_form_data_and_sets_no_cookie() {
+    let app = spawn(Backend::Sqlite).await;
+    let user = app.create_user().await;
+    let form = [("username", user.username.as_str()), ("password", PASSWORD)];
+    let response = app
+        .client
+        .post(app.url(LOGIN))
+        .header("origin", "http://evil.example")
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert!(set_cookies(response.headers()).is_empty());
+    let body = expect_status(response, StatusCode::UNSUPPORTED_MEDIA_TYPE).await;
+    assert_eq!(body["code"], "unsupported_media_type");
+    assert!(
+        app.state
+            .flows
+            .revocation
+            .sessions_of(user.id)
+            .await
+            .unwrap()
+            .is_empty(),
+        "no session started"
+    );
+}

@@ -154,24 +154,12 @@ async fn two_tabs_refresh_at_once_and_a_stolen_cookie_replayed_after_the_grace_e
             assert_eq!(ok, Value::Bool(true), "both tabs refreshed");
             who_am_i(&browser, 200).await;
         }
-        // The tabs sent the one cookie they share at once, so jwtd rotated it once: within the
-        // grace the old cookie still leads to the browser's current one.
-        let current = site.jwtd_cookies(&browser).await.refresh.unwrap();
-        let within_grace = site.post_with_cookies(REFRESH, &stolen).await;
-        let successor = within_grace
-            .headers()
-            .get_all("set-cookie")
-            .iter()
-            .find_map(|value| {
-                let value = value.to_str().unwrap().strip_prefix("jwtd_refresh=")?;
-                value.split(';').next().map(str::to_owned)
-            });
-        assert_eq!(successor, Some(current));
+        // Whether the tabs' requests met in one rotation (the grace gave the later one the same
+        // successor) or followed each other on a loaded machine, both succeeded and the session
+        // lives; the burst's single rotation is proven over HTTP (`api/cookies.rs`).
         // The stolen copy comes back after the grace: reuse detection ends the session.
         site.app.clock.advance(Duration::from_secs(11));
-        let replay = site
-            .post_with_cookies("/api/token/cookie/refresh/", &stolen)
-            .await;
+        let replay = site.post_with_cookies(REFRESH, &stolen).await;
         assert_eq!(replay.status(), StatusCode::UNAUTHORIZED);
         for tab in [&first, &second] {
             browser.switch_to_window(tab.clone()).await.unwrap();
