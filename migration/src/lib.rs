@@ -9,6 +9,7 @@ mod m20261121_000004_create_sessions;
 mod m20261121_000005_create_oauth_clients;
 mod m20261122_000006_create_throttle_counters;
 mod m20261204_000007_throttle_counter_locks;
+mod m20261205_000030_revocation_feed;
 
 pub struct Migrator;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000005_create_oauth_clients::Migration),
             Box::new(m20261122_000006_create_throttle_counters::Migration),
             Box::new(m20261204_000007_throttle_counter_locks::Migration),
+            Box::new(m20261205_000030_revocation_feed::Migration),
         ]
     }
 }

@@ -12,6 +12,7 @@ pub mod health;
 pub mod limits;
 pub mod oauth;
 pub mod observe;
+pub mod revocations;
 pub mod schemas;
 mod spec;
 pub mod token;
@@ -47,6 +48,8 @@ pub enum ApiTags {
     Discovery,
     /// Liveness and readiness.
     Health,
+    /// The revocation feed, for services that verify tokens offline.
+    Revocations,
 }
 
 pub type Apis = (
@@ -56,6 +59,7 @@ pub type Apis = (
     oauth::OAuthApi,
     discovery::DiscoveryApi,
     health::HealthApi,
+    revocations::RevocationsApi,
 );
 
 /// Every API, each built with the services it uses.
@@ -83,6 +87,7 @@ fn apis(state: &AppState) -> Apis {
             state.db.clone(),
             state.revocation_store.clone(),
         )),
+        revocations::RevocationsApi::new(state.feed.clone(), settings.server.request_timeout),
     )
 }
 

@@ -87,6 +87,15 @@ pub trait RevocationStore: Send + Sync + 'static {
         until: UnixSecs,
     ) -> Result<(), Outage>;
 
+    /// As [`RevocationStore::revoke_user`], for an OAuth client's own tokens (its feed entry
+    /// says `client`).
+    async fn revoke_client(
+        &self,
+        client_id: &str,
+        before: UnixMillis,
+        until: UnixSecs,
+    ) -> Result<(), Outage>;
+
     /// Atomically marks a refresh token spent: of any number of concurrent calls for one `jti`,
     /// exactly one gets `Spent`.
     async fn spend(

@@ -20,6 +20,8 @@ pub enum ErrorCode {
     UnsupportedMediaType,
     HeadersTooLarge,
     Throttled,
+    /// A feed cursor older than the feed keeps (410).
+    CursorExpired,
     Unavailable,
     Internal,
     /// Any other status poem answered by itself.
@@ -54,6 +56,7 @@ impl ErrorCode {
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::HeadersTooLarge => "headers_too_large",
             ErrorCode::Throttled => "throttled",
+            ErrorCode::CursorExpired => "cursor_expired",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
             ErrorCode::Error => "error",

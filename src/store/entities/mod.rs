@@ -2,6 +2,7 @@
 
 pub mod oauth_client;
 pub mod revocation;
+pub mod revocation_feed;
 pub mod session;
 pub mod throttle_counter;
 pub mod user;

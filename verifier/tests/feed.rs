@@ -1,0 +1,433 @@
+//! jwtd-verifier against a real jwtd over HTTP, on SQLite, PostgreSQL and Redis: every
+//! revocation path reaches the verifier within a second, the feed misses nothing under
+//! concurrent writers on several instances, a stale feed fails closed and recovers, an old
+//! cursor gets 410, and an unknown `kid` does not hammer the JWKS.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use jwtd::token::{SessionId, TokenType};
+use jwtd_test_support::{
+    Backend, PASSWORD, TestApp, TestClient, expect_status, on_every_store, string_field,
+};
+use jwtd_verifier::{Verifier, VerifyError};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+on_every_store!(
+    every_revocation_path_is_refused_within_a_second,
+    sessions_ended_at_once_on_several_instances_appear_once_each,
+    an_old_cursor_is_gone_and_the_snapshot_starts_again,
+    a_stale_feed_refuses_everything_and_recovers_by_itself
+);
+
+const WITHIN: Duration = Duration::from_secs(1);
+
+async fn feed_client(app: &TestApp) -> TestClient {
+    app.register_client(&["client_credentials"], &["revocations:read"])
+        .await
+}
+
+async fn verifier_at(app: &TestApp, base: &str, max_staleness: Duration) -> Verifier {
+    let client = feed_client(app).await;
+    let verifier = Verifier::builder(base)
+        .client_credentials(&client.id, &client.secret)
+        .hmac_secret(app.state.settings.jwt.hmac_secret())
+        .max_staleness(max_staleness)
+        .start()
+        .unwrap();
+    assert!(
+        verifier.ready(Duration::from_secs(20)).await,
+        "verifier ready"
+    );
+    verifier
+}
+
+async fn verifier_for(app: &TestApp) -> Verifier {
+    verifier_at(app, &app.address, Duration::from_secs(5)).await
+}
+
+/// Waits (at most [`WITHIN`] after `since`) for the verifier to refuse `token` as revoked.
+async fn refused_within_a_second(verifier: &Verifier, token: &str, since: Instant, path: &str) {
+    loop {
+        match verifier.verify(token) {
+            Err(VerifyError::Revoked) => return,
+            other if since.elapsed() > WITHIN => {
+                panic!(
+                    "{path}: after {:?} the verifier says {other:?}",
+                    since.elapsed()
+                )
+            }
+            _ => tokio::time::sleep(Duration::from_millis(5)).await,
+        }
+    }
+}
+
+async fn client_token(app: &TestApp, client: &TestClient, scope: &str) -> String {
+    let response = app
+        .oauth_post(
+            "/oauth/token",
+            Some(client),
+            &[("grant_type", "client_credentials"), ("scope", scope)],
+        )
+        .await;
+    string_field(
+        &expect_status(response, StatusCode::OK).await,
+        "access_token",
+    )
+}
+
+async fn every_revocation_path_is_refused_within_a_second(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let verifier = verifier_for(&app).await;
+    let user = app.create_user().await;
+
+    let (access, refresh) = app.login(&user).await;
+    assert!(verifier.verify(&access).is_ok(), "a live token verifies");
+    let since = Instant::now();
+    expect_status(app.blacklist(&refresh).await, StatusCode::OK).await;
+    refused_within_a_second(&verifier, &access, since, "blacklist").await;
+
+    let (access, _) = app.login(&user).await;
+    let sid = jwtd_test_support::claims_of(&access)["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let since = Instant::now();
+    assert!(
+        app.delete_session(&access, &sid)
+            .await
+            .status()
+            .is_success()
+    );
+    refused_within_a_second(&verifier, &access, since, "session end").await;
+
+    let (access, refresh) = app.login(&user).await;
+    expect_status(app.refresh(&refresh).await, StatusCode::OK).await;
+    let since = Instant::now();
+    assert_eq!(
+        app.refresh(&refresh).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    refused_within_a_second(&verifier, &access, since, "reuse detection").await;
+
+    let (access, _) = app.login(&user).await;
+    let since = Instant::now();
+    let status = app
+        .call(Method::POST, "/api/token/logout-all/", Some(&access), None)
+        .await;
+    assert!(status.is_success(), "logout-all answered {status}");
+    refused_within_a_second(&verifier, &access, since, "logout-all").await;
+
+    let (access, _) = app.login(&user).await;
+    let since = Instant::now();
+    let change = json!({"current_password": PASSWORD, "new_password": "an0ther Long passphrase"});
+    let status = app
+        .call(
+            Method::POST,
+            "/api/users/me/password/",
+            Some(&access),
+            Some(change),
+        )
+        .await;
+    assert!(status.is_success(), "password change answered {status}");
+    refused_within_a_second(&verifier, &access, since, "password change").await;
+
+    let staff = app.create_staff().await;
+    let (staff_access, _) = app.login(&staff).await;
+    for (method, body, path) in [
+        (
+            Method::PATCH,
+            Some(json!({"is_active": false})),
+            "deactivation",
+        ),
+        (Method::DELETE, None, "deletion"),
+    ] {
+        let victim = app.create_user().await;
+        let (access, _) = app.login(&victim).await;
+        let since = Instant::now();
+        let url = format!("/api/users/{}/", victim.id);
+        let status = app.call(method, &url, Some(&staff_access), body).await;
+        assert!(status.is_success(), "{path} answered {status}");
+        refused_within_a_second(&verifier, &access, since, path).await;
+    }
+
+    let oauth = app
+        .register_client(&["password", "client_credentials"], &["read"])
+        .await;
+    let other = app.create_user().await;
+    let issued = app.password_grant(&oauth, &other.username, "read").await;
+    for kind in ["access_token", "refresh_token"] {
+        let issued = app.password_grant(&oauth, &other.username, "read").await;
+        let access = string_field(&issued, "access_token");
+        let since = Instant::now();
+        let revoked = app
+            .oauth_post(
+                "/oauth/revoke",
+                Some(&oauth),
+                &[("token", &string_field(&issued, kind))],
+            )
+            .await;
+        assert!(revoked.status().is_success());
+        refused_within_a_second(&verifier, &access, since, "OAuth revoke").await;
+    }
+    assert!(
+        verifier
+            .verify(&string_field(&issued, "access_token"))
+            .is_ok()
+    );
+
+    let own = client_token(&app, &oauth, "read").await;
+    assert!(
+        verifier.verify(&own).is_ok(),
+        "a client's own token verifies"
+    );
+    let since = Instant::now();
+    app.state.clients.delete(&oauth.id).await.unwrap();
+    refused_within_a_second(&verifier, &own, since, "client deletion").await;
+}
+
+/// 500 sessions (refresh tokens minted directly: the test is about ending them) blacklisted at
+/// once through three instances: the feed, followed by cursor, shows each exactly once.
+async fn sessions_ended_at_once_on_several_instances_appear_once_each(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let siblings = [app.spawn_sibling().await, app.spawn_sibling().await];
+    let user = app.create_user().await;
+    let client = feed_client(&app).await;
+    let bearer = client_token(&app, &client, "revocations:read").await;
+    let start = feed_get(&app, "/api/revocations/snapshot/", &bearer).await;
+    let minter = &app.state.flows.minter;
+    let mut sids = HashSet::new();
+    let mut tokens = Vec::new();
+    for _ in 0..500 {
+        let sid = SessionId::start(minter.now());
+        let claims = minter.claims_for(
+            TokenType::Refresh,
+            &user.id.to_string(),
+            sid,
+            minter.now().secs(),
+        );
+        tokens.push(minter.sign(&claims).unwrap());
+        sids.insert(sid.to_string());
+    }
+    let instances = [&app, &siblings[0], &siblings[1]];
+    let ended = tokens.iter().enumerate().map(|(i, token)| {
+        let instance = instances[i % 3];
+        async move { instance.blacklist(token).await.status() }
+    });
+    for status in futures::future::join_all(ended).await {
+        assert_eq!(status, StatusCode::OK);
+    }
+    let mut cursor = string_field(&start, "cursor");
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while seen.len() < 500 && Instant::now() < deadline {
+        let path = format!("/api/revocations/?after={cursor}&wait=1");
+        let page = feed_get(&siblings[1], &path, &bearer).await;
+        for entry in page["entries"].as_array().unwrap() {
+            assert_eq!(entry["kind"], "session");
+            seen.push(entry["id"].as_str().unwrap().to_owned());
+        }
+        cursor = string_field(&page, "cursor");
+    }
+    let unique: HashSet<String> = seen.iter().cloned().collect();
+    assert_eq!(seen.len(), 500, "each ended session once");
+    assert_eq!(unique, sids);
+    let after = format!("/api/revocations/?after={cursor}&wait=0");
+    let rest = feed_get(&app, &after, &bearer).await;
+    assert!(rest["entries"].as_array().unwrap().is_empty());
+}
+
+async fn feed_get(app: &TestApp, path: &str, bearer: &str) -> Value {
+    expect_status(app.get_authed(path, bearer).await, StatusCode::OK).await
+}
+
+/// A cursor older than the feed keeps: 410 `cursor_expired`, and the snapshot still answers
+/// with what matters (no entry has outlived its use).
+async fn an_old_cursor_is_gone_and_the_snapshot_starts_again(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let user = app.create_user().await;
+    let client = feed_client(&app).await;
+    let bearer = client_token(&app, &client, "revocations:read").await;
+    let snapshot = feed_get(&app, "/api/revocations/snapshot/", &bearer).await;
+    let old = string_field(&snapshot, "cursor");
+    let (_, refresh) = app.login(&user).await;
+    expect_status(app.blacklist(&refresh).await, StatusCode::OK).await;
+    let retention = app.state.settings.jwt.session_lifetime + app.state.settings.jwt.leeway;
+    app.clock.advance(retention + Duration::from_secs(60));
+    let bearer = client_token(&app, &client, "revocations:read").await;
+    let (_, refresh) = app.login(&user).await;
+    expect_status(app.blacklist(&refresh).await, StatusCode::OK).await;
+    let gone = app
+        .get_authed(&format!("/api/revocations/?after={old}"), &bearer)
+        .await;
+    expect_code(gone, StatusCode::GONE, "cursor_expired").await;
+    let again = feed_get(&app, "/api/revocations/snapshot/", &bearer).await;
+    assert_eq!(
+        again["entries"].as_array().unwrap().len(),
+        1,
+        "only the live entry"
+    );
+    let cursor = string_field(&again, "cursor");
+    let next = feed_get(&app, &format!("/api/revocations/?after={cursor}"), &bearer).await;
+    assert!(next["entries"].as_array().unwrap().is_empty());
+}
+
+/// A TCP relay the test can cut: jwtd unreachable for the verifier, as if stopped.
+struct Relay {
+    address: String,
+    up: Arc<AtomicBool>,
+    connections: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Relay {
+    async fn to(target: &str) -> Relay {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = format!("http://{}", listener.local_addr().unwrap());
+        let target = target.trim_start_matches("http://").to_owned();
+        let up = Arc::new(AtomicBool::new(true));
+        let connections = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (flag, held) = (up.clone(), connections.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    return;
+                };
+                if !flag.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let target = target.clone();
+                let task = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                held.lock().unwrap().push(task);
+            }
+        });
+        Relay {
+            address,
+            up,
+            connections,
+        }
+    }
+
+    fn cut(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        for task in self.connections.lock().unwrap().drain(..) {
+            task.abort();
+        }
+    }
+
+    fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+async fn a_stale_feed_refuses_everything_and_recovers_by_itself(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let relay = Relay::to(&app.address).await;
+    let staleness = Duration::from_secs(2);
+    let verifier = verifier_at(&app, &relay.address, staleness).await;
+    let user = app.create_user().await;
+    let (kept, _) = app.login(&user).await;
+    let (revoked, refresh) = app.login(&user).await;
+    assert!(verifier.verify(&kept).is_ok());
+
+    relay.cut();
+    let cut_at = Instant::now();
+    while verifier.verify(&kept).is_ok() {
+        assert!(
+            cut_at.elapsed() <= staleness + Duration::from_millis(500),
+            "still fresh"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(cut_at.elapsed() + Duration::from_millis(50) >= staleness.min(Duration::from_secs(1)));
+    assert_eq!(verifier.verify(&kept), Err(VerifyError::Stale));
+    // Revoked while the verifier cannot hear it.
+    expect_status(app.blacklist(&refresh).await, StatusCode::OK).await;
+
+    relay.restore();
+    let back = Instant::now();
+    while verifier.verify(&kept).is_err() {
+        assert!(
+            back.elapsed() < Duration::from_secs(10),
+            "recovered by itself"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        verifier.verify(&revoked),
+        Err(VerifyError::Revoked),
+        "missed nothing"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_kid_does_not_hammer_the_jwks() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let verifier = verifier_for(&app).await;
+    let before = verifier.metrics().jwks_fetches;
+    // An RS256 header naming a key jwtd never had; the signature does not matter.
+    let header = base64_url(br#"{"alg":"RS256","typ":"JWT","kid":"nobody"}"#);
+    let token = format!("{header}.{}.c2ln", base64_url(br#"{"sub":"x"}"#));
+    for _ in 0..1_000 {
+        assert_eq!(verifier.verify(&token), Err(VerifyError::UnknownKey));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let fetched = verifier.metrics().jwks_fetches - before;
+    assert!(fetched <= 1, "{fetched} JWKS fetches for 1000 unknown kids");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_feed_wants_a_client_token_with_its_scope() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let user = app.create_user().await;
+    let (access, _) = app.login(&user).await;
+    let path = "/api/revocations/snapshot/";
+    expect_code(
+        app.get_authed(path, &access).await,
+        StatusCode::FORBIDDEN,
+        "permission_denied",
+    )
+    .await;
+    let other = app
+        .register_client(&["client_credentials"], &["read"])
+        .await;
+    let wrong_scope = client_token(&app, &other, "read").await;
+    expect_code(
+        app.get_authed(path, &wrong_scope).await,
+        StatusCode::FORBIDDEN,
+        "permission_denied",
+    )
+    .await;
+    expect_code(
+        app.get(path).await,
+        StatusCode::UNAUTHORIZED,
+        "not_authenticated",
+    )
+    .await;
+    let reader = feed_client(&app).await;
+    let bearer = client_token(&app, &reader, "revocations:read").await;
+    let bad = app.get_authed("/api/revocations/?after=zz", &bearer).await;
+    expect_code(bad, StatusCode::GONE, "cursor_expired").await;
+    let long = app
+        .get_authed("/api/revocations/?after=0&wait=31", &bearer)
+        .await;
+    expect_code(long, StatusCode::BAD_REQUEST, "invalid").await;
+}
+
+fn base64_url(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The contract's error body with `status` and `code`.
+async fn expect_code(response: reqwest::Response, status: StatusCode, code: &str) {
+    let body = expect_status(response, status).await;
+    assert_eq!(body["code"], code, "{body}");
+    assert!(body["detail"].is_string(), "{body}");
+}
