@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use jwtd::token::{SessionId, TokenType};
 use jwtd_test_support::{
-    Backend, PASSWORD, TestApp, TestClient, expect_status, on_every_store, string_field,
+    Backend, PASSWORD, RedisCluster, TestApp, TestClient, expect_status, on_every_store,
+    string_field,
 };
 use jwtd_verifier::{Verifier, VerifyError};
 use reqwest::{Method, StatusCode};
@@ -80,8 +81,29 @@ async fn client_token(app: &TestApp, client: &TestClient, scope: &str) -> String
 }
 
 async fn every_revocation_path_is_refused_within_a_second(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
-    let verifier = verifier_for(&app).await;
+    every_revocation_path_is_refused_on(&TestApp::spawn(backend).await).await;
+}
+
+/// jwtd on a Redis Cluster: the feed's stream and the users' keys in different slots.
+async fn on_a_cluster(cluster: &RedisCluster) -> TestApp {
+    let seeds = cluster.seeds();
+    TestApp::spawn_with(Backend::Redis, move |settings| {
+        settings.redis.url = seeds.into();
+        settings.redis.cluster = true;
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_redis_cluster_every_path_is_refused_and_no_entry_is_skipped() {
+    let cluster = RedisCluster::start();
+    let app = on_a_cluster(&cluster).await;
+    every_revocation_path_is_refused_on(&app).await;
+    sessions_ended_at_once_appear_once_each_on(&app).await;
+}
+
+async fn every_revocation_path_is_refused_on(app: &TestApp) {
+    let verifier = verifier_for(app).await;
     let user = app.create_user().await;
 
     let (access, refresh) = app.login(&user).await;
@@ -192,7 +214,10 @@ async fn every_revocation_path_is_refused_within_a_second(backend: Backend) {
 /// 500 sessions (refresh tokens minted directly: the test is about ending them) blacklisted at
 /// once through three instances: the feed, followed by cursor, shows each exactly once.
 async fn sessions_ended_at_once_on_several_instances_appear_once_each(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
+    sessions_ended_at_once_appear_once_each_on(&TestApp::spawn(backend).await).await;
+}
+
+async fn sessions_ended_at_once_appear_once_each_on(app: &TestApp) {
     let siblings = [app.spawn_sibling().await, app.spawn_sibling().await];
     let user = app.create_user().await;
     let client = feed_client(&app).await;
