@@ -4,6 +4,7 @@
 //! cursor gets 410, and an unknown `kid` does not hammer the JWKS.
 
 use std::collections::HashSet;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -303,6 +304,7 @@ async fn an_old_cursor_is_gone_and_the_snapshot_starts_again(backend: Backend) {
 /// A TCP relay the test can cut: jwtd unreachable for the verifier, as if stopped.
 struct Relay {
     address: String,
+    target: Arc<std::sync::Mutex<String>>,
     up: Arc<AtomicBool>,
     connections: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
 }
@@ -311,10 +313,10 @@ impl Relay {
     async fn to(target: &str) -> Relay {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = format!("http://{}", listener.local_addr().unwrap());
-        let target = target.trim_start_matches("http://").to_owned();
+        let target = Arc::new(std::sync::Mutex::new(host_of(target)));
         let up = Arc::new(AtomicBool::new(true));
         let connections = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let (flag, held) = (up.clone(), connections.clone());
+        let (flag, held, to) = (up.clone(), connections.clone(), target.clone());
         tokio::spawn(async move {
             loop {
                 let Ok((mut inbound, _)) = listener.accept().await else {
@@ -323,7 +325,7 @@ impl Relay {
                 if !flag.load(Ordering::SeqCst) {
                     continue;
                 }
-                let target = target.clone();
+                let target = to.lock().unwrap().clone();
                 let task = tokio::spawn(async move {
                     if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
                         let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
@@ -334,8 +336,17 @@ impl Relay {
         });
         Relay {
             address,
+            target,
             up,
             connections,
+        }
+    }
+
+    /// Sends new connections to `target`, and drops the current ones (their clients reconnect).
+    fn redirect(&self, target: &str) {
+        *self.target.lock().unwrap() = host_of(target);
+        for task in self.connections.lock().unwrap().drain(..) {
+            task.abort();
         }
     }
 
@@ -455,4 +466,71 @@ async fn expect_code(response: reqwest::Response, status: StatusCode, code: &str
     let body = expect_status(response, status).await;
     assert_eq!(body["code"], code, "{body}");
     assert!(body["detail"].is_string(), "{body}");
+}
+
+fn host_of(address: &str) -> String {
+    address.trim_start_matches("http://").to_owned()
+}
+
+/// jwtd signing with `private` (and accepting `previous` public keys) on the database in `dir`.
+async fn signing_with(dir: &std::path::Path, private: PathBuf, previous: Vec<PathBuf>) -> TestApp {
+    let url = format!("sqlite://{}?mode=rwc", dir.join("shared.db").display());
+    TestApp::spawn_with(Backend::Sqlite, move |settings| {
+        settings.database.url = url.into();
+        settings.jwt.algorithm = "EdDSA".parse().unwrap();
+        settings.jwt.private_key_file = Some(private);
+        settings.jwt.previous_public_key_files = previous;
+    })
+    .await
+}
+
+fn key_pair(dir: &std::path::Path, name: &str) -> (PathBuf, PathBuf) {
+    let pair =
+        jwtd::token::keygen::generate_key_pair(jsonwebtoken::Algorithm::EdDSA, 2048).unwrap();
+    let (private, public) = (
+        dir.join(format!("{name}.pem")),
+        dir.join(format!("{name}.pub.pem")),
+    );
+    std::fs::write(&private, pair.private_pem).unwrap();
+    std::fs::write(&public, pair.public_pem).unwrap();
+    (private, public)
+}
+
+/// jwtd restarted with a new signing key (the old one kept as previous): the verifier fetches
+/// the JWKS again on the new `kid` and takes the new tokens; the old ones still verify.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_signing_key_verifies_after_the_jwks_refetch() {
+    let dir = tempfile::tempdir().unwrap();
+    let (old_private, old_public) = key_pair(dir.path(), "old");
+    let (new_private, _) = key_pair(dir.path(), "new");
+    let before = signing_with(dir.path(), old_private, vec![]).await;
+    let relay = Relay::to(&before.address).await;
+    let client = feed_client(&before).await;
+    let verifier = Verifier::builder(&relay.address)
+        .client_credentials(&client.id, &client.secret)
+        .jwks_min_interval(Duration::from_millis(200))
+        .start()
+        .unwrap();
+    assert!(verifier.ready(Duration::from_secs(20)).await);
+    let user = before.create_user().await;
+    let (old_access, _) = before.login(&user).await;
+    assert!(verifier.verify(&old_access).is_ok());
+
+    let rotated = signing_with(dir.path(), new_private, vec![old_public]).await;
+    relay.redirect(&rotated.address);
+    let (new_access, _) = rotated.login(&user).await;
+    assert_eq!(verifier.verify(&new_access), Err(VerifyError::UnknownKey));
+    let since = Instant::now();
+    while verifier.verify(&new_access).is_err() {
+        assert!(
+            since.elapsed() < Duration::from_secs(3),
+            "the new key arrives"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        verifier.verify(&old_access).is_ok(),
+        "the previous key still verifies"
+    );
+    drop(before);
 }
