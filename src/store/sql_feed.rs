@@ -1,14 +1,21 @@
 //! The revocation feed on SQL: the `revocation_feed` table, read in id order.
 //!
-//! Readers follow `id > cursor`, so a row must never become visible after a row with a higher
+//! Readers follow `id > cursor`, so no row may become visible after a reader has passed its
 //! id: PostgreSQL hands out sequence values before commit, and two transactions may commit in
-//! the other order, which would let a reader skip the slower one for good. Publishing therefore
-//! takes one transaction-scoped advisory lock before anything else and holds it to commit:
-//! publications are serialised, and PostgreSQL makes a commit visible before it releases the
-//! transaction's locks, so the next publisher's id is drawn after the previous row is visible.
-//! Revocations are rare next to verifications, and each such transaction is two short
-//! statements, so the serialisation costs little; it needs no clock bound (unlike holding back
-//! young rows) and no `xid8` arithmetic. SQLite has one writer at a time: ids are drawn and
+//! the other order, which would let a reader skip the slower one for good. So readers only go
+//! up to a watermark no in-flight publication can fall below:
+//!
+//! - each publication's insert takes a transaction-scoped advisory lock in *shared* mode (in the
+//!   same statement, before its id is drawn) and holds it to commit: publications never wait
+//!   for each other, and their commits (and fsyncs) overlap as usual;
+//! - the watermark is read under the same lock in *exclusive* mode, in a transaction of its own:
+//!   it is granted once every publication that drew an id has committed or rolled back, so the
+//!   highest id then is one below which nothing can still appear. New publications wait behind
+//!   it for the length of one `max(id)`.
+//!
+//! This needs no clock bound (unlike holding back young rows, which a stalled transaction
+//! defeats) and, unlike a `pg_snapshot_xmin` watermark, is not held up by unrelated long write
+//! transactions elsewhere in the cluster. SQLite has one writer at a time: ids are drawn and
 //! committed in order already, and `AUTOINCREMENT` never reuses a purged id.
 
 use std::time::Duration;
@@ -17,7 +24,7 @@ use async_trait::async_trait;
 use sea_orm::sea_query::{Expr, Func};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
-    DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement, TransactionTrait,
 };
 
 use super::entities::revocation_feed::{ActiveModel, Column, Entity, Model};
@@ -49,24 +56,40 @@ impl SqlFeed {
     }
 }
 
-/// A transaction that may publish: on PostgreSQL it holds the publication lock until it ends.
+/// A transaction for a revocation and its entry ([`publish`] writes the entry last).
 pub(super) async fn begin_publishing(
     db: &DatabaseConnection,
 ) -> Result<DatabaseTransaction, Outage> {
-    let txn = db.begin().await?;
-    if txn.get_database_backend() == DbBackend::Postgres {
-        txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({PUBLISH_LOCK})"))
-            .await?;
-    }
-    Ok(txn)
+    Ok(db.begin().await?)
 }
 
-/// Writes `entry` in `txn` (begun by [`begin_publishing`]), stamped with `now`.
+/// The PostgreSQL insert: the shared lock is taken by the `FROM` before the row, and its id,
+/// exist.
+const PUBLISH_SQL: &str = "INSERT INTO revocation_feed \
+     (kind, subject, not_before_ms, expires_at, created_ms) \
+     SELECT $1, $2, $3, $4, $5 \
+     FROM (SELECT pg_advisory_xact_lock_shared($6)) AS publication_lock";
+
+/// Writes `entry` in `txn` (begun by [`begin_publishing`], holding the revocation), stamped
+/// with `now`; on PostgreSQL under the publication lock (shared), held until `txn` ends.
 pub(super) async fn publish(
     txn: &DatabaseTransaction,
     entry: &FeedEntry,
     now: UnixMillis,
 ) -> Result<(), Outage> {
+    if txn.get_database_backend() == DbBackend::Postgres {
+        let values: [sea_orm::Value; 6] = [
+            entry.kind.as_str().into(),
+            entry.id.clone().into(),
+            entry.not_before.map(|at| at.0).into(),
+            entry.expires_at.0.into(),
+            now.0.into(),
+            PUBLISH_LOCK.into(),
+        ];
+        let statement = Statement::from_sql_and_values(DbBackend::Postgres, PUBLISH_SQL, values);
+        txn.execute_raw(statement).await?;
+        return Ok(());
+    }
     let row = ActiveModel {
         kind: Set(entry.kind.as_str().to_owned()),
         subject: Set(entry.id.clone()),
@@ -115,6 +138,19 @@ async fn bounds(db: &impl ConnectionTrait) -> Result<(Option<i64>, Option<i64>),
     Ok(bounds.unwrap_or((None, None)))
 }
 
+/// The highest id below which no row can still appear (see the module's notes); 0 for none.
+async fn watermark(db: &DatabaseConnection) -> Result<i64, Outage> {
+    if db.get_database_backend() != DbBackend::Postgres {
+        return Ok(bounds(db).await?.1.unwrap_or(0));
+    }
+    let txn = db.begin().await?;
+    txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({PUBLISH_LOCK})"))
+        .await?;
+    let highest = bounds(&txn).await?.1.unwrap_or(0);
+    txn.commit().await?;
+    Ok(highest)
+}
+
 fn entry_of(row: Model) -> FeedEntry {
     FeedEntry {
         // An unknown kind cannot be written by this code; read it as the widest, a user's.
@@ -127,10 +163,10 @@ fn entry_of(row: Model) -> FeedEntry {
 
 #[async_trait]
 impl RevocationFeed for SqlRevocationStore {
-    /// The newest id, then every unexpired row up to it: every row up to the newest is
-    /// already visible (publications commit in id order), so nothing falls between the two.
+    /// The watermark, then every unexpired row up to it: every row up to it is already
+    /// visible, so nothing falls between the two.
     async fn snapshot(&self) -> Result<FeedPage, Outage> {
-        let head = bounds(self.db()).await?.1.unwrap_or(0);
+        let head = watermark(self.db()).await?;
         let rows = Entity::find()
             .filter(Column::Id.lte(head))
             .filter(Column::ExpiresAt.gte(self.now().secs().0))
@@ -149,6 +185,9 @@ impl RevocationFeed for SqlRevocationStore {
             .ok()
             .filter(|id| *id >= 0)
             .ok_or(FeedError::CursorExpired)?;
+        // First the watermark: once it is read no id below it is still in flight, so a gap
+        // before the lowest row is a purge, not a publication yet to commit.
+        let safe = watermark(self.db()).await?;
         let (lowest, highest) = bounds(self.db()).await?;
         // Rows between the cursor and the lowest kept one were purged; a cursor past the
         // highest is not this feed's.
@@ -159,6 +198,7 @@ impl RevocationFeed for SqlRevocationStore {
         }
         let rows = Entity::find()
             .filter(Column::Id.gt(after))
+            .filter(Column::Id.lte(safe))
             .order_by_asc(Column::Id)
             .limit(u64::try_from(limit).unwrap_or(u64::MAX))
             .all(self.db())

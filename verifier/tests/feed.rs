@@ -202,7 +202,7 @@ async fn every_revocation_path_is_refused_on(app: &TestApp) {
             .is_ok()
     );
 
-    let own = client_token(&app, &oauth, "read").await;
+    let own = client_token(app, &oauth, "read").await;
     assert!(
         verifier.verify(&own).is_ok(),
         "a client's own token verifies"
@@ -221,9 +221,9 @@ async fn sessions_ended_at_once_on_several_instances_appear_once_each(backend: B
 async fn sessions_ended_at_once_appear_once_each_on(app: &TestApp) {
     let siblings = [app.spawn_sibling().await, app.spawn_sibling().await];
     let user = app.create_user().await;
-    let client = feed_client(&app).await;
-    let bearer = client_token(&app, &client, "revocations:read").await;
-    let start = feed_get(&app, "/api/revocations/snapshot/", &bearer).await;
+    let client = feed_client(app).await;
+    let bearer = client_token(app, &client, "revocations:read").await;
+    let start = feed_get(app, "/api/revocations/snapshot/", &bearer).await;
     let minter = &app.state.flows.minter;
     let mut sids = HashSet::new();
     let mut tokens = Vec::new();
@@ -238,32 +238,55 @@ async fn sessions_ended_at_once_appear_once_each_on(app: &TestApp) {
         tokens.push(minter.sign(&claims).unwrap());
         sids.insert(sid.to_string());
     }
-    let instances = [&app, &siblings[0], &siblings[1]];
+    // Followed while the burst runs, so commits out of order would show as missing entries.
+    let follower = tokio::spawn(follow_until(
+        siblings[1].address.clone(),
+        bearer.clone(),
+        string_field(&start, "cursor"),
+        sids.len(),
+    ));
+    let instances = [app, &siblings[0], &siblings[1]];
     let ended = tokens.iter().enumerate().map(|(i, token)| {
         let instance = instances[i % 3];
-        async move { instance.blacklist(token).await.status() }
+        async move {
+            let response = instance.blacklist(token).await;
+            (response.status(), response.text().await.unwrap())
+        }
     });
-    for status in futures::future::join_all(ended).await {
-        assert_eq!(status, StatusCode::OK);
+    for (status, body) in futures::future::join_all(ended).await {
+        assert_eq!(status, StatusCode::OK, "{body}");
     }
-    let mut cursor = string_field(&start, "cursor");
+    let (seen, cursor) = follower.await.unwrap();
+    let unique: HashSet<String> = seen.iter().cloned().collect();
+    assert_eq!(seen.len(), 500, "each ended session once");
+    assert_eq!(unique, sids);
+    let after = format!("/api/revocations/?after={cursor}&wait=0");
+    let rest = feed_get(app, &after, &bearer).await;
+    assert!(rest["entries"].as_array().unwrap().is_empty());
+}
+
+/// Long-polls the feed at `address` from `cursor` until `count` entries came (or 60 s passed):
+/// the session ids, in order, and the last cursor.
+async fn follow_until(
+    address: String,
+    bearer: String,
+    mut cursor: String,
+    count: usize,
+) -> (Vec<String>, String) {
+    let client = reqwest::Client::new();
     let mut seen = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while seen.len() < 500 && Instant::now() < deadline {
-        let path = format!("/api/revocations/?after={cursor}&wait=1");
-        let page = feed_get(&siblings[1], &path, &bearer).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while seen.len() < count && Instant::now() < deadline {
+        let url = format!("{address}/api/revocations/?after={cursor}&wait=1");
+        let response = client.get(url).bearer_auth(&bearer).send().await.unwrap();
+        let page = expect_status(response, StatusCode::OK).await;
         for entry in page["entries"].as_array().unwrap() {
             assert_eq!(entry["kind"], "session");
             seen.push(entry["id"].as_str().unwrap().to_owned());
         }
         cursor = string_field(&page, "cursor");
     }
-    let unique: HashSet<String> = seen.iter().cloned().collect();
-    assert_eq!(seen.len(), 500, "each ended session once");
-    assert_eq!(unique, sids);
-    let after = format!("/api/revocations/?after={cursor}&wait=0");
-    let rest = feed_get(&app, &after, &bearer).await;
-    assert!(rest["entries"].as_array().unwrap().is_empty());
+    (seen, cursor)
 }
 
 async fn feed_get(app: &TestApp, path: &str, bearer: &str) -> Value {
@@ -533,4 +556,60 @@ async fn a_new_signing_key_verifies_after_the_jwks_refetch() {
         "the previous key still verifies"
     );
     drop(before);
+}
+
+/// PostgreSQL draws ids before commit: a publication that drew a lower id and commits after a
+/// later one must not be skipped. A reader asking while the first is still open waits for it,
+/// then gets both, in id order (on the naive `id > cursor` read it would get the later alone and
+/// pass the earlier for good).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publication_committed_out_of_order_is_not_skipped() {
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+    if !jwtd_test_support::postgres_available() {
+        return;
+    }
+    let app = TestApp::spawn(Backend::Postgres).await;
+    let client = feed_client(&app).await;
+    let bearer = client_token(&app, &client, "revocations:read").await;
+    let cursor = string_field(
+        &feed_get(&app, "/api/revocations/snapshot/", &bearer).await,
+        "cursor",
+    );
+    let held = app.state.db.begin().await.unwrap();
+    // What the store's publication runs, left uncommitted.
+    held.execute_unprepared(
+        "INSERT INTO revocation_feed (kind, subject, not_before_ms, expires_at, created_ms) \
+         SELECT 'token', 'held', NULL, 4102444800, (extract(epoch FROM now()) * 1000)::bigint \
+         FROM (SELECT pg_advisory_xact_lock_shared(7671728464812402020)) AS publication_lock",
+    )
+    .await
+    .unwrap();
+    let user = app.create_user().await;
+    let (_, refresh) = app.login(&user).await;
+    expect_status(app.blacklist(&refresh).await, StatusCode::OK).await;
+
+    let url = format!("{}/api/revocations/?after={cursor}", app.address);
+    let mut reader = tokio::spawn(async move {
+        let response = reqwest::Client::new()
+            .get(url)
+            .bearer_auth(bearer)
+            .send()
+            .await
+            .unwrap();
+        expect_status(response, StatusCode::OK).await
+    });
+    let early = tokio::time::timeout(Duration::from_millis(300), &mut reader).await;
+    assert!(
+        early.is_err(),
+        "answered past an open publication: {early:?}"
+    );
+    held.commit().await.unwrap();
+    let page = reader.await.unwrap();
+    let ids: Vec<&str> = page["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["token", "session"], "{page}");
 }
