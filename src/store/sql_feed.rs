@@ -18,6 +18,7 @@
 //! transactions elsewhere in the cluster. SQLite has one writer at a time: ids are drawn and
 //! committed in order already, and `AUTOINCREMENT` never reuses a purged id.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -26,6 +27,8 @@ use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
     DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement, TransactionTrait,
 };
+use tokio::sync::Mutex;
+use tokio::time::Instant;
 
 use super::entities::revocation_feed::{ActiveModel, Column, Entity, Model};
 use super::feed::{FeedEntry, FeedError, FeedKind, FeedPage, FeedSignal, RevocationFeed};
@@ -45,6 +48,8 @@ const POLL_INTERVAL: Duration = Duration::from_millis(200);
 pub(super) struct SqlFeed {
     pub(super) signal: FeedSignal,
     pub(super) retention: Duration,
+    /// The last watermark, and when its reading began: readers woken together share one.
+    shared_watermark: Arc<Mutex<(i64, Option<Instant>)>>,
 }
 
 impl SqlFeed {
@@ -52,7 +57,27 @@ impl SqlFeed {
         SqlFeed {
             signal: FeedSignal::default(),
             retention,
+            shared_watermark: Arc::default(),
         }
+    }
+
+    /// A watermark whose reading began after `asked`: everything committed before the caller
+    /// asked is below it. Of many readers asking at once, one reads it and the others reuse it.
+    async fn watermark_since(
+        &self,
+        db: &DatabaseConnection,
+        asked: Instant,
+    ) -> Result<i64, Outage> {
+        let mut shared = self.shared_watermark.lock().await;
+        if let (value, Some(began)) = *shared
+            && began >= asked
+        {
+            return Ok(value);
+        }
+        let began = Instant::now();
+        let value = watermark(db).await?;
+        *shared = (value, Some(began));
+        Ok(value)
     }
 }
 
@@ -166,7 +191,10 @@ impl RevocationFeed for SqlRevocationStore {
     /// The watermark, then every unexpired row up to it: every row up to it is already
     /// visible, so nothing falls between the two.
     async fn snapshot(&self) -> Result<FeedPage, Outage> {
-        let head = watermark(self.db()).await?;
+        let head = self
+            .feed()
+            .watermark_since(self.db(), Instant::now())
+            .await?;
         let rows = Entity::find()
             .filter(Column::Id.lte(head))
             .filter(Column::ExpiresAt.gte(self.now().secs().0))
@@ -187,7 +215,10 @@ impl RevocationFeed for SqlRevocationStore {
             .ok_or(FeedError::CursorExpired)?;
         // First the watermark: once it is read no id below it is still in flight, so a gap
         // before the lowest row is a purge, not a publication yet to commit.
-        let safe = watermark(self.db()).await?;
+        let safe = self
+            .feed()
+            .watermark_since(self.db(), Instant::now())
+            .await?;
         let (lowest, highest) = bounds(self.db()).await?;
         // Rows between the cursor and the lowest kept one were purged; a cursor past the
         // highest is not this feed's.
