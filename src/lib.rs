@@ -5,6 +5,7 @@
 //! - [`token`]: claims, keys, signing and verifying;
 //! - [`accounts`], [`oauth`]: the services above the flows;
 //! - [`store`]: users (SeaORM) and the revocation store (Redis or SQL behind one trait);
+//! - [`feed`]: the revocation feed's long poll (the feed itself is in [`store`]);
 //! - [`config`], [`outage`], [`password`], [`clock`]; [`cli`] for the `jwtd` command line.
 
 pub mod accounts;
@@ -13,6 +14,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod email;
+pub mod feed;
 pub mod flows;
 pub mod http;
 pub mod metrics;

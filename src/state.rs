@@ -10,6 +10,7 @@ use crate::clock::SharedClock;
 use crate::config::{RevocationBackend, Settings};
 use crate::email::transport::Transport;
 use crate::email::{self, EmailDeps, EmailService, LinkTokens, Mails, OutboxSender};
+use crate::feed::FeedService;
 use crate::flows::{FlowDeps, Flows};
 use crate::http::client_address::TrustedProxies;
 use crate::metrics::Metrics;
@@ -23,7 +24,7 @@ use crate::store::redis::{RedisRevocationStore, VolatileRedis};
 use crate::store::sessions::SessionRepository;
 use crate::store::sql::SqlRevocationStore;
 use crate::store::users::UserRepository;
-use crate::store::{CounterStore, RevocationStore, db};
+use crate::store::{CounterStore, RevocationFeed, RevocationStore, db};
 use crate::throttle::LoginThrottle;
 use crate::token::keys::KeyError;
 use crate::token::{KeySet, TokenCodec};
@@ -71,6 +72,7 @@ pub struct AppState {
     pub clock: SharedClock,
     pub trusted_proxies: Arc<TrustedProxies>,
     pub metrics: Arc<Metrics>,
+    pub feed: Arc<FeedService>,
 }
 
 impl AppState {
@@ -158,6 +160,7 @@ impl AppState {
             clock,
             trusted_proxies: Arc::new(trusted_proxies),
             metrics,
+            feed: Arc::new(FeedService::start(stores.feed)),
         })
     }
 }
@@ -206,6 +209,7 @@ fn email_service(
 struct Stores {
     revocation: Arc<dyn RevocationStore>,
     counters: Arc<dyn CounterStore>,
+    feed: Arc<dyn RevocationFeed>,
 }
 
 async fn stores(
@@ -213,25 +217,32 @@ async fn stores(
     db: &DatabaseConnection,
     clock: &SharedClock,
 ) -> Result<Stores, StartupError> {
+    let retention =
+        crate::store::feed::retention(settings.jwt.session_lifetime, settings.jwt.leeway);
     Ok(match settings.revocation.store {
         RevocationBackend::Database => {
-            let store = SqlRevocationStore::new(db.clone(), clock.clone());
+            let store =
+                SqlRevocationStore::new(db.clone(), clock.clone()).with_feed_retention(retention);
             store
                 .clone()
                 .spawn_purger(settings.revocation.purge_interval);
             Stores {
                 revocation: Arc::new(store.clone()),
-                counters: Arc::new(store),
+                counters: Arc::new(store.clone()),
+                feed: Arc::new(store),
             }
         }
         RevocationBackend::Redis => {
-            let store = Arc::new(RedisRevocationStore::new(&settings.redis, clock.clone())?);
+            let store = RedisRevocationStore::new(&settings.redis, clock.clone())?
+                .with_feed_retention(retention);
+            let store = Arc::new(store);
             store
                 .check_persistence(&settings.redis, settings.is_production())
                 .await?;
             Stores {
                 revocation: store.clone(),
-                counters: store,
+                counters: store.clone(),
+                feed: store,
             }
         }
     })

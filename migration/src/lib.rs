@@ -11,6 +11,7 @@ mod m20261122_000006_create_throttle_counters;
 mod m20261204_000007_throttle_counter_locks;
 mod m20261205_000010_groups_permissions;
 mod m20261205_000020_email_outbox;
+mod m20261205_000030_revocation_feed;
 
 pub struct Migrator;
 
@@ -25,8 +26,9 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000005_create_oauth_clients::Migration),
             Box::new(m20261122_000006_create_throttle_counters::Migration),
             Box::new(m20261204_000007_throttle_counter_locks::Migration),
-            Box::new(m20261205_000020_email_outbox::Migration),
             Box::new(m20261205_000010_groups_permissions::Migration),
+            Box::new(m20261205_000020_email_outbox::Migration),
+            Box::new(m20261205_000030_revocation_feed::Migration),
         ]
     }
 }

@@ -111,7 +111,7 @@ impl RevocationFlow {
         let policy = self.minter.policy();
         let now = self.minter.now();
         let until = now.secs() + policy.access_lifetime + policy.leeway;
-        self.store.revoke_user(client_id, now, until).await?;
+        self.store.revoke_client(client_id, now, until).await?;
         self.metrics.revoked(Revocation::ClientDeleted);
         Ok(())
     }

@@ -108,7 +108,7 @@ pub(super) fn register_http_scheme(
 
 /// SimpleJWT's header rules: no header, or another scheme, is "not authenticated"; `Bearer`
 /// with anything but exactly one token is a bad header.
-fn bearer_token(request: &Request) -> Result<&str, ApiError> {
+pub(super) fn bearer_token(request: &Request) -> Result<&str, ApiError> {
     let not_provided = || {
         ApiError::unauthorized(
             ErrorCode::NotAuthenticated,

@@ -16,6 +16,7 @@ pub mod health;
 pub mod limits;
 pub mod oauth;
 pub mod observe;
+pub mod revocations;
 pub mod schemas;
 mod spec;
 pub mod token;
@@ -54,16 +55,19 @@ pub enum ApiTags {
     Discovery,
     /// Liveness and readiness.
     Health,
+    /// The revocation feed, for services that verify tokens offline.
+    Revocations,
 }
 
 impl ApiTags {
     /// In the order Swagger UI shows them (`spec::tags_in_order`).
-    pub const ALL: [ApiTags; 7] = [
+    pub const ALL: [ApiTags; 8] = [
         ApiTags::Token,
         ApiTags::Users,
         ApiTags::Admin,
         ApiTags::Groups,
         ApiTags::OAuth,
+        ApiTags::Revocations,
         ApiTags::Discovery,
         ApiTags::Health,
     ];
@@ -81,6 +85,7 @@ pub type Apis = (
     oauth::OAuthApi,
     discovery::DiscoveryApi,
     health::HealthApi,
+    revocations::RevocationsApi,
 );
 
 /// Every API, each built with the services it uses.
@@ -118,6 +123,7 @@ fn apis(state: &AppState) -> Apis {
             state.db.clone(),
             state.revocation_store.clone(),
         )),
+        revocations::RevocationsApi::new(state.feed.clone(), settings.server.request_timeout),
     )
 }
 

@@ -5,6 +5,7 @@ pub mod clients;
 pub mod counters;
 pub mod db;
 pub mod entities;
+pub mod feed;
 pub mod groups;
 pub mod lookups;
 pub mod outbox;
@@ -12,10 +13,12 @@ pub mod redis;
 pub mod revocation;
 pub mod sessions;
 pub mod sql;
+mod sql_feed;
 pub mod user_cache;
 pub mod users;
 
 pub use counters::CounterStore;
+pub use feed::RevocationFeed;
 pub use revocation::RevocationStore;
 
 use crate::outage::Outage;

@@ -158,6 +158,15 @@ pub trait RevocationStore: Send + Sync + 'static {
         until: UnixSecs,
     ) -> Result<(), Outage>;
 
+    /// As [`RevocationStore::revoke_user`], for an OAuth client's own tokens (its feed entry
+    /// says `client`).
+    async fn revoke_client(
+        &self,
+        client_id: &str,
+        before: UnixMillis,
+        until: UnixSecs,
+    ) -> Result<(), Outage>;
+
     /// A refresh with rotation, decided and applied atomically (see [`decide_rotation`]): of
     /// any number of concurrent calls for one token, on any number of instances, at most one
     /// gets [`RotationOutcome::Rotated`], and only if the token is its session's current one

@@ -7,17 +7,22 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
-use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
+    EntityTrait, QueryFilter,
+};
 
 use super::counters::{Counter, CounterStore, Failures, LockRule, Reservation};
 use super::entities::revocation::{ActiveModel, Column, Entity};
 use super::entities::throttle_counter as counter;
+use super::feed::{FeedEntry, FeedKind};
 use super::lookups::{LookupStats, Lookups, ReadEntries};
 use super::revocation::{
     JtiState, REVOKED, RevocationEntries, RevocationStore, Rotation, RotationOutcome,
     RotationRecord, RotationStep, TokenKeys, decide_rotation, jti_key, parse_jti_state,
     parse_user_before, rotation_key, session_key, user_key, user_version_key,
 };
+use super::sql_feed::{self, SqlFeed};
 
 /// Reads and compare-and-sets one rotation may take: a lost race is decided by the next read
 /// (the winner's record), so more than two means the record is changing under heavy reuse.
@@ -30,6 +35,7 @@ pub struct SqlRevocationStore {
     db: DatabaseConnection,
     clock: SharedClock,
     lookups: Lookups,
+    feed: SqlFeed,
 }
 
 impl SqlRevocationStore {
@@ -40,7 +46,47 @@ impl SqlRevocationStore {
             db: db.clone(),
             clock: clock.clone(),
         });
-        SqlRevocationStore { db, clock, lookups }
+        let feed = SqlFeed::new(super::feed::retention(
+            Duration::from_secs(30 * 24 * 3600),
+            Duration::ZERO,
+        ));
+        SqlRevocationStore {
+            db,
+            clock,
+            lookups,
+            feed,
+        }
+    }
+
+    /// How long the feed keeps entries (`store::feed::retention`; 30 days unless set).
+    pub fn with_feed_retention(mut self, retention: Duration) -> SqlRevocationStore {
+        self.feed.retention = retention;
+        self
+    }
+
+    pub(super) fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    pub(super) fn now(&self) -> UnixMillis {
+        self.clock.now()
+    }
+
+    pub(super) fn feed(&self) -> &SqlFeed {
+        &self.feed
+    }
+
+    /// Publishes `entry` in `txn` (begun by `sql_feed::begin_publishing`, holding the
+    /// revocation it describes) and commits both at once; wakes the feed's readers after.
+    async fn publish_and_commit(
+        &self,
+        txn: DatabaseTransaction,
+        entry: FeedEntry,
+    ) -> Result<(), Outage> {
+        sql_feed::publish(&txn, &entry, self.clock.now()).await?;
+        txn.commit().await?;
+        self.feed.signal.bump();
+        Ok(())
     }
 
     /// How many token lookups were asked for, and how many queries answered them.
@@ -61,7 +107,8 @@ impl SqlRevocationStore {
             .filter(counter::Column::LockedUntilMs.lte(now.0))
             .exec(&self.db)
             .await?;
-        Ok(revocations.rows_affected + counters.rows_affected)
+        let feed = sql_feed::purge(&self.db, now, self.feed.retention).await?;
+        Ok(revocations.rows_affected + counters.rows_affected + feed)
     }
 
     /// Purges every `interval` for as long as the process runs.
@@ -80,15 +127,7 @@ impl SqlRevocationStore {
     }
 
     async fn upsert(&self, key: String, value: String, until: UnixSecs) -> Result<(), Outage> {
-        Entity::insert(entry(key, value, until))
-            .on_conflict(
-                OnConflict::column(Column::Key)
-                    .update_columns([Column::Value, Column::ExpiresAt])
-                    .to_owned(),
-            )
-            .exec_without_returning(&self.db)
-            .await?;
-        Ok(())
+        upsert(&self.db, key, value, until).await
     }
 
     /// Stores the first rotation record of a session, unless a live one exists (an expired
@@ -161,6 +200,23 @@ impl ReadEntries for SqlEntries {
             .await?;
         Ok(rows.into_iter().map(|row| (row.key, row.value)).collect())
     }
+}
+
+async fn upsert(
+    db: &impl ConnectionTrait,
+    key: String,
+    value: String,
+    until: UnixSecs,
+) -> Result<(), Outage> {
+    Entity::insert(entry(key, value, until))
+        .on_conflict(
+            OnConflict::column(Column::Key)
+                .update_columns([Column::Value, Column::ExpiresAt])
+                .to_owned(),
+        )
+        .exec_without_returning(db)
+        .await?;
+    Ok(())
 }
 
 fn entry(key: String, value: String, until: UnixSecs) -> ActiveModel {
@@ -291,6 +347,51 @@ fn lock_end(failures: Expr, rule: &LockRule, now: UnixMillis) -> Expr {
     case.finally(end(*last)).into()
 }
 
+/// The cut-off of a user's (or client's) sessions, in one statement, so atomic: it only moves
+/// forward, by at least a millisecond (see [`RevocationStore::revoke_user`]), and its expiry
+/// never shortens. Answers the cut-off stored, which is what the feed publishes.
+async fn move_cutoff_forward(
+    db: &impl ConnectionTrait,
+    subject: &str,
+    before: UnixMillis,
+    until: UnixSecs,
+) -> Result<UnixMillis, Outage> {
+    let existing = |column| Expr::col((Entity, column));
+    let stored = existing(Column::Value).cast_as("BIGINT");
+    let next = stored.clone().add(1);
+    let on_conflict = OnConflict::column(Column::Key)
+        .value(
+            Column::Value,
+            Expr::case(stored.lt(before.0), before.0.to_string()).finally(next.cast_as("TEXT")),
+        )
+        .value(
+            Column::ExpiresAt,
+            Expr::case(existing(Column::ExpiresAt).lt(until.0), until.0)
+                .finally(existing(Column::ExpiresAt)),
+        )
+        .to_owned();
+    let row = Entity::insert(entry(user_key(subject), before.0.to_string(), until))
+        .on_conflict(on_conflict)
+        .exec_with_returning(db)
+        .await?;
+    Ok(parse_user_before(&row.value))
+}
+
+impl SqlRevocationStore {
+    async fn revoke_subject(
+        &self,
+        kind: FeedKind,
+        subject: &str,
+        before: UnixMillis,
+        until: UnixSecs,
+    ) -> Result<(), Outage> {
+        let txn = sql_feed::begin_publishing(&self.db).await?;
+        let cutoff = move_cutoff_forward(&txn, subject, before, until).await?;
+        self.publish_and_commit(txn, FeedEntry::subject(kind, subject, cutoff, until))
+            .await
+    }
+}
+
 #[async_trait]
 impl RevocationStore for SqlRevocationStore {
     async fn entries(&self, token: TokenKeys<'_>) -> Result<RevocationEntries, Outage> {
@@ -308,7 +409,9 @@ impl RevocationStore for SqlRevocationStore {
     }
 
     async fn revoke_token(&self, user_id: &str, jti: &str, until: UnixSecs) -> Result<(), Outage> {
-        self.upsert(jti_key(user_id, jti), REVOKED.into(), until)
+        let txn = sql_feed::begin_publishing(&self.db).await?;
+        upsert(&txn, jti_key(user_id, jti), REVOKED.into(), until).await?;
+        self.publish_and_commit(txn, FeedEntry::token(jti, until))
             .await
     }
 
@@ -318,37 +421,30 @@ impl RevocationStore for SqlRevocationStore {
         sid: &str,
         until: UnixSecs,
     ) -> Result<(), Outage> {
-        self.upsert(session_key(user_id, sid), REVOKED.into(), until)
+        let txn = sql_feed::begin_publishing(&self.db).await?;
+        upsert(&txn, session_key(user_id, sid), REVOKED.into(), until).await?;
+        self.publish_and_commit(txn, FeedEntry::session(sid, until))
             .await
     }
 
-    /// One statement, so atomic: the cut-off only moves forward, by at least a millisecond
-    /// (see [`RevocationStore::revoke_user`]), and its expiry never shortens.
     async fn revoke_user(
         &self,
         user_id: &str,
         before: UnixMillis,
         until: UnixSecs,
     ) -> Result<(), Outage> {
-        let existing = |column| Expr::col((Entity, column));
-        let stored = existing(Column::Value).cast_as("BIGINT");
-        let next = stored.clone().add(1);
-        let on_conflict = OnConflict::column(Column::Key)
-            .value(
-                Column::Value,
-                Expr::case(stored.lt(before.0), before.0.to_string()).finally(next.cast_as("TEXT")),
-            )
-            .value(
-                Column::ExpiresAt,
-                Expr::case(existing(Column::ExpiresAt).lt(until.0), until.0)
-                    .finally(existing(Column::ExpiresAt)),
-            )
-            .to_owned();
-        Entity::insert(entry(user_key(user_id), before.0.to_string(), until))
-            .on_conflict(on_conflict)
-            .exec_without_returning(&self.db)
-            .await?;
-        Ok(())
+        self.revoke_subject(FeedKind::User, user_id, before, until)
+            .await
+    }
+
+    async fn revoke_client(
+        &self,
+        client_id: &str,
+        before: UnixMillis,
+        until: UnixSecs,
+    ) -> Result<(), Outage> {
+        self.revoke_subject(FeedKind::Client, client_id, before, until)
+            .await
     }
 
     /// The entries and the session's record in one (batched) read, then a compare-and-set:

@@ -28,6 +28,8 @@ pub enum ErrorCode {
     Conflict,
     /// A user's claims would make their access token too long (`jwt.max_access_token_bytes`).
     TokenTooLarge,
+    /// A feed cursor older than the feed keeps (410).
+    CursorExpired,
     Unavailable,
     Internal,
     /// Any other status poem answered by itself.
@@ -66,6 +68,7 @@ impl ErrorCode {
             ErrorCode::Throttled => "throttled",
             ErrorCode::Conflict => "conflict",
             ErrorCode::TokenTooLarge => "token_too_large",
+            ErrorCode::CursorExpired => "cursor_expired",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
             ErrorCode::Error => "error",

@@ -38,6 +38,11 @@ impl ApiResponse for ApiError {
                 response(404, "`not_found`.", vec![]),
                 response(409, "`conflict`: the name is taken (a group's).", vec![]),
                 response(
+                    410,
+                    "`cursor_expired`: a revocation feed cursor older than the feed keeps.",
+                    vec![],
+                ),
+                response(
                     408,
                     "`request_timeout`: the request did not arrive in time; the connection is closed.",
                     vec![],

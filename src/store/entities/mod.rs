@@ -5,6 +5,7 @@ pub mod group;
 pub mod group_permission;
 pub mod oauth_client;
 pub mod revocation;
+pub mod revocation_feed;
 pub mod session;
 pub mod throttle_counter;
 pub mod user;

@@ -7,6 +7,7 @@
 //! start-up check of Redis's own persistence in `persistence`.
 
 mod connection;
+mod feed;
 mod persistence;
 mod scripts;
 
@@ -17,6 +18,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::counters::{Counter, CounterStore, Failures, LockRule, Reservation};
+use super::feed::{FeedEntry, FeedKind};
 use super::lookups::{LookupStats, Lookups, ReadEntries};
 use super::revocation::{
     ExpectedVersion, JtiState, REVOKED, RevocationEntries, RevocationStore, Rotation,
@@ -27,6 +29,7 @@ use crate::clock::{SharedClock, UnixMillis, UnixSecs};
 use crate::config::RedisSettings;
 use crate::outage::Outage;
 use connection::{Connection, Redis};
+use feed::RedisFeed;
 pub use persistence::VolatileRedis;
 use scripts::{MOVE_CUTOFF_FORWARD, RESERVE, ROTATE};
 
@@ -38,6 +41,7 @@ pub struct RedisRevocationStore {
     /// Concurrent lookups read with one `MGET`: on a single server only, since a cluster
     /// cannot `MGET` keys of different users (their hash tags put them in different slots).
     lookups: Option<Lookups>,
+    feed: RedisFeed,
 }
 
 /// What the lookup readers read with: one `MGET`.
@@ -66,11 +70,91 @@ impl RedisRevocationStore {
     pub fn new(settings: &RedisSettings, clock: SharedClock) -> Result<Self, Outage> {
         let redis = Arc::new(Redis::new(settings)?);
         let lookups = (!redis.is_cluster()).then(|| Lookups::start(RedisEntries(redis.clone())));
+        let feed = RedisFeed::new(settings, &redis.prefix)?;
         Ok(RedisRevocationStore {
             redis,
             clock,
             lookups,
+            feed,
         })
+    }
+
+    /// How long the feed keeps entries (`store::feed::retention`; 30 days unless set).
+    pub fn with_feed_retention(mut self, retention: Duration) -> RedisRevocationStore {
+        self.feed.set_retention(retention);
+        self
+    }
+
+    /// `apply` (a revocation) and `entry` (its feed entry): one `MULTI` on a single server; on
+    /// a cluster published first, then applied (see `feed`: stricter, never looser). With
+    /// `cutoff_key`, the entry's `not_before` is the cut-off stored once `apply` has run. Not
+    /// retried: a lost answer fails closed with 503, and the caller may revoke again.
+    async fn revoke_and_publish(
+        &self,
+        apply: redis::Cmd,
+        entry: FeedEntry,
+        cutoff_key: Option<&str>,
+    ) -> Result<(), Outage> {
+        let now = self.clock.now();
+        let mut connection = self.connection().await?;
+        if self.redis.is_cluster() {
+            let publish = self.feed.publish_command(&entry, None, now);
+            publish.query_async::<()>(&mut connection).await?;
+            apply.query_async::<()>(&mut connection).await?;
+            if let Some(key) = cutoff_key {
+                self.publish_moved_cutoff(key, entry, now).await?;
+            }
+        } else {
+            let publish = self.feed.publish_command(&entry, cutoff_key, now);
+            let mut pipe = redis::pipe();
+            pipe.atomic()
+                .add_command(apply)
+                .ignore()
+                .add_command(publish)
+                .ignore();
+            pipe.query_async::<()>(&mut connection).await?;
+        }
+        self.feed.signal().bump();
+        Ok(())
+    }
+
+    /// On a cluster: when the stored cut-off ended later than the one published (an earlier
+    /// cut-off moved it on by a millisecond), publishes the stored one too.
+    async fn publish_moved_cutoff(
+        &self,
+        key: &str,
+        mut entry: FeedEntry,
+        now: UnixMillis,
+    ) -> Result<(), Outage> {
+        let stored: Option<String> = self.idempotent(redis::cmd("GET").arg(key)).await?;
+        let stored = stored.as_deref().map(parse_user_before);
+        if stored.is_none() || stored == entry.not_before {
+            return Ok(());
+        }
+        entry.not_before = stored;
+        let mut connection = self.connection().await?;
+        let publish = self.feed.publish_command(&entry, None, now);
+        Ok(publish.query_async::<()>(&mut connection).await?)
+    }
+
+    /// A user's or a client's cut-off moved forward (`MOVE_CUTOFF_FORWARD`), published.
+    async fn revoke_subject(
+        &self,
+        kind: FeedKind,
+        subject: &str,
+        before: UnixMillis,
+        until: UnixSecs,
+    ) -> Result<(), Outage> {
+        let key = self.key(user_key(subject));
+        let cmd = redis::cmd("EVAL")
+            .arg(MOVE_CUTOFF_FORWARD)
+            .arg(1)
+            .arg(&key)
+            .arg(before.0)
+            .arg(self.ttl(until))
+            .to_owned();
+        let entry = FeedEntry::subject(kind, subject, before, until);
+        self.revoke_and_publish(cmd, entry, Some(&key)).await
     }
 
     /// Warns when Redis can lose revocations (no append-only file, an evicting
@@ -126,14 +210,18 @@ impl RedisRevocationStore {
     }
 
     async fn set_with_ttl(&self, key: String, value: &str, until: UnixSecs) -> Result<(), Outage> {
-        let cmd = redis::cmd("SET")
+        let cmd = self.set_command(key, value, until);
+        let mut connection = self.connection().await?;
+        Ok(cmd.query_async::<()>(&mut connection).await?)
+    }
+
+    fn set_command(&self, key: String, value: &str, until: UnixSecs) -> redis::Cmd {
+        redis::cmd("SET")
             .arg(self.key(key))
             .arg(value)
             .arg("EX")
             .arg(self.ttl(until))
-            .to_owned();
-        let mut connection = self.connection().await?;
-        Ok(cmd.query_async::<()>(&mut connection).await?)
+            .to_owned()
     }
 }
 
@@ -244,7 +332,8 @@ impl RevocationStore for RedisRevocationStore {
     }
 
     async fn revoke_token(&self, user_id: &str, jti: &str, until: UnixSecs) -> Result<(), Outage> {
-        self.set_with_ttl(jti_key(user_id, jti), REVOKED, until)
+        let cmd = self.set_command(jti_key(user_id, jti), REVOKED, until);
+        self.revoke_and_publish(cmd, FeedEntry::token(jti, until), None)
             .await
     }
 
@@ -254,28 +343,31 @@ impl RevocationStore for RedisRevocationStore {
         sid: &str,
         until: UnixSecs,
     ) -> Result<(), Outage> {
-        self.set_with_ttl(session_key(user_id, sid), REVOKED, until)
+        let cmd = self.set_command(session_key(user_id, sid), REVOKED, until);
+        self.revoke_and_publish(cmd, FeedEntry::session(sid, until), None)
             .await
     }
 
     /// One script, so atomic: the cut-off only moves forward, by at least a millisecond (see
-    /// [`RevocationStore::revoke_user`]), and its expiry never shortens. Not retried: a retry
-    /// of an applied script would move it once more (harmless, but not what was asked).
+    /// [`RevocationStore::revoke_user`]), and its expiry never shortens.
     async fn revoke_user(
         &self,
         user_id: &str,
         before: UnixMillis,
         until: UnixSecs,
     ) -> Result<(), Outage> {
-        let cmd = redis::cmd("EVAL")
-            .arg(MOVE_CUTOFF_FORWARD)
-            .arg(1)
-            .arg(self.key(user_key(user_id)))
-            .arg(before.0)
-            .arg(self.ttl(until))
-            .to_owned();
-        let mut connection = self.connection().await?;
-        Ok(cmd.query_async::<()>(&mut connection).await?)
+        self.revoke_subject(FeedKind::User, user_id, before, until)
+            .await
+    }
+
+    async fn revoke_client(
+        &self,
+        client_id: &str,
+        before: UnixMillis,
+        until: UnixSecs,
+    ) -> Result<(), Outage> {
+        self.revoke_subject(FeedKind::Client, client_id, before, until)
+            .await
     }
 
     /// One script ([`ROTATE`]): read, decide and compare-and-set in one atomic step. All five
