@@ -94,31 +94,23 @@ async fn swagger_ui_obtains_a_token_authorizes_with_it_and_reads_the_current_use
             .for_element(Locator::Css(".auth-container"))
             .await;
         drop(schemes.unwrap());
-        let mut bearer = None;
-        for scheme in browser
-            .find_all(Locator::Css(".auth-container"))
-            .await
-            .unwrap()
-        {
-            if scheme.text().await.unwrap().contains("BearerAuth") {
-                bearer = Some(scheme);
-            }
-        }
-        let bearer = bearer.expect("the BearerAuth scheme");
-        let bearer_value = "input[aria-label='auth-bearer-value']";
-        fill(&browser, bearer_value, access).await;
-        bearer
-            .find(Locator::Css("button.authorize"))
-            .await
-            .unwrap()
-            .click()
+        // The dialog lists every security scheme (a user's bearer token, an OAuth client's):
+        // fill in and authorize the user's, `BearerAuth`.
+        let authorize = "const scheme = [...document.querySelectorAll('.auth-container')]
+                .find((element) => element.textContent.includes('BearerAuth'));
+            const field = scheme.querySelector(\"input[aria-label='auth-bearer-value']\");
+            const prototype = Object.getPrototypeOf(field);
+            Object.getOwnPropertyDescriptor(prototype, 'value').set.call(field, arguments[0]);
+            field.dispatchEvent(new Event('input', { bubbles: true }));
+            scheme.querySelector('button.authorize').click();";
+        browser
+            .execute(authorize, vec![Value::from(access)])
             .await
             .unwrap();
+        // The dialog lists every security scheme and can be taller than the window: close it
+        // by script rather than by a click at a point that may be scrolled away.
         browser
-            .find(Locator::Css(".btn-done"))
-            .await
-            .unwrap()
-            .click()
+            .execute("document.querySelector('.btn-done').click()", vec![])
             .await
             .unwrap();
 
