@@ -86,7 +86,7 @@ pub async fn run() -> ExitCode {
             Err(err) => fail(err),
         };
     }
-    telemetry::init(&settings.log);
+    let _log = telemetry::init(&settings.log);
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings).await,
         Command::Migrate => migrate(settings).await,
