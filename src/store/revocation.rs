@@ -247,10 +247,7 @@ pub(crate) fn decide_rotation(
         Some(record) if record.current.jti == presented => RotationStep::Replace {
             stored: stored.unwrap_or_default().to_owned(),
         },
-        Some(record)
-            if record.previous_jti == presented
-                && rotation.now < record.rotated_at + rotation.grace =>
-        {
+        Some(record) if record.previous_jti == presented && within_grace(rotation, record) => {
             RotationStep::Answer(Grace(record.current.clone()))
         }
         Some(_) => return RotationStep::Answer(Reused),
@@ -260,6 +257,12 @@ pub(crate) fn decide_rotation(
         return RotationStep::Answer(UserChanged(entries.user_version.clone()));
     }
     step
+}
+
+/// Whether the previous token may still fetch the current one. A grace of zero means none,
+/// whatever the clocks: a loser of the race may have read its clock before the winner did.
+fn within_grace(rotation: &Rotation<'_>, record: &RotationRecord) -> bool {
+    !rotation.grace.is_zero() && rotation.now < record.rotated_at + rotation.grace
 }
 
 impl RotationRecord {

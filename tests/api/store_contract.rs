@@ -148,6 +148,17 @@ async fn a_rotation_decides_as_documented(backend: Backend) {
         store.rotate(&current).await.unwrap(),
         RotationOutcome::Rotated
     );
+    // Without a grace the previous token is reuse, even from a caller whose clock read came
+    // before the winner's (a loser of the race that started first).
+    let earlier = Rotation {
+        now: UnixMillis(app.clock.now().0 - 5),
+        grace: Duration::ZERO,
+        ..current.clone()
+    };
+    assert_eq!(
+        store.rotate(&earlier).await.unwrap(),
+        RotationOutcome::Reused
+    );
     // The previous token within the grace gets the current one; after it, it is reuse.
     let outcome = store.rotate(&current).await.unwrap();
     assert_eq!(outcome, RotationOutcome::Grace(second.clone()));

@@ -54,7 +54,7 @@ return {1, n}
 /// revocation, the user's cut-off, the user's version, the token's own entry, the session's
 /// rotation record (one user, so one cluster slot). ARGV: the session's start (ms), the
 /// expected version (`?` unknown, `=` absent, `=<version>`), the presented `jti`, the record
-/// to store if it wins, its TTL (s), now (ms), the grace (ms). Answers `{outcome, detail}`:
+/// to store if it wins, its TTL (s), now (ms), the grace (ms; 0: none, whatever the clocks). Answers `{outcome, detail}`:
 /// `revoked`, `legacy` with the token's spend record, `reused`, `user_changed` with the stored
 /// version (none when absent), `grace` with the stored record, `rotated`.
 pub(super) const ROTATE: &str = r"
@@ -66,15 +66,16 @@ end
 local own = redis.call('GET', KEYS[4])
 if own and string.sub(own, 1, 2) ~= 's:' then return {'revoked'} end
 local stored = redis.call('GET', KEYS[5])
-local grace = false
+local within_grace = false
 if not stored then
   if own then return {'legacy', own} end
 else
   local current, previous, at = string.match(stored, '^([^:]+):%d+:%d+:([^:]+):(%d+)$')
   if not current then return {'revoked'} end
   if current ~= ARGV[3] then
-    if previous == ARGV[3] and tonumber(ARGV[6]) < tonumber(at) + tonumber(ARGV[7]) then
-      grace = true
+    local grace = tonumber(ARGV[7])
+    if previous == ARGV[3] and grace > 0 and tonumber(ARGV[6]) < tonumber(at) + grace then
+      within_grace = true
     else
       return {'reused'}
     end
@@ -84,7 +85,7 @@ local version = redis.call('GET', KEYS[3])
 local seen = '='
 if version then seen = '=' .. version end
 if seen ~= ARGV[2] then return {'user_changed', version} end
-if grace then return {'grace', stored} end
+if within_grace then return {'grace', stored} end
 redis.call('SET', KEYS[5], ARGV[4], 'EX', ARGV[5])
 return {'rotated'}
 ";
