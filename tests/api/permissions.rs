@@ -314,13 +314,18 @@ async fn app_metadata_becomes_claims_and_a_change_shows_in_the_next_refresh() {
     assert_eq!(claims["user_id"], user.id.to_string());
 }
 
-#[tokio::test]
-async fn a_token_over_the_size_limit_is_refused_at_obtain_with_a_metric() {
-    let app = TestApp::spawn_with(Backend::Sqlite, |settings| {
+/// Tokens carry the user's grants, and at most 1 KB.
+async fn spawn_size_limited() -> TestApp {
+    TestApp::spawn_with(Backend::Sqlite, |settings| {
         with_grant_claims(settings);
         settings.jwt.max_access_token_bytes = 1024;
     })
-    .await;
+    .await
+}
+
+#[tokio::test]
+async fn a_token_over_the_size_limit_is_refused_at_obtain_with_a_metric() {
+    let app = spawn_size_limited().await;
     let staff = staff_access(&app).await;
     let user = app.create_user().await;
     let path = format!("/api/users/{}/", user.id);
@@ -681,11 +686,7 @@ async fn a_loss_in_a_big_group_revokes_every_member() {
 /// refreshes (and is not taken for reuse).
 #[tokio::test]
 async fn a_refresh_refused_for_size_spends_nothing() {
-    let app = TestApp::spawn_with(Backend::Sqlite, |settings| {
-        with_grant_claims(settings);
-        settings.jwt.max_access_token_bytes = 1024;
-    })
-    .await;
+    let app = spawn_size_limited().await;
     let staff = staff_access(&app).await;
     let user = app.create_user().await;
     let (_, refresh) = app.login(&user).await;
