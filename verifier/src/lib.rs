@@ -8,7 +8,7 @@
 //! not answered for `max_staleness` it refuses every token until it has caught up (fail closed).
 //!
 //! ```no_run
-//! # async fn run() -> Result<(), jwtd_verifier::BuildError> {
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let verifier = jwtd_verifier::Verifier::builder("https://auth.example.com")
 //!     .client_credentials("orders-service", "secret")
 //!     .start()?;
