@@ -49,23 +49,24 @@ redis.call('PEXPIRE', KEYS[1], int(math.max(w, l) - now))
 return {1, n}
 ";
 
-/// `RevocationStore::rotate` as one script, so one atomic step and one round trip; it decides
+/// `RevocationStore::rotate` as one script, so one atomic step and one round trip (one `MGET`
+/// reads every key: each call from Lua into Redis costs more than the key it reads); it decides
 /// exactly as `decide_rotation` does (a contract test holds both to it). KEYS: the session's
 /// revocation, the user's cut-off, the user's version, the token's own entry, the session's
 /// rotation record (one user, so one cluster slot). ARGV: the session's start (ms), the
 /// expected version (`?` unknown, `=` absent, `=<version>`), the presented `jti`, the record
-/// to store if it wins, its TTL (s), now (ms), the grace (ms; 0: none, whatever the clocks). Answers `{outcome, detail}`:
-/// `revoked`, `legacy` with the token's spend record, `reused`, `user_changed` with the stored
-/// version (none when absent), `grace` with the stored record, `rotated`.
+/// to store if it wins, its TTL (s), now (ms), the grace (ms; 0: none, whatever the clocks).
+/// Answers `{outcome, detail}`: `revoked`, `legacy` with the token's spend record, `reused`,
+/// `user_changed` with the stored version (none when absent), `grace` with the stored record,
+/// `rotated`.
 pub(super) const ROTATE: &str = r"
-if redis.call('EXISTS', KEYS[1]) == 1 then return {'revoked'} end
-local cutoff = redis.call('GET', KEYS[2])
+local found = redis.call('MGET', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+local session, cutoff, version, own, stored = found[1], found[2], found[3], found[4], found[5]
+if session then return {'revoked'} end
 if cutoff and tonumber(ARGV[1]) <= (tonumber(cutoff) or math.huge) then
   return {'revoked'}
 end
-local own = redis.call('GET', KEYS[4])
 if own and string.sub(own, 1, 2) ~= 's:' then return {'revoked'} end
-local stored = redis.call('GET', KEYS[5])
 local within_grace = false
 if not stored then
   if own then return {'legacy', own} end
@@ -81,7 +82,6 @@ else
     end
   end
 end
-local version = redis.call('GET', KEYS[3])
 local seen = '='
 if version then seen = '=' .. version end
 if seen ~= ARGV[2] then return {'user_changed', version} end
