@@ -60,14 +60,6 @@ pub struct RevocationEntries {
     pub rotation: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SpendOutcome {
-    /// This call spent the token: the caller may issue the successor.
-    Spent,
-    /// Somebody spent (or revoked) it first.
-    AlreadyUsed(JtiState),
-}
-
 /// A refresh token as its session's rotation record keeps it: enough to sign it again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefreshTokenId {
