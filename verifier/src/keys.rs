@@ -4,10 +4,12 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{RwLock, Weak};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::jwk::JwkSet;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, crypto};
 use serde_json::{Map, Value};
 use tokio::sync::Notify;
 
@@ -82,27 +84,58 @@ impl Keys {
     }
 }
 
+/// The steps of `jsonwebtoken::decode` (which parses the header and the claims twice each),
+/// each done once: the signature with the key the header named, the claims, then the
+/// registered claims jsonwebtoken's `Validation` would check (`exp` with no leeway, `iss` and
+/// `aud` when configured).
 fn decode(
     token: &str,
     key: &DecodingKey,
     alg: Algorithm,
     checks: &Checks,
 ) -> Result<Map<String, Value>, VerifyError> {
-    let mut validation = Validation::new(alg);
-    // jwtd's own default leeway is 0, like SimpleJWT's; jsonwebtoken's is 60 s.
-    validation.leeway = 0;
-    validation.set_required_spec_claims(&["exp"]);
-    match &checks.issuer {
-        Some(iss) => validation.set_issuer(&[iss]),
-        None => validation.iss = None,
+    let (signed, signature) = token.rsplit_once('.').ok_or(VerifyError::Invalid)?;
+    let (_, payload) = signed.split_once('.').ok_or(VerifyError::Invalid)?;
+    if payload.contains('.') {
+        return Err(VerifyError::Invalid);
     }
-    match &checks.audience {
-        Some(aud) => validation.set_audience(&[aud]),
-        None => validation.validate_aud = false,
+    if !crypto::verify(signature, signed.as_bytes(), key, alg).unwrap_or(false) {
+        return Err(VerifyError::Invalid);
     }
-    jsonwebtoken::decode::<Map<String, Value>>(token, key, &validation)
-        .map(|data| data.claims)
-        .map_err(|_| VerifyError::Invalid)
+    let claims: Map<String, Value> = URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()
+        .and_then(|json| serde_json::from_slice(&json).ok())
+        .ok_or(VerifyError::Invalid)?;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
+    if registered_claims_hold(&claims, checks, now) {
+        Ok(claims)
+    } else {
+        Err(VerifyError::Invalid)
+    }
+}
+
+/// Unexpired at `now` (valid through its `exp` second), from the configured issuer, for the
+/// configured audience (one of a list will do).
+fn registered_claims_hold(claims: &Map<String, Value>, checks: &Checks, now: u64) -> bool {
+    let unexpired = claims
+        .get("exp")
+        .and_then(Value::as_u64)
+        .is_some_and(|exp| now <= exp);
+    let issuer_matches = checks
+        .issuer
+        .as_deref()
+        .is_none_or(|issuer| claims.get("iss").and_then(Value::as_str) == Some(issuer));
+    let audience_matches = checks.audience.as_deref().is_none_or(|audience| {
+        match claims.get("aud") {
+            Some(Value::String(aud)) => aud == audience,
+            Some(Value::Array(list)) => list.iter().any(|aud| aud.as_str() == Some(audience)),
+            _ => false,
+        }
+    });
+    unexpired && issuer_matches && audience_matches
 }
 
 /// The JWKS task: fetches at start (retrying with back-off), every `refresh`, and when asked
@@ -141,5 +174,69 @@ pub(crate) async fn follow_jwks(
                 back_off(failures).await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use jsonwebtoken::{EncodingKey, Header, encode};
+    use serde_json::json;
+
+    use super::*;
+
+    const SECRET: &[u8] = b"a secret of some thirty-two bytes!";
+
+    fn checks(issuer: Option<&str>, audience: Option<&str>) -> Checks {
+        Checks {
+            issuer: issuer.map(str::to_owned),
+            audience: audience.map(str::to_owned),
+            user_id_claim: "user_id".into(),
+            token_type_claim: "token_type".into(),
+        }
+    }
+
+    fn now() -> i64 {
+        let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+        i64::try_from(since.as_secs()).unwrap()
+    }
+
+    fn signed(claims: &Value) -> String {
+        encode(&Header::default(), claims, &EncodingKey::from_secret(SECRET)).unwrap()
+    }
+
+    fn verdict(token: &str, checks: &Checks) -> Result<(), VerifyError> {
+        let key = DecodingKey::from_secret(SECRET);
+        decode(token, &key, Algorithm::HS256, checks).map(|_| ())
+    }
+
+    #[test]
+    fn the_claims_jsonwebtoken_validated_are_still_checked() {
+        let none = checks(None, None);
+        let live = signed(&json!({"exp": now() + 60, "iss": "jwtd", "aud": ["a", "b"]}));
+        assert!(verdict(&live, &none).is_ok());
+        assert!(verdict(&live, &checks(Some("jwtd"), Some("b"))).is_ok());
+        assert!(verdict(&live, &checks(Some("other"), None)).is_err());
+        assert!(verdict(&live, &checks(None, Some("c"))).is_err());
+        let one_audience = signed(&json!({"exp": now() + 60, "aud": "a"}));
+        assert!(verdict(&one_audience, &checks(None, Some("a"))).is_ok());
+        assert!(verdict(&one_audience, &checks(Some("jwtd"), None)).is_err());
+        // Valid through its `exp` second, not after; `exp` is required.
+        assert!(verdict(&signed(&json!({"exp": now() + 1})), &none).is_ok());
+        assert!(verdict(&signed(&json!({"exp": now() - 1})), &none).is_err());
+        assert!(verdict(&signed(&json!({"exp": "soon"})), &none).is_err());
+        assert!(verdict(&signed(&json!({"sub": "1"})), &none).is_err());
+    }
+
+    #[test]
+    fn a_token_altered_or_of_other_than_three_parts_is_refused() {
+        let none = checks(None, None);
+        let token = signed(&json!({"exp": now() + 60, "sub": "1"}));
+        let (head, rest) = token.split_once('.').unwrap();
+        let (_, signature) = rest.split_once('.').unwrap();
+        let forged_payload = URL_SAFE_NO_PAD.encode(br#"{"exp":9999999999,"sub":"2"}"#);
+        assert!(verdict(&format!("{head}.{forged_payload}.{signature}"), &none).is_err());
+        assert!(verdict(&format!("{token}.x"), &none).is_err());
+        assert!(verdict(&format!("{head}.{signature}"), &none).is_err());
+        assert!(verdict(&token, &none).is_ok());
     }
 }
