@@ -16,6 +16,9 @@ enum Scenario {
     Verify,
     /// POST /api/token/refresh/, each worker chaining its own rotated refresh token.
     Refresh,
+    /// POST /api/token/cookie/refresh/, each worker a browser: its own session's cookies and
+    /// CSRF header (run jwtd with `cookies.enabled` and, over plain HTTP, `cookies.secure = false`).
+    CookieRefresh,
     /// POST /api/token/ with a username and password (argon2).
     Obtain,
     /// POST /api/users/ with a new username (argon2), from a new address each time.
@@ -58,6 +61,13 @@ struct Args {
     /// Use this as the access token instead of logging in (for the baseline server).
     #[arg(long)]
     token: Option<String>,
+    /// Only keep this many verifiers long-polling the revocation feed (`GET /api/revocations/`,
+    /// `wait=30`) for `duration`, as OAuth client `--feed-client ID:SECRET` with the scope
+    /// `revocations:read`; no other load. Run beside wrk to measure what the feed costs.
+    #[arg(long, requires = "feed_client")]
+    feed_pollers: Option<usize>,
+    #[arg(long)]
+    feed_client: Option<String>,
 }
 
 /// What one worker saw in the measured window.
@@ -74,6 +84,14 @@ async fn main() {
         .pool_max_idle_per_host(args.connections + args.background_connections)
         .build()
         .expect("an HTTP client");
+    if let (Some(pollers), Some(credentials)) = (args.feed_pollers, &args.feed_client) {
+        let polls = follow_feed(&client, &args, pollers, credentials).await;
+        println!(
+            "{}",
+            json!({"feed_pollers": pollers, "polls": polls.0, "errors": polls.1})
+        );
+        return;
+    }
     let access_tokens = match &args.token {
         Some(token) => vec![token.clone()],
         None => access_tokens(&client, &args)
@@ -132,6 +150,7 @@ fn clone_args(args: &Args) -> Args {
         password: args.password.clone(),
         label: args.label.clone(),
         token: args.token.clone(),
+        feed_client: args.feed_client.clone(),
         ..*args
     }
 }
@@ -208,6 +227,10 @@ async fn worker(
             .unwrap_or_default(),
         _ => String::new(),
     };
+    let mut browser = match scenario {
+        Scenario::CookieRefresh => BrowserSession::log_in(&client, &args).await.ok(),
+        _ => None,
+    };
     loop {
         let sent = Instant::now();
         if sent >= until {
@@ -244,6 +267,16 @@ async fn worker(
                     }
                 }
                 result
+            }
+            Scenario::CookieRefresh => {
+                let refreshed = match &mut browser {
+                    Some(session) => session.refresh(&client, &args.url).await,
+                    None => Err(()),
+                };
+                if refreshed.is_err() {
+                    browser = BrowserSession::log_in(&client, &args).await.ok();
+                }
+                refreshed.map(|()| None)
             }
         };
         if sent < measure_from {
@@ -308,4 +341,153 @@ async fn drained(
         return Err(());
     }
     response.bytes().await.map(|_| None).map_err(|_| ())
+}
+
+/// A browser's cookies for one session: the refresh cookie and the CSRF cookie, whose value it
+/// also sends as `X-CSRF-Token`.
+struct BrowserSession {
+    refresh: String,
+    csrf: String,
+}
+
+const REFRESH_COOKIE: &str = "jwtd_refresh";
+const CSRF_COOKIE: &str = "jwtd_csrf";
+
+impl BrowserSession {
+    async fn log_in(client: &Client, args: &Args) -> Result<BrowserSession, ()> {
+        let response = client
+            .post(format!("{}/api/token/cookie/", args.url))
+            .json(&json!({"username": args.username, "password": args.password}))
+            .send()
+            .await
+            .map_err(|_| ())?;
+        let mut session = BrowserSession {
+            refresh: String::new(),
+            csrf: String::new(),
+        };
+        session.take_cookies(response).await?;
+        Ok(session)
+    }
+
+    /// One refresh: the cookies and the header sent, the rotated refresh cookie kept.
+    async fn refresh(&mut self, client: &Client, url: &str) -> Result<(), ()> {
+        let response = client
+            .post(format!("{url}/api/token/cookie/refresh/"))
+            .header(
+                "Cookie",
+                format!(
+                    "{REFRESH_COOKIE}={}; {CSRF_COOKIE}={}",
+                    self.refresh, self.csrf
+                ),
+            )
+            .header("X-CSRF-Token", &self.csrf)
+            .send()
+            .await
+            .map_err(|_| ())?;
+        self.take_cookies(response).await
+    }
+
+    /// A 200's `Set-Cookie` values, its body read.
+    async fn take_cookies(&mut self, response: reqwest::Response) -> Result<(), ()> {
+        if response.status() != StatusCode::OK {
+            return Err(());
+        }
+        for set in response.headers().get_all("set-cookie") {
+            let pair = set.to_str().unwrap_or_default().split(';').next();
+            match pair.and_then(|pair| pair.split_once('=')) {
+                Some((REFRESH_COOKIE, value)) => value.clone_into(&mut self.refresh),
+                Some((CSRF_COOKIE, value)) => value.clone_into(&mut self.csrf),
+                _ => {}
+            }
+        }
+        response.bytes().await.map(|_| ()).map_err(|_| ())
+    }
+}
+
+/// `pollers` verifiers following the revocation feed for `duration` seconds, each with a
+/// 30-second long poll: the polls answered and the errors.
+async fn follow_feed(
+    client: &Client,
+    args: &Args,
+    pollers: usize,
+    credentials: &str,
+) -> (u64, u64) {
+    let token = feed_token(client, &args.url, credentials)
+        .await
+        .expect("the feed client gets a token");
+    let until = Instant::now() + Duration::from_secs(args.warmup + args.duration);
+    let snapshot: Value = client
+        .get(format!("{}/api/revocations/snapshot/", args.url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .expect("the feed's snapshot")
+        .json()
+        .await
+        .expect("a snapshot page");
+    let cursor = snapshot["cursor"].as_str().unwrap_or_default().to_owned();
+    let handles: Vec<_> = (0..pollers)
+        .map(|_| {
+            let (client, url, token, mut cursor) = (
+                client.clone(),
+                args.url.clone(),
+                token.clone(),
+                cursor.clone(),
+            );
+            tokio::spawn(async move {
+                let (mut polls, mut errors) = (0, 0);
+                while Instant::now() < until {
+                    let page = client
+                        .get(format!("{url}/api/revocations/"))
+                        .query(&[("after", cursor.as_str()), ("wait", "30")])
+                        .bearer_auth(&token)
+                        .send()
+                        .await
+                        .and_then(reqwest::Response::error_for_status);
+                    let page: Option<Value> = match page {
+                        Ok(page) => page.json().await.ok(),
+                        Err(_) => None,
+                    };
+                    match page.as_ref().and_then(|page| page["cursor"].as_str()) {
+                        Some(next) => (polls, cursor) = (polls + 1, next.to_owned()),
+                        None => errors += 1,
+                    }
+                }
+                (polls, errors)
+            })
+        })
+        .collect();
+    let mut total = (0, 0);
+    for handle in handles {
+        let (polls, errors) = tokio::time::timeout_at(until.into(), handle)
+            .await
+            .map_or((0, 0), |joined| joined.expect("a poller finished"));
+        total = (total.0 + polls, total.1 + errors);
+    }
+    total
+}
+
+/// An access token for the OAuth client `ID:SECRET` with the scope `revocations:read`.
+async fn feed_token(client: &Client, url: &str, credentials: &str) -> Result<String, String> {
+    let (id, secret) = credentials
+        .split_once(':')
+        .ok_or("--feed-client ID:SECRET")?;
+    let response: Value = client
+        .post(format!("{url}/oauth/token"))
+        .basic_auth(id, Some(secret))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("scope", "revocations:read"),
+        ])
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| e.to_string())?;
+    response["access_token"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| format!("no token: {response}"))
 }
