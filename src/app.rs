@@ -122,7 +122,7 @@ impl App {
             drop(stop);
             Ok(())
         };
-        let api_routes = http::routes(self.state.clone()).map_to_response();
+        let api_routes = http::routes(self.state.clone());
         let api = self.api.serve(api_routes, idle_timeout, stopped());
         let metrics = async {
             let Some(listener) = self.metrics else {

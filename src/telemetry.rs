@@ -1,21 +1,24 @@
-//! Log output: `tracing` lines, as text or JSON, written to stderr by a thread of their own.
+//! Log output: `tracing` lines, as text (`plain` when not on a terminal) or JSON, written to
+//! stderr in batches by a thread of their own (`batched`).
+
+mod batched;
+mod plain;
 
 use std::io::IsTerminal;
 
-use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogFormat, LogSettings};
 
-/// Lines waiting for the writer thread at most; past that a logging request waits for room
-/// (lines are never dropped).
-const BUFFERED_LINES: usize = 64 * 1024;
+/// Bytes of lines waiting for the writer thread at most (some ten thousand lines); past that a
+/// logging request waits for room (lines are never dropped).
+const BUFFERED_BYTES: usize = 4 * 1024 * 1024;
 
 /// Keeps the writer thread; dropping it writes out what is still buffered. Hold it until the
 /// process ends.
 #[must_use = "dropping the guard stops the log writer"]
 pub struct LogGuard {
-    _writer: Option<WorkerGuard>,
+    _writer: Option<batched::WriterGuard>,
 }
 
 /// Installs the global subscriber; `RUST_LOG` overrides `log.level`. Colours only on a terminal:
@@ -24,18 +27,19 @@ pub fn init(settings: &LogSettings) -> LogGuard {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&settings.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let (writer, guard) = NonBlockingBuilder::default()
-        .buffered_lines_limit(BUFFERED_LINES)
-        .lossy(false)
-        .thread_name("jwtd-log")
-        .finish(std::io::stderr());
+    let (writer, guard) = batched::batched(std::io::stderr(), BUFFERED_BYTES);
+    let colours = std::io::stderr().is_terminal();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(colours)
         .with_writer(writer);
     let installed = match settings.format {
         LogFormat::Json => builder.json().try_init(),
-        LogFormat::Text => builder.try_init(),
+        LogFormat::Text if colours => builder.try_init(),
+        LogFormat::Text => builder
+            .event_format(plain::PlainText)
+            .fmt_fields(plain::PlainFields)
+            .try_init(),
     };
     // Already installed (a test process): the writer just made is not used.
     LogGuard {

@@ -1,8 +1,6 @@
 //! `Authorization: Bearer <access token>`, with SimpleJWT's authentication errors. A hand-written
 //! security scheme so Swagger UI shows the Authorize button and the errors stay the contract's.
 
-use std::sync::Arc;
-
 use poem::http::header::AUTHORIZATION;
 use poem::web::RequestBody;
 use poem::{Request, Result};
@@ -10,8 +8,8 @@ use poem_openapi::registry::{MetaSecurityScheme, Registry};
 use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions};
 
 use super::error::{ApiError, ErrorCode};
+use super::front_door::RequestServices;
 use crate::accounts::User;
-use crate::flows::VerifyFlow;
 use crate::token::Claims;
 
 const SCHEME: &str = "BearerAuth";
@@ -46,9 +44,10 @@ impl<'a> ApiExtractor<'a> for BearerAuth {
         _: ExtractParamOptions<Self::ParamType>,
     ) -> Result<Self> {
         let token = bearer_token(request)?;
-        let verify = request
-            .data::<Arc<VerifyFlow>>()
-            .expect("the verify flow is attached to every route");
+        let verify = &request
+            .data::<RequestServices>()
+            .expect("the front door attaches the services to every request")
+            .verify;
         let (claims, user) = verify.authenticate(token).await.map_err(ApiError::from)?;
         Ok(BearerAuth { user, claims })
     }

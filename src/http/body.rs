@@ -12,10 +12,7 @@ use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions};
 use serde_json::{Map, Value};
 
 use super::error::{ApiError, OAuthApiError};
-
-/// The largest body accepted, set on the route as request data.
-#[derive(Debug, Clone, Copy)]
-pub struct BodyLimit(pub usize);
+use super::front_door::RequestServices;
 
 /// A request object built from named fields, collecting every field's errors.
 pub trait FromFields: Type + Sized {
@@ -112,8 +109,8 @@ async fn read_fields<T: FromFields>(
     accepts_form: bool,
 ) -> Result<T, ApiError> {
     let limit = request
-        .data::<BodyLimit>()
-        .map_or(64 * 1024, |limit| limit.0);
+        .data::<RequestServices>()
+        .map_or(64 * 1024, |services| services.body_limit);
     let body = body
         .take()
         .map_err(|_| ApiError::invalid("The request body was already read."))?;

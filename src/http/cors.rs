@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use poem::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use poem::{Endpoint, IntoResponse, Request, Response};
+use poem::{Request, Response};
 
 use crate::config::CorsSettings;
 
@@ -31,24 +31,25 @@ impl Cors {
         }
     }
 
-    /// Answers a preflight from an allowed origin itself; passes everything else to `next` and
-    /// adds the CORS headers its answer needs.
-    /// Without allowed origins jwtd answers no CORS at all, as before the browser transport.
-    pub async fn apply<E: Endpoint>(
-        self,
-        next: Arc<E>,
-        request: Request,
-    ) -> poem::Result<Response> {
+    /// The request's allowed origin, and the answer to it when it is a preflight (answered
+    /// here, never passed on). Without allowed origins jwtd answers no CORS at all.
+    pub fn check(&self, request: &Request) -> (Option<HeaderValue>, Option<Response>) {
         if self.allowed.is_empty() {
-            return next.call(request).await.map(IntoResponse::into_response);
+            return (None, None);
         }
         let origin = self.allowed_origin(request.headers());
-        if let Some(origin) = &origin
-            && is_preflight(&request)
-        {
-            return Ok(preflight(origin));
+        let preflight = match &origin {
+            Some(origin) if is_preflight(request) => Some(preflight(origin)),
+            _ => None,
+        };
+        (origin, preflight)
+    }
+
+    /// Adds the CORS headers an answer to `origin` needs (see `check`).
+    pub fn decorate(&self, response: &mut Response, origin: Option<HeaderValue>) {
+        if self.allowed.is_empty() {
+            return;
         }
-        let mut response = next.call(request).await?.into_response();
         let headers = response.headers_mut();
         headers.append(header::VARY, HeaderValue::from_static("Origin"));
         if let Some(origin) = origin {
@@ -56,7 +57,6 @@ impl Cors {
             let exposed = HeaderValue::from_static(EXPOSED_HEADERS);
             headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, exposed);
         }
-        Ok(response)
     }
 
     /// The request's `Origin` when it is exactly one of the allowed ones.

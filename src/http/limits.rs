@@ -24,10 +24,24 @@ impl RequestLimits {
 
     /// Runs `next` if the request's head is small enough, and for at most the timeout.
     pub async fn apply<E: Endpoint>(&self, next: &E, request: Request) -> poem::Result<Response> {
-        if head_bytes(&request) > self.max_header_bytes {
-            return Err(ApiError::headers_too_large(self.max_header_bytes).into());
+        self.check_head(&request)?;
+        self.timed(next.call(request)).await
+    }
+
+    /// 431 when the request's head is larger than allowed.
+    pub fn check_head(&self, request: &Request) -> Result<(), ApiError> {
+        if head_bytes(request) > self.max_header_bytes {
+            return Err(ApiError::headers_too_large(self.max_header_bytes));
         }
-        match tokio::time::timeout(self.timeout, next.call(request)).await {
+        Ok(())
+    }
+
+    /// `answer`, or 408 when it takes longer than the timeout.
+    pub async fn timed<R: IntoResponse>(
+        &self,
+        answer: impl Future<Output = poem::Result<R>>,
+    ) -> poem::Result<Response> {
+        match tokio::time::timeout(self.timeout, answer).await {
             Ok(answer) => answer.map(IntoResponse::into_response),
             Err(_) => Err(ApiError::request_timeout(self.timeout).into()),
         }

@@ -11,6 +11,7 @@ pub mod cors;
 pub mod discovery;
 pub mod email;
 pub mod error;
+pub mod front_door;
 pub mod groups;
 pub mod health;
 pub mod limits;
@@ -24,18 +25,16 @@ pub mod users;
 
 use std::sync::Arc;
 
-use poem::http::{Uri, header};
-use poem::middleware::CatchPanic;
+use poem::http::header;
 use poem::web::Data;
-use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route, get, handler};
+use poem::{Endpoint, EndpointExt, IntoEndpoint, Response, Route, get, handler};
 use poem_openapi::{OpenApi, OpenApiService, Tags};
 
 use crate::metrics::{self, Metrics};
 use crate::state::AppState;
 use crate::store::Readiness;
-use body::BodyLimit;
 use cors::Cors;
-use error::ApiError;
+use front_door::{FrontDoor, RequestServices};
 use limits::RequestLimits;
 
 #[derive(Tags)]
@@ -140,43 +139,31 @@ pub fn openapi_spec() -> String {
     spec::tags_in_order(&service(spec::Described::<Apis>::new()).spec())
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("a request handler panicked")]
-struct HandlerPanicked;
-
 /// The whole HTTP application.
-pub fn routes(state: Arc<AppState>) -> impl Endpoint {
+pub fn routes(state: Arc<AppState>) -> FrontDoor<impl Endpoint<Output = Response>> {
     let api = service(apis(&state));
     let spec = spec::tags_in_order(&api.spec());
     let docs = spec::swagger_ui(&api, &spec);
-    let cors = Cors::from_settings(&state.settings.cors);
-    let cookies_enabled = state.settings.cookies.enabled;
-    let body_limit = BodyLimit(state.settings.server.max_body_bytes);
-    let limits = RequestLimits::from_settings(&state.settings.server);
-    let metrics = state.metrics.clone();
-    let mut route = Route::new()
-        .nest("/", api)
+    let mut others = Route::new()
         .at("/openapi.json", spec::document(spec))
         .nest("/docs", docs);
     // With a listener of its own (`metrics_routes`), /metrics is not on the public port at all.
     if state.settings.server.metrics_bind.is_none() {
-        route = route.at("/metrics", get(metrics_text));
+        others = others.at("/metrics", get(metrics_text));
     }
-    route
-        .before(move |request| async move {
-            cookies::not_found_when_off(cookies_enabled, without_api_trailing_slash(request))
-        })
-        .data(state.flows.verify.clone())
-        .data(state.metrics.clone())
-        .data(body_limit)
-        .with(
-            CatchPanic::new()
-                .with_handler(|_| ApiError::internal(&HandlerPanicked).into_response()),
-        )
-        .around(move |next, request| observe::observe(next, request, metrics.clone(), limits))
-        // Outermost, so that every answer, errors included, gets its CORS headers; a preflight
-        // it answers itself is not an API request and is neither logged nor counted.
-        .around(move |next, request| cors.clone().apply(next, request))
+    let others = others.data(state.metrics.clone()).boxed();
+    FrontDoor {
+        api: api.into_endpoint(),
+        others,
+        cors: Cors::from_settings(&state.settings.cors),
+        limits: RequestLimits::from_settings(&state.settings.server),
+        cookies_enabled: state.settings.cookies.enabled,
+        metrics: state.metrics.clone(),
+        services: RequestServices {
+            verify: state.flows.verify.clone(),
+            body_limit: state.settings.server.max_body_bytes,
+        },
+    }
 }
 
 /// What the `server.metrics_bind` listener serves: `GET /metrics` only, logged and counted as on
@@ -196,23 +183,6 @@ fn metrics_text(metrics: Data<&Arc<Metrics>>) -> Response {
     Response::builder()
         .header(header::CONTENT_TYPE, metrics::CONTENT_TYPE)
         .body(metrics.render())
-}
-
-/// SimpleJWT's paths end in a slash, which poem-openapi routes without: `/api/token/` and
-/// `/api/token` reach the same operation.
-fn without_api_trailing_slash(mut request: Request) -> Request {
-    let path = request.uri().path();
-    if path.starts_with("/api/") && path.len() > "/api/".len() && path.ends_with('/') {
-        let trimmed = path.trim_end_matches('/');
-        let path_and_query = match request.uri().query() {
-            Some(query) => format!("{trimmed}?{query}"),
-            None => trimmed.to_owned(),
-        };
-        if let Ok(uri) = Uri::builder().path_and_query(path_and_query).build() {
-            *request.uri_mut() = uri;
-        }
-    }
-    request
 }
 
 #[cfg(test)]

@@ -16,8 +16,8 @@ use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions, Object, 
 use super::ApiTags;
 use super::auth::{bearer_token, register_http_scheme};
 use super::error::{ApiError, ErrorCode};
+use super::front_door::RequestServices;
 use crate::feed::FeedService;
-use crate::flows::VerifyFlow;
 use crate::store::feed::{FeedEntry, FeedError, FeedPage};
 use crate::token::TokenType;
 
@@ -54,9 +54,10 @@ impl<'a> ApiExtractor<'a> for FeedReader {
         _: ExtractParamOptions<Self::ParamType>,
     ) -> Result<Self> {
         let token = bearer_token(request)?;
-        let verify = request
-            .data::<Arc<VerifyFlow>>()
-            .expect("the verify flow is attached to every route");
+        let verify = &request
+            .data::<RequestServices>()
+            .expect("the front door attaches the services to every request")
+            .verify;
         let claims = verify
             .verify_as(token, TokenType::Access)
             .await
