@@ -38,7 +38,9 @@ if w <= now then
   w = now + tonumber(ARGV[2])
 end
 n = n + 1
-l = now
+-- Unlocked is 0, not now: a reservation racing this one with an earlier clock reading (a
+-- burst, or another instance's clock) must not find the record locked.
+l = 0
 local past_free = n - tonumber(ARGV[3])
 if past_free > 0 and #ARGV > 3 then
   l = now + tonumber(ARGV[3 + math.min(past_free, #ARGV - 3)])

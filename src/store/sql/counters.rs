@@ -60,7 +60,7 @@ impl CounterStore for SqlRevocationStore {
             )
             .action_and_where(old(counter::Column::LockedUntilMs).lte(now.0))
             .to_owned();
-        let first = counter_row(key, 1, now + rule.window, now + rule.lock_after(1));
+        let first = counter_row(key, 1, now + rule.window, lock_end_after(1, rule, now));
         let rows = counter::Entity::insert(first)
             .on_conflict(on_conflict)
             .exec_with_returning_many(&self.db)
@@ -107,6 +107,17 @@ impl From<counter::Model> for Counter {
     }
 }
 
+/// A record's lock end when it is not locked.
+const NOT_LOCKED: UnixMillis = UnixMillis(0);
+
+/// When the `failures`th failure's lock ends, or `NOT_LOCKED` for a free failure.
+fn lock_end_after(failures: i64, rule: &LockRule, now: UnixMillis) -> UnixMillis {
+    match rule.lock_after(failures) {
+        Duration::ZERO => NOT_LOCKED,
+        lock => now + lock,
+    }
+}
+
 fn counter_row(
     key: &str,
     count: i64,
@@ -126,7 +137,9 @@ fn counter_row(
 fn lock_end(failures: Expr, rule: &LockRule, now: UnixMillis) -> Expr {
     let end = |lock: Duration| (now + lock).0;
     let (last, earlier) = rule.locks.split_last().unwrap_or((&Duration::ZERO, &[]));
-    let mut case = Expr::case(failures.clone().lte(rule.free_failures), now.0);
+    // Unlocked is the epoch, not `now`: a reservation racing this one with an earlier clock
+    // reading (a burst, or another instance's clock) must not find the record locked.
+    let mut case = Expr::case(failures.clone().lte(rule.free_failures), NOT_LOCKED.0);
     for (n, lock) in (rule.free_failures + 1..).zip(earlier) {
         case = case.case(failures.clone().eq(n), end(*lock));
     }
