@@ -63,8 +63,11 @@ jwtd_env() {
     echo "JWTD__SERVER__BIND=127.0.0.1:$PORT"
     echo "JWTD__JWT__ACCESS_TOKEN_LIFETIME=1h"
     echo "JWTD__PASSWORD__HASH_QUEUE_TIMEOUT=30s"
-    # One client address logs in thousands of times: no per-address limit here.
+    # One client address logs in thousands of times: no per-address limit here. And one account
+    # from many workers at once: the lockout reserves a failure per password check in flight, so
+    # more concurrent logins than account_free_failures (5) would be refused like wrong passwords.
     echo "JWTD__THROTTLE__CLIENT_ATTEMPTS=0"
+    echo "JWTD__THROTTLE__ACCOUNT_FREE_FAILURES=1000"
     # The registration flood comes through a "proxy" on loopback, from many addresses.
     echo "JWTD__SERVER__TRUSTED_PROXIES=127.0.0.1"
     # The browser transport, over plain HTTP (cookie-refresh).
