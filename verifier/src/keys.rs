@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{RwLock, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use aws_lc_rs::hmac;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::jwk::JwkSet;
@@ -19,7 +20,9 @@ use crate::{Shared, VerifyError};
 
 pub(crate) struct Keys {
     by_kid: RwLock<HashMap<String, (DecodingKey, Algorithm)>>,
-    hmac: Option<DecodingKey>,
+    /// The shared secret, set up once per HMAC algorithm: jsonwebtoken derives the key again for
+    /// every token it verifies.
+    hmac: Option<HmacKeys>,
     loaded: std::sync::atomic::AtomicBool,
     fetches: AtomicU64,
     /// Asks the JWKS task for a fetch (an unknown `kid`).
@@ -30,7 +33,7 @@ impl Keys {
     pub(crate) fn new(hmac_secret: Option<&[u8]>) -> Keys {
         Keys {
             by_kid: RwLock::new(HashMap::new()),
-            hmac: hmac_secret.map(DecodingKey::from_secret),
+            hmac: hmac_secret.map(HmacKeys::new),
             loaded: false.into(),
             fetches: AtomicU64::new(0),
             wanted: Notify::new(),
@@ -50,8 +53,8 @@ impl Keys {
         let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Invalid)?;
         let payload = match header.alg {
             Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => {
-                let key = self.hmac.as_ref().ok_or(VerifyError::UnknownKey)?;
-                decode(token, key, header.alg, checks)?
+                let keys = self.hmac.as_ref().ok_or(VerifyError::UnknownKey)?;
+                decode(token, &Signer::Hmac(keys.of(header.alg)), checks)?
             }
             alg => {
                 let kid = header.kid.ok_or(VerifyError::Invalid)?;
@@ -63,7 +66,7 @@ impl Keys {
                 if *key_alg != alg {
                     return Err(VerifyError::Invalid);
                 }
-                decode(token, key, alg, checks)?
+                decode(token, &Signer::Public(key, alg), checks)?
             }
         };
         Claims::read(payload, checks)
@@ -88,10 +91,51 @@ impl Keys {
 /// each done once: the signature with the key the header named, the claims, then the
 /// registered claims jsonwebtoken's `Validation` would check (`exp` with no leeway, `iss` and
 /// `aud` when configured).
+/// The HMAC keys of one secret, for each algorithm a token may name.
+struct HmacKeys([hmac::Key; 3]);
+
+impl HmacKeys {
+    fn new(secret: &[u8]) -> HmacKeys {
+        let key = |algorithm| hmac::Key::new(algorithm, secret);
+        HmacKeys([
+            key(hmac::HMAC_SHA256),
+            key(hmac::HMAC_SHA384),
+            key(hmac::HMAC_SHA512),
+        ])
+    }
+
+    fn of(&self, alg: Algorithm) -> &hmac::Key {
+        match alg {
+            Algorithm::HS384 => &self.0[1],
+            Algorithm::HS512 => &self.0[2],
+            _ => &self.0[0],
+        }
+    }
+}
+
+/// What checks a token's signature.
+enum Signer<'a> {
+    Hmac(&'a hmac::Key),
+    Public(&'a DecodingKey, Algorithm),
+}
+
+impl Signer<'_> {
+    /// In constant time for HMAC.
+    fn signed(&self, signature: &str, signed: &[u8]) -> bool {
+        match self {
+            Signer::Hmac(key) => URL_SAFE_NO_PAD
+                .decode(signature)
+                .is_ok_and(|tag| hmac::verify(key, signed, &tag).is_ok()),
+            Signer::Public(key, alg) => {
+                crypto::verify(signature, signed, key, *alg).unwrap_or(false)
+            }
+        }
+    }
+}
+
 fn decode(
     token: &str,
-    key: &DecodingKey,
-    alg: Algorithm,
+    signer: &Signer,
     checks: &Checks,
 ) -> Result<Map<String, Value>, VerifyError> {
     let (signed, signature) = token.rsplit_once('.').ok_or(VerifyError::Invalid)?;
@@ -99,7 +143,7 @@ fn decode(
     if payload.contains('.') {
         return Err(VerifyError::Invalid);
     }
-    if !crypto::verify(signature, signed.as_bytes(), key, alg).unwrap_or(false) {
+    if !signer.signed(signature, signed.as_bytes()) {
         return Err(VerifyError::Invalid);
     }
     let claims: Map<String, Value> = URL_SAFE_NO_PAD
@@ -128,13 +172,15 @@ fn registered_claims_hold(claims: &Map<String, Value>, checks: &Checks, now: u64
         .issuer
         .as_deref()
         .is_none_or(|issuer| claims.get("iss").and_then(Value::as_str) == Some(issuer));
-    let audience_matches = checks.audience.as_deref().is_none_or(|audience| {
-        match claims.get("aud") {
-            Some(Value::String(aud)) => aud == audience,
-            Some(Value::Array(list)) => list.iter().any(|aud| aud.as_str() == Some(audience)),
-            _ => false,
-        }
-    });
+    let audience_matches =
+        checks
+            .audience
+            .as_deref()
+            .is_none_or(|audience| match claims.get("aud") {
+                Some(Value::String(aud)) => aud == audience,
+                Some(Value::Array(list)) => list.iter().any(|aud| aud.as_str() == Some(audience)),
+                _ => false,
+            });
     unexpired && issuer_matches && audience_matches
 }
 
@@ -201,12 +247,17 @@ mod tests {
     }
 
     fn signed(claims: &Value) -> String {
-        encode(&Header::default(), claims, &EncodingKey::from_secret(SECRET)).unwrap()
+        encode(
+            &Header::default(),
+            claims,
+            &EncodingKey::from_secret(SECRET),
+        )
+        .unwrap()
     }
 
     fn verdict(token: &str, checks: &Checks) -> Result<(), VerifyError> {
-        let key = DecodingKey::from_secret(SECRET);
-        decode(token, &key, Algorithm::HS256, checks).map(|_| ())
+        let keys = HmacKeys::new(SECRET);
+        decode(token, &Signer::Hmac(keys.of(Algorithm::HS256)), checks).map(|_| ())
     }
 
     #[test]
@@ -225,6 +276,29 @@ mod tests {
         assert!(verdict(&signed(&json!({"exp": now() - 1})), &none).is_err());
         assert!(verdict(&signed(&json!({"exp": "soon"})), &none).is_err());
         assert!(verdict(&signed(&json!({"sub": "1"})), &none).is_err());
+    }
+
+    #[test]
+    fn each_hmac_algorithm_verifies_with_its_own_key_only() {
+        let keys = HmacKeys::new(SECRET);
+        let claims = json!({"exp": now() + 60});
+        for alg in [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512] {
+            let token = encode(
+                &Header::new(alg),
+                &claims,
+                &EncodingKey::from_secret(SECRET),
+            );
+            let token = token.unwrap();
+            let verdict =
+                |key_alg| decode(&token, &Signer::Hmac(keys.of(key_alg)), &checks(None, None));
+            assert!(verdict(alg).is_ok(), "{alg:?}");
+            let other = if alg == Algorithm::HS256 {
+                Algorithm::HS512
+            } else {
+                Algorithm::HS256
+            };
+            assert!(verdict(other).is_err(), "{alg:?}");
+        }
     }
 
     #[test]
