@@ -112,8 +112,11 @@ fn revocation_check(c: &mut Criterion) {
             b.iter(|| runtime.block_on(store.entries(keys)).unwrap())
         });
         // A refresh's round trip: each rotation presents the token the one before issued,
-        // as a client chaining refreshes in one session does.
+        // as a client chaining refreshes in one session does. Criterion runs this closure more
+        // than once (warm-up, then samples): each run is a session of its own.
         c.bench_function(&format!("rotation {name}"), |b| {
+            let sid = uuid::Uuid::new_v4().to_string();
+            let keys = TokenKeys { sid: &sid, ..keys };
             let mut presented = new_jti();
             b.iter(|| {
                 let successor = RefreshTokenId {
