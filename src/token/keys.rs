@@ -9,13 +9,13 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use aws_lc_rs::hmac;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, ThumbprintHash};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use sha2::{Digest, Sha256};
 
+use super::verifying::VerifyingKey;
 use crate::config::{JwtSettings, SigningAlgorithm};
 
 #[derive(Debug, thiserror::Error)]
@@ -42,40 +42,6 @@ pub struct SigningKey {
     pub kid: String,
     pub algorithm: Algorithm,
     pub key: EncodingKey,
-}
-
-pub struct VerifyingKey {
-    pub key: DecodingKey,
-    /// The only algorithm this key verifies: a token whose header names another is refused
-    /// (no algorithm confusion).
-    pub algorithm: Algorithm,
-    /// An HMAC secret, set up once: jsonwebtoken derives the key again for every token it
-    /// verifies (two SHA-256 blocks of the eleven or so a verify hashes).
-    hmac: Option<hmac::Key>,
-}
-
-impl VerifyingKey {
-    /// Whether `signature` (base64url, as in the token) signs `signed` with this key, in
-    /// constant time.
-    pub fn verifies(&self, signature: &str, signed: &[u8]) -> bool {
-        match &self.hmac {
-            Some(key) => URL_SAFE_NO_PAD
-                .decode(signature)
-                .is_ok_and(|tag| hmac::verify(key, signed, &tag).is_ok()),
-            None => jsonwebtoken::crypto::verify(signature, signed, &self.key, self.algorithm)
-                .unwrap_or(false),
-        }
-    }
-}
-
-/// aws-lc's HMAC algorithm for a JWT HMAC algorithm.
-fn hmac_algorithm(algorithm: Algorithm) -> Option<hmac::Algorithm> {
-    match algorithm {
-        Algorithm::HS256 => Some(hmac::HMAC_SHA256),
-        Algorithm::HS384 => Some(hmac::HMAC_SHA384),
-        Algorithm::HS512 => Some(hmac::HMAC_SHA512),
-        _ => None,
-    }
 }
 
 /// A public key as published in the JWKS (RFC 7517): public members only, by construction.
@@ -134,11 +100,7 @@ impl KeySet {
             return Err(KeyError::EmptySecret);
         }
         let kid = hmac_kid(algorithm, secret);
-        let verifying = VerifyingKey {
-            key: DecodingKey::from_secret(secret),
-            algorithm,
-            hmac: hmac_algorithm(algorithm).map(|hmac| hmac::Key::new(hmac, secret)),
-        };
+        let verifying = VerifyingKey::hmac(algorithm, secret);
         Ok(KeySet {
             signing: SigningKey {
                 kid: kid.clone(),
@@ -179,11 +141,7 @@ impl KeySet {
         }
         self.verifying.insert(
             key.jwk.kid.clone(),
-            VerifyingKey {
-                key: key.decoding,
-                algorithm: key.algorithm,
-                hmac: None,
-            },
+            VerifyingKey::public(key.decoding, key.algorithm),
         );
         self.public.push(key.jwk);
     }
@@ -426,63 +384,4 @@ fn claim_free_validation(algorithm: Algorithm) -> Validation {
     validation.validate_aud = false;
     validation.leeway = 0;
     validation
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const SECRET: &[u8] = b"thirty-two bytes of test secret!";
-
-    fn key(algorithm: Algorithm, cached: bool) -> VerifyingKey {
-        VerifyingKey {
-            key: DecodingKey::from_secret(SECRET),
-            algorithm,
-            hmac: hmac_algorithm(algorithm)
-                .filter(|_| cached)
-                .map(|hmac| hmac::Key::new(hmac, SECRET)),
-        }
-    }
-
-    /// `header.payload` and the signature of a token signed by jsonwebtoken.
-    fn signed(algorithm: Algorithm, claims: &serde_json::Value) -> (String, String) {
-        let token = jsonwebtoken::encode(
-            &Header::new(algorithm),
-            claims,
-            &EncodingKey::from_secret(SECRET),
-        )
-        .unwrap();
-        let (signed, signature) = token.rsplit_once('.').unwrap();
-        (signed.to_owned(), signature.to_owned())
-    }
-
-    #[test]
-    fn the_key_set_up_once_agrees_with_jsonwebtoken_on_every_hmac_algorithm() {
-        for algorithm in [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512] {
-            let (signed, signature) = signed(algorithm, &serde_json::json!({"sub": "1"}));
-            let (other, _) = signed_with_other_claims(algorithm);
-            let truncated = &signature[..signature.len() - 2];
-            for cached in [true, false] {
-                let key = key(algorithm, cached);
-                assert!(key.verifies(&signature, signed.as_bytes()), "{algorithm:?}");
-                assert!(!key.verifies(&signature, other.as_bytes()), "{algorithm:?}");
-                assert!(!key.verifies(truncated, signed.as_bytes()), "{algorithm:?}");
-                assert!(
-                    !key.verifies("not base64!", signed.as_bytes()),
-                    "{algorithm:?}"
-                );
-            }
-            // Another algorithm's key refuses the signature.
-            let other_algorithm = if algorithm == Algorithm::HS256 {
-                Algorithm::HS512
-            } else {
-                Algorithm::HS256
-            };
-            assert!(!key(other_algorithm, true).verifies(&signature, signed.as_bytes()));
-        }
-    }
-
-    fn signed_with_other_claims(algorithm: Algorithm) -> (String, String) {
-        signed(algorithm, &serde_json::json!({"sub": "2"}))
-    }
 }

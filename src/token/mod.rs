@@ -6,6 +6,7 @@ pub mod codec;
 pub mod keygen;
 pub mod keys;
 pub mod scope;
+pub mod verifying;
 
 pub use claims::{Claims, SessionId, TokenType};
 pub use codec::TokenCodec;

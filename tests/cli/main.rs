@@ -750,6 +750,52 @@ async fn json_logs_carry_the_request_id_and_never_a_password_or_token() {
     assert!(!stderr.contains(signature));
 }
 
+/// The default text logs of the binary (stderr is not a terminal: no colours), written in
+/// batches: every request's access line comes out whole, in order, with its span's fields and
+/// an RFC 3339 timestamp, by the time the server has stopped.
+#[tokio::test]
+async fn text_logs_have_every_access_line_whole_and_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, port) = serve_with(dir.path(), &[("RUST_LOG", "info")]).await;
+    let client = reqwest::Client::new();
+    const REQUESTS: usize = 300;
+    for i in 0..REQUESTS {
+        let answer = client
+            .get(format!("http://127.0.0.1:{port}/health/live"))
+            .header("x-request-id", format!("plain-{i}"))
+            .send()
+            .await
+            .unwrap();
+        assert!(answer.status().is_success());
+    }
+    stop(&mut server);
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut server.stderr.take().unwrap(), &mut stderr).unwrap();
+
+    assert!(!stderr.contains('\x1b'), "no colour codes: {stderr}");
+    let access: Vec<&str> = stderr
+        .lines()
+        .filter(|line| line.contains("jwtd::access"))
+        .collect();
+    assert_eq!(access.len(), REQUESTS, "{stderr}");
+    for (i, line) in access.iter().enumerate() {
+        let (timestamp, rest) = line.split_once(' ').unwrap();
+        let bytes = timestamp.as_bytes();
+        assert!(
+            timestamp.len() == 27 && bytes[10] == b'T' && bytes[19] == b'.' && bytes[26] == b'Z',
+            "{line}"
+        );
+        let expected = format!(
+            " INFO request{{id=plain-{i} method=\"GET\" path=/health/live}}: jwtd::access: \
+             answered operation=\"health_live\" status=200 micros="
+        );
+        let micros = rest
+            .strip_prefix(&expected)
+            .unwrap_or_else(|| panic!("{line}"));
+        assert!(micros.parse::<u64>().is_ok(), "{line}");
+    }
+}
+
 /// The default `console` backend: a reset asked over HTTP and one queued by `jwtd users
 /// send-reset` both reach the log, with their links, and no mail server (one listens at
 /// `email.smtp_url`, and receives nothing).

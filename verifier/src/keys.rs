@@ -87,10 +87,6 @@ impl Keys {
     }
 }
 
-/// The steps of `jsonwebtoken::decode` (which parses the header and the claims twice each),
-/// each done once: the signature with the key the header named, the claims, then the
-/// registered claims jsonwebtoken's `Validation` would check (`exp` with no leeway, `iss` and
-/// `aud` when configured).
 /// The HMAC keys of one secret, for each algorithm a token may name.
 struct HmacKeys([hmac::Key; 3]);
 
@@ -133,6 +129,10 @@ impl Signer<'_> {
     }
 }
 
+/// The steps of `jsonwebtoken::decode` (which parses the header and the claims twice each),
+/// each done once: the signature with the key the header named, the claims, then the
+/// registered claims jsonwebtoken's `Validation` would check (`exp` with no leeway, `iss` and
+/// `aud` when configured).
 fn decode(
     token: &str,
     signer: &Signer,
