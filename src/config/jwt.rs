@@ -52,6 +52,9 @@ pub struct JwtSettings {
     /// The largest access token issued; a user whose claims would make it longer cannot obtain
     /// or refresh one (a clear 400 and a metric). At most `max_token_bytes`.
     pub max_access_token_bytes: usize,
+    /// Bytes of already-checked access tokens kept per instance, so verifying one again skips
+    /// its signature and JSON (`token::verified`); 0 turns the cache off.
+    pub verified_cache_bytes: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

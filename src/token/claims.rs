@@ -66,6 +66,12 @@ impl SessionId {
     pub fn uuid(self) -> Uuid {
         self.0
     }
+
+    /// Its text (as `Display` writes it) in `buffer`, without the formatting machinery: the
+    /// store's keys for every verify and refresh are built from it.
+    pub fn encode(self, buffer: &mut [u8; uuid::fmt::Hyphenated::LENGTH]) -> &str {
+        self.0.hyphenated().encode_lower(buffer)
+    }
 }
 
 impl std::fmt::Display for SessionId {
@@ -248,6 +254,32 @@ impl Serialize for WireClaims<'_> {
     }
 }
 
+impl Claims {
+    /// A user's access token issued at `now`, valid for five minutes, with no optional claims.
+    #[cfg(test)]
+    pub(crate) fn sample_access(now: crate::clock::UnixSecs) -> Claims {
+        use crate::clock::{UnixMillis, UnixSecs};
+        Claims {
+            token_type: TokenType::Access,
+            exp: UnixSecs(now.0 + 300),
+            iat: now,
+            jti: new_jti(),
+            user_id: uuid::Uuid::new_v4().to_string(),
+            subject_is_client: false,
+            sid: SessionId::start(UnixMillis(now.0 * 1000)),
+            iss: None,
+            aud: None,
+            username: None,
+            is_staff: None,
+            groups: None,
+            perms: None,
+            metadata: Default::default(),
+            scope: None,
+            client_id: None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -257,6 +289,7 @@ mod tests {
         let sid = SessionId::start(UnixMillis(1_700_000_123_456));
         assert_eq!(sid.started(), UnixMillis(1_700_000_123_456));
         assert_eq!(SessionId::parse(&sid.to_string()), Some(sid));
+        assert_eq!(sid.encode(&mut [0; 36]), sid.to_string());
     }
 
     #[test]

@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 use super::TokenError;
 use super::claims::{ClaimNames, Claims, TokenType};
 use super::keys::KeySet;
+use super::verified::VerifiedTokens;
 use crate::clock::SharedClock;
 use crate::config::JwtSettings;
 
@@ -21,6 +22,7 @@ pub struct TokenCodec {
     audience: Option<String>,
     leeway: Duration,
     max_token_bytes: usize,
+    verified: VerifiedTokens,
     clock: SharedClock,
 }
 
@@ -40,6 +42,7 @@ impl TokenCodec {
             audience: jwt.audience.clone(),
             leeway: jwt.leeway,
             max_token_bytes: jwt.max_token_bytes,
+            verified: VerifiedTokens::new(jwt.verified_cache_bytes),
             clock,
         }
     }
@@ -72,12 +75,35 @@ impl TokenCodec {
         Ok(claims)
     }
 
-    /// Verifies `token` and returns its claims; does not consult the revocation store.
+    /// Verifies `token` and returns its claims; does not consult the revocation store. An
+    /// access token checked before is taken from the cache of verified tokens; its expiry is
+    /// checked again.
+    pub fn decode(&self, token: &str) -> Result<Claims, TokenError> {
+        if let Some(claims) = self.verified.get(token) {
+            return self.unexpired(claims);
+        }
+        let claims = self.unexpired(self.check(token)?)?;
+        if claims.token_type == TokenType::Access {
+            self.verified.insert(token, &claims);
+        }
+        Ok(claims)
+    }
+
+    /// Valid through its `exp` second (and the leeway), as SimpleJWT's are.
+    fn unexpired(&self, claims: Claims) -> Result<Claims, TokenError> {
+        if self.clock.now().secs() > claims.exp + self.leeway {
+            return Err(TokenError::Expired);
+        }
+        Ok(claims)
+    }
+
+    /// The token's claims once its signature, `kid`, algorithm, claim types, `iss` and `aud`
+    /// are checked (not its expiry).
     ///
     /// The steps of `jsonwebtoken::decode`, each done once: it parses the header twice and the
     /// claims twice, and this is every verify's hot path. The signature is checked with the key
     /// the `kid` names, in its algorithm only (`VerifyingKey::verifies`).
-    pub fn decode(&self, token: &str) -> Result<Claims, TokenError> {
+    fn check(&self, token: &str) -> Result<Claims, TokenError> {
         if token.len() > self.max_token_bytes {
             return Err(TokenError::Invalid);
         }
@@ -113,9 +139,6 @@ impl TokenCodec {
         let audience = claims.remove("aud");
         let claims = self.names.read(claims)?;
         self.check_issuer_and_audience(&claims, audience.as_ref())?;
-        if self.clock.now().secs() > claims.exp + self.leeway {
-            return Err(TokenError::Expired);
-        }
         Ok(claims)
     }
 
@@ -154,10 +177,10 @@ mod properties {
     use serde_json::{Map, Value, json};
 
     use super::TokenCodec;
-    use crate::clock::{SystemClock, UnixMillis, UnixSecs};
+    use crate::clock::{SystemClock, UnixSecs};
     use crate::config::Settings;
     use crate::token::KeySet;
-    use crate::token::claims::{Claims, SessionId, TokenType, new_jti};
+    use crate::token::claims::Claims;
 
     fn codec() -> TokenCodec {
         let jwt = Settings::defaults().jwt;
@@ -170,24 +193,7 @@ mod properties {
 
     fn valid_token(codec: &TokenCodec) -> String {
         let now = chrono::Utc::now().timestamp();
-        let claims = Claims {
-            token_type: TokenType::Access,
-            exp: UnixSecs(now + 300),
-            iat: UnixSecs(now),
-            jti: new_jti(),
-            user_id: uuid::Uuid::new_v4().to_string(),
-            subject_is_client: false,
-            sid: SessionId::start(UnixMillis(now * 1000)),
-            iss: None,
-            aud: None,
-            username: None,
-            is_staff: None,
-            groups: None,
-            perms: None,
-            metadata: Default::default(),
-            scope: None,
-            client_id: None,
-        };
+        let claims = Claims::sample_access(UnixSecs(now));
         codec.sign(&claims).unwrap()
     }
 
@@ -255,6 +261,24 @@ mod properties {
         for alg in ["HS384", "HS512", "RS256", "EdDSA"] {
             assert!(codec.decode(&resigned(alg)).is_err(), "{alg}");
         }
+    }
+
+    /// Once a token is in the cache of verified tokens, any other text (here each payload
+    /// character changed in turn) is still checked in full, and refused.
+    #[test]
+    fn a_cached_token_changed_anywhere_is_refused() {
+        let codec = codec();
+        let token = valid_token(&codec);
+        assert!(codec.decode(&token).is_ok());
+        assert!(codec.decode(&token).is_ok());
+        let payload = token.find('.').unwrap() + 1..token.rfind('.').unwrap();
+        for at in payload {
+            let mut forged = token.clone().into_bytes();
+            forged[at] = if forged[at] == b'A' { b'B' } else { b'A' };
+            let forged = String::from_utf8(forged).unwrap();
+            assert!(codec.decode(&forged).is_err(), "changed at {at}");
+        }
+        assert!(codec.decode(&token).is_ok());
     }
 
     proptest! {
