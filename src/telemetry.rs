@@ -2,7 +2,11 @@
 //! stderr in batches by a thread of their own (`batched`).
 
 mod batched;
+#[cfg(test)]
+mod captured;
+mod json;
 mod plain;
+pub mod request;
 
 use std::io::IsTerminal;
 
@@ -34,8 +38,14 @@ pub fn init(settings: &LogSettings) -> LogGuard {
         .with_ansi(colours)
         .with_writer(writer);
     let installed = match settings.format {
-        LogFormat::Json => builder.json().try_init(),
-        LogFormat::Text if colours => builder.try_init(),
+        LogFormat::Json => builder
+            .json()
+            .event_format(json::JsonLines::default())
+            .try_init(),
+        LogFormat::Text if colours => {
+            request::set_request_spans(true);
+            builder.try_init()
+        }
         LogFormat::Text => builder
             .event_format(plain::PlainText)
             .fmt_fields(plain::PlainFields)

@@ -15,7 +15,6 @@ use futures_util::future::BoxFuture;
 use poem::endpoint::BoxEndpoint;
 use poem::http::Uri;
 use poem::{Endpoint, IntoResponse, Request, Response};
-use tracing::Instrument;
 
 use super::cookies;
 use super::cors::Cors;
@@ -67,7 +66,7 @@ impl<A: Endpoint<Output = Response>> Endpoint for FrontDoor<A> {
                     Ok(answer) => answer,
                     Err(_) => Ok(ApiError::internal(&HandlerPanicked).into_response()),
                 }));
-                answer.instrument(observation.span.clone()).await
+                observation.within(answer).await
             }
             Err(refused) => Err(refused),
         };

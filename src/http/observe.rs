@@ -2,11 +2,12 @@
 //! response, one access-log line, and its count and latency in the metrics. Errors become the
 //! contract's JSON here, inside the request's span, where the operation is still known.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
-use poem::http::{HeaderValue, Method, Uri};
+use poem::http::{HeaderValue, Method};
 use poem::{Endpoint, IntoResponse, Request, Response};
 use poem_openapi::OperationId;
 use tracing::{Instrument, Span};
@@ -14,6 +15,7 @@ use tracing::{Instrument, Span};
 use super::error::{ApiError, StoreFailure};
 use crate::http::limits::RequestLimits;
 use crate::metrics::Metrics;
+use crate::telemetry::request::{self, RequestScope};
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 /// A caller's own request id is kept when it is this short and plain; otherwise one is made.
@@ -28,9 +30,8 @@ pub async fn observe<E: Endpoint>(
     limits: RequestLimits,
 ) -> poem::Result<Response> {
     let observation = Observation::start(&request);
-    let answer = limits
-        .apply(next.as_ref(), request)
-        .instrument(observation.span.clone())
+    let answer = observation
+        .within(limits.apply(next.as_ref(), request))
         .await;
     Ok(observation.finish(answer, &metrics))
 }
@@ -38,56 +39,69 @@ pub async fn observe<E: Endpoint>(
 /// One request being observed: started with its head, finished with its answer.
 pub struct Observation {
     started: Instant,
-    id: String,
-    method: &'static str,
-    uri: Uri,
-    /// Every log line written while the request runs carries its fields.
-    pub span: Span,
+    /// Every log line written while the request runs names it.
+    scope: Arc<RequestScope>,
+    /// The same as a `tracing` span, for the one log format that needs it (see
+    /// [`request::request_spans`]); disabled otherwise.
+    span: Span,
 }
 
 impl Observation {
     pub fn start(request: &Request) -> Observation {
-        let id = request_id(request);
-        let method = method_label(request.method());
-        // The path only: a query string could carry something secret.
-        let span = tracing::info_span!(
-            "request",
-            id = %id,
-            method,
-            path = %request.uri().path()
-        );
+        let scope = Arc::new(RequestScope {
+            id: request_id(request),
+            method: method_label(request.method()),
+            uri: request.uri().clone(),
+        });
+        let span = if request::request_spans() {
+            tracing::info_span!(
+                "request",
+                id = %scope.id,
+                method = scope.method,
+                path = %scope.uri.path()
+            )
+        } else {
+            Span::none()
+        };
         Observation {
             started: Instant::now(),
-            id,
-            method,
-            uri: request.uri().clone(),
+            scope,
             span,
         }
+    }
+
+    /// `work`, run as part of this request: its log lines name it.
+    pub fn within<F: Future>(&self, work: F) -> impl Future<Output = F::Output> {
+        request::within(self.scope.clone(), work.instrument(self.span.clone()))
+    }
+
+    /// `work` (synchronous), run as part of this request.
+    fn within_sync<R>(&self, work: impl FnOnce() -> R) -> R {
+        request::within_sync(self.scope.clone(), || self.span.in_scope(work))
     }
 
     /// The response to send: the answer, or its error as the contract's JSON; logged, counted
     /// and given the request id.
     pub fn finish(self, answer: poem::Result<Response>, metrics: &Metrics) -> Response {
+        let path = self.scope.uri.path();
         let (mut response, operation) = match answer {
             Ok(response) => {
-                let operation = operation_of(response.data::<OperationId>(), self.uri.path());
+                let operation = operation_of(response.data::<OperationId>(), path);
                 (response, operation)
             }
             Err(err) => {
-                let operation = operation_of(err.data::<OperationId>(), self.uri.path());
-                let response = self
-                    .span
-                    .in_scope(|| ApiError::from_poem(&err).into_response());
+                let operation = operation_of(err.data::<OperationId>(), path);
+                let response = self.within_sync(|| ApiError::from_poem(&err).into_response());
                 (response, operation)
             }
         };
         let elapsed = self.started.elapsed();
         let status = response.status().as_u16();
-        metrics.request_answered(operation, self.method, status, elapsed);
+        metrics.request_answered(operation, self.scope.method, status, elapsed);
         if response.data::<StoreFailure>().is_some() {
             metrics.store_failed(operation);
         }
-        self.span.in_scope(|| {
+        self.within_sync(|| {
             tracing::info!(
                 target: "jwtd::access",
                 operation,
@@ -96,7 +110,7 @@ impl Observation {
                 "answered"
             );
         });
-        if let Ok(value) = HeaderValue::from_str(&self.id) {
+        if let Ok(value) = HeaderValue::from_str(&self.scope.id) {
             response.headers_mut().insert(REQUEST_ID_HEADER, value);
         }
         response

@@ -17,6 +17,8 @@ use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
 use tracing_subscriber::registry::LookupSpan;
 
+use super::request::with_current;
+
 pub struct PlainText;
 
 impl<S, N> FormatEvent<S, N> for PlainText
@@ -45,6 +47,8 @@ where
                 writer.write_char(':')?;
             }
             writer.write_char(' ')?;
+        } else if let Some(written) = with_current(|request| request.write_text(&mut writer)) {
+            written?;
         }
         writer.write_str(meta.target())?;
         writer.write_str(": ")?;
@@ -77,11 +81,29 @@ struct PlainVisitor<'writer> {
 
 impl Visit for PlainVisitor<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == "message" {
-            self.record_debug(field, &format_args!("{value}"));
-        } else {
-            self.record_debug(field, &value);
+        // Printable ASCII needs no escaping, as a message or (but for quotes and backslashes)
+        // as a quoted `Debug` string: written as it is, without the formatting machinery.
+        let plain = value.bytes().all(|b| (b' '..=b'~').contains(&b));
+        match field.name() {
+            "message" if plain => self.write_field(field, |writer| writer.write_str(value)),
+            "message" => self.record_debug(field, &format_args!("{value}")),
+            _ if plain && !value.contains(['"', '\\']) => self.write_field(field, |writer| {
+                writer.write_char('"')?;
+                writer.write_str(value)?;
+                writer.write_char('"')
+            }),
+            _ => self.record_debug(field, &value),
         }
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.write_field(field, |writer| write_decimal(writer, value, false));
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.write_field(field, |writer| {
+            write_decimal(writer, value.unsigned_abs(), value < 0)
+        });
     }
 
     fn record_error(&mut self, field: &Field, value: &(dyn Error + 'static)) {
@@ -96,6 +118,21 @@ impl Visit for PlainVisitor<'_> {
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.write_field(field, |writer| match field.name() {
+            "message" => write!(writer, "{:?}", Escaped(value)),
+            _ => write!(writer, "{value:?}"),
+        });
+    }
+}
+
+impl PlainVisitor<'_> {
+    /// `name=` and the value `write_value` writes (the message without its name), after a
+    /// space unless it is the first field.
+    fn write_field(
+        &mut self,
+        field: &Field,
+        write_value: impl FnOnce(&mut Writer<'_>) -> fmt::Result,
+    ) {
         let name = field.name();
         // `log` records' metadata, shown in the line's head already.
         if self.result.is_err() || name.starts_with("log.") {
@@ -105,14 +142,34 @@ impl Visit for PlainVisitor<'_> {
             self.result = self.writer.write_char(' ');
         }
         self.first = false;
-        self.result = match name {
-            "message" => write!(self.writer, "{:?}", Escaped(value)),
-            name => {
-                let name = name.strip_prefix("r#").unwrap_or(name);
-                write!(self.writer, "{name}={value:?}")
-            }
-        };
+        if name != "message" {
+            let name = name.strip_prefix("r#").unwrap_or(name);
+            self.result = self
+                .result
+                .and_then(|()| self.writer.write_str(name))
+                .and_then(|()| self.writer.write_char('='));
+        }
+        self.result = self.result.and_then(|()| write_value(&mut self.writer));
     }
+}
+
+/// `value` in decimal, with a minus sign when `negative`, as `Debug` writes integers.
+fn write_decimal(writer: &mut impl fmt::Write, mut value: u64, negative: bool) -> fmt::Result {
+    let mut digits = [0u8; 21];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    if negative {
+        start -= 1;
+        digits[start] = b'-';
+    }
+    writer.write_str(std::str::from_utf8(&digits[start..]).expect("ASCII digits"))
 }
 
 /// A value written with the terminal control characters a caller could send (escape, bell,
@@ -264,33 +321,27 @@ mod tests {
 
     #[test]
     fn lines_read_as_the_default_formatters_without_colours_escapes_escaped_alike() {
-        use std::sync::{Arc, Mutex};
-        #[derive(Clone, Default)]
-        struct Captured(Arc<Mutex<Vec<u8>>>);
-        impl std::io::Write for Captured {
-            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(bytes);
-                Ok(bytes.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
+        use crate::telemetry::captured::Captured;
         let lines = |plain: bool| {
             let out = Captured::default();
-            let writer = {
-                let out = out.clone();
-                move || out.clone()
-            };
             let builder = tracing_subscriber::fmt()
                 .with_ansi(false)
-                .with_writer(writer);
+                .with_writer(out.writer());
             let emit = || {
                 let span = tracing::info_span!("request", id = %"ab12", method = "GET");
                 span.in_scope(|| {
                     tracing::info!(target: "jwtd::access", status = 200u16, op = "x\ny", "answered");
                 });
                 tracing::warn!(error = %"boom", "outside any span");
+                tracing::info!(
+                    q = "say \"hi\" \\ ok",
+                    u = "ünï\ttab",
+                    big = u64::MAX,
+                    small = i64::MIN,
+                    zero = 0u64,
+                    "plain ~ message"
+                );
+                tracing::info!(empty = "", "tab\tand ünï");
                 let cause = std::io::Error::other("disk \x1b[31mfull\u{9b}");
                 let error = anyhow::Error::new(cause).context("saving \x07failed");
                 let error: &(dyn Error + 'static) = error.as_ref();
@@ -305,11 +356,7 @@ mod tests {
             } else {
                 tracing::subscriber::with_default(builder.finish(), emit);
             }
-            let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
-            // Without the timestamps, which differ.
-            text.lines()
-                .map(|line| line.split_once(' ').unwrap().1.to_owned())
-                .collect::<Vec<_>>()
+            out.lines_after_timestamps()
         };
         let plain = lines(true);
         assert_eq!(plain, lines(false));
