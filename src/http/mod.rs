@@ -17,6 +17,7 @@ pub mod health;
 pub mod limits;
 pub mod oauth;
 pub mod observe;
+pub mod operations;
 pub mod revocations;
 pub mod schemas;
 mod spec;
@@ -36,6 +37,7 @@ use crate::store::Readiness;
 use cors::Cors;
 use front_door::{FrontDoor, RequestServices};
 use limits::RequestLimits;
+use operations::Operations;
 
 #[derive(Tags)]
 pub enum ApiTags {
@@ -140,7 +142,7 @@ pub fn openapi_spec() -> String {
 }
 
 /// The whole HTTP application.
-pub fn routes(state: Arc<AppState>) -> FrontDoor<impl Endpoint<Output = Response>> {
+pub fn routes(state: Arc<AppState>) -> FrontDoor<Operations> {
     let api = service(apis(&state));
     let spec = spec::tags_in_order(&api.spec());
     let docs = spec::swagger_ui(&api, &spec);
@@ -153,7 +155,7 @@ pub fn routes(state: Arc<AppState>) -> FrontDoor<impl Endpoint<Output = Response
     }
     let others = others.data(state.metrics.clone()).boxed();
     FrontDoor {
-        api: api.into_endpoint(),
+        api: Operations::new(apis(&state), api.into_endpoint()),
         others,
         cors: Cors::from_settings(&state.settings.cors),
         limits: RequestLimits::from_settings(&state.settings.server),

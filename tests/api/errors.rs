@@ -258,3 +258,24 @@ async fn unknown_paths_and_methods_answer_json() {
     )
     .await;
 }
+
+/// Requests outside the direct dispatch still go through poem-openapi's router: a HEAD is
+/// answered as its GET without the body, and a path with an id is matched. (Queries, on the
+/// direct path, are read by the feed's and the user list's tests.)
+#[tokio::test]
+async fn heads_and_paths_with_ids_reach_their_operations() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let head = app
+        .client
+        .head(format!("{}/health/live", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), StatusCode::OK);
+    assert!(head.bytes().await.unwrap().is_empty());
+    // Unauthenticated: the route matched and the operation's own check answered.
+    let by_id = app
+        .get("/api/users/00000000-0000-0000-0000-000000000000/")
+        .await;
+    assert_eq!(by_id.status(), StatusCode::UNAUTHORIZED);
+}
