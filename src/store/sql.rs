@@ -4,13 +4,14 @@
 //! in the same database, are in `counters`.
 
 use std::collections::HashMap;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
-    EntityTrait, QueryFilter,
+    EntityTrait, QueryFilter, QueryTrait, Statement,
 };
 
 use super::entities::revocation::{ActiveModel, Column, Entity};
@@ -47,6 +48,7 @@ impl SqlRevocationStore {
         let lookups = Lookups::start(SqlEntries {
             db: db.clone(),
             clock: clock.clone(),
+            statements: Default::default(),
         });
         let feed = SqlFeed::new(super::feed::retention(
             Duration::from_secs(30 * 24 * 3600),
@@ -183,6 +185,9 @@ impl SqlRevocationStore {
 struct SqlEntries {
     db: DatabaseConnection,
     clock: SharedClock,
+    /// The query's text for 2^i keys, built once: building it with sea-query for every lookup
+    /// cost a tenth of a verify on SQLite (callgrind).
+    statements: [OnceLock<String>; 16],
 }
 
 #[async_trait]
@@ -193,14 +198,27 @@ impl ReadEntries for SqlEntries {
         let Some(&first) = keys.first() else {
             return Ok(HashMap::new());
         };
-        let mut keys = keys.to_vec();
-        keys.resize(keys.len().next_power_of_two(), first);
-        let rows = Entity::find()
-            .filter(Column::Key.is_in(keys))
-            .filter(Column::ExpiresAt.gte(self.clock.now().secs().0))
-            .all(&self.db)
-            .await?;
+        let padded = keys.len().next_power_of_two();
+        let values = (0..padded)
+            .map(|i| keys.get(i).copied().unwrap_or(first).into())
+            .chain([self.clock.now().secs().0.into()]);
+        let backend = self.db.get_database_backend();
+        let statement = Statement::from_sql_and_values(backend, self.query(padded), values);
+        let rows = Entity::find().from_raw_sql(statement).all(&self.db).await?;
         Ok(rows.into_iter().map(|row| (row.key, row.value)).collect())
+    }
+}
+
+impl SqlEntries {
+    /// The live entries among `keys` keys (a power of two), then the time now (s).
+    fn query(&self, keys: usize) -> &str {
+        self.statements[keys.trailing_zeros() as usize].get_or_init(|| {
+            Entity::find()
+                .filter(Column::Key.is_in(vec![""; keys]))
+                .filter(Column::ExpiresAt.gte(0))
+                .build(self.db.get_database_backend())
+                .sql
+        })
     }
 }
 

@@ -158,7 +158,10 @@ impl Redis {
     }
 
     pub(super) fn key(&self, key: String) -> String {
-        format!("{}{key}", self.prefix)
+        let mut prefixed = String::with_capacity(self.prefix.len() + key.len());
+        prefixed.push_str(&self.prefix);
+        prefixed.push_str(&key);
+        prefixed
     }
 
     /// Runs an idempotent command, once more if the connection had dropped: the manager's

@@ -52,8 +52,14 @@ struct RedisEntries(Arc<Redis>);
 impl ReadEntries for RedisEntries {
     async fn read_entries(&self, keys: &[&str]) -> Result<HashMap<String, String>, Outage> {
         let mut cmd = redis::cmd("MGET");
+        // The command copies each argument: one buffer serves every key (`format!` per key
+        // cost more than the rest of building the command).
+        let mut prefixed = String::new();
         for key in keys {
-            cmd.arg(format!("{}{key}", self.0.prefix));
+            prefixed.clear();
+            prefixed.push_str(&self.0.prefix);
+            prefixed.push_str(key);
+            cmd.arg(prefixed.as_str());
         }
         let values: Vec<Option<String>> = self.0.idempotent(&cmd).await?;
         if values.len() != keys.len() {
