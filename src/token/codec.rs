@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::{Header, decode_header, encode};
+use jsonwebtoken::decode_header;
 use serde_json::{Map, Value};
 
 use super::TokenError;
@@ -60,10 +60,9 @@ impl TokenCodec {
     }
 
     pub fn sign(&self, claims: &Claims) -> Result<String, SignError> {
-        let key = self.keys.signing();
-        let mut header = Header::new(key.algorithm);
-        header.kid = Some(key.kid.clone());
-        Ok(encode(&header, &self.names.wire(claims), &key.key)?)
+        let payload = serde_json::to_vec(&self.names.wire(claims))
+            .map_err(jsonwebtoken::errors::Error::from)?;
+        Ok(self.keys.signing().sign(&payload)?)
     }
 
     /// As [`TokenCodec::decode`], for a token that must be of type `expected`.

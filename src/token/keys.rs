@@ -15,6 +15,7 @@ use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, ThumbprintHash}
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use sha2::{Digest, Sha256};
 
+pub use super::signing::SigningKey;
 use super::verifying::VerifyingKey;
 use crate::config::{JwtSettings, SigningAlgorithm};
 
@@ -36,12 +37,6 @@ pub enum KeyError {
     },
     #[error("key file {path} is not {expected}")]
     Format { path: PathBuf, expected: String },
-}
-
-pub struct SigningKey {
-    pub kid: String,
-    pub algorithm: Algorithm,
-    pub key: EncodingKey,
 }
 
 /// A public key as published in the JWKS (RFC 7517): public members only, by construction.
@@ -102,11 +97,7 @@ impl KeySet {
         let kid = hmac_kid(algorithm, secret);
         let verifying = VerifyingKey::hmac(algorithm, secret);
         Ok(KeySet {
-            signing: SigningKey {
-                kid: kid.clone(),
-                algorithm,
-                key: EncodingKey::from_secret(secret),
-            },
+            signing: SigningKey::hmac(kid.clone(), algorithm, secret),
             verifying: HashMap::from([(kid, verifying)]),
             public: Vec::new(),
         })
@@ -119,11 +110,7 @@ impl KeySet {
     ) -> Result<KeySet, KeyError> {
         let (signing_key, active) = load_private_key(private_key_file, algorithm)?;
         let mut set = KeySet {
-            signing: SigningKey {
-                kid: active.jwk.kid.clone(),
-                algorithm,
-                key: signing_key,
-            },
+            signing: SigningKey::new(active.jwk.kid.clone(), algorithm, signing_key),
             verifying: HashMap::new(),
             public: Vec::new(),
         };

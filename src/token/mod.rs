@@ -6,6 +6,7 @@ pub mod codec;
 pub mod keygen;
 pub mod keys;
 pub mod scope;
+pub mod signing;
 pub mod verified;
 pub mod verifying;
 

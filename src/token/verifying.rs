@@ -47,7 +47,7 @@ impl VerifyingKey {
 }
 
 /// aws-lc's HMAC algorithm for a JWT HMAC algorithm.
-fn hmac_algorithm(algorithm: Algorithm) -> Option<hmac::Algorithm> {
+pub(super) fn hmac_algorithm(algorithm: Algorithm) -> Option<hmac::Algorithm> {
     match algorithm {
         Algorithm::HS256 => Some(hmac::HMAC_SHA256),
         Algorithm::HS384 => Some(hmac::HMAC_SHA384),
