@@ -22,7 +22,7 @@ use super::token::{ObtainRequest, login_context};
 use crate::clock::SharedClock;
 use crate::config::CookieSettings;
 use crate::flows::{Flows, LoginFlow, RefreshBy, RefreshFlow, RevocationFlow};
-use crate::token::{TokenCodec, TokenType};
+use crate::token::TokenCodec;
 
 /// Both cookies are sent only to the cookie endpoints: `Path=/` would send the refresh token
 /// with every request to jwtd.
@@ -252,7 +252,7 @@ impl CookieApi {
         csrf: String,
     ) -> Result<WithCookies<CookieTokenResponse>, ApiError> {
         let now = self.clock.now().secs().0;
-        let refresh_exp = self.codec.decode_as(refresh, TokenType::Refresh)?.exp.0;
+        let refresh_exp = self.codec.expiry_of_checked(refresh)?.0;
         let cookies = self
             .cookies
             .session(refresh, &csrf, (refresh_exp - now).max(0));

@@ -12,7 +12,7 @@ use super::TokenError;
 use super::claims::{ClaimNames, Claims, TokenType};
 use super::keys::KeySet;
 use super::verified::VerifiedTokens;
-use crate::clock::SharedClock;
+use crate::clock::{SharedClock, UnixSecs};
 use crate::config::JwtSettings;
 
 pub struct TokenCodec {
@@ -86,6 +86,22 @@ impl TokenCodec {
             self.verified.insert(token, &claims);
         }
         Ok(claims)
+    }
+
+    /// The `exp` of a token this request has just issued, or checked in full, read without
+    /// checking it again: the refresh cookie lives as long as its token, and decoding it a
+    /// second time cost the cookie refresh a signature check (40 µs with EdDSA).
+    pub fn expiry_of_checked(&self, token: &str) -> Result<UnixSecs, TokenError> {
+        #[derive(serde::Deserialize)]
+        struct Expiry {
+            exp: i64,
+        }
+        let payload = token.split('.').nth(1).ok_or(TokenError::Invalid)?;
+        let json = URL_SAFE_NO_PAD
+            .decode(payload)
+            .map_err(|_| TokenError::Invalid)?;
+        let Expiry { exp } = serde_json::from_slice(&json).map_err(|_| TokenError::Invalid)?;
+        Ok(UnixSecs(exp))
     }
 
     /// Valid through its `exp` second (and the leeway), as SimpleJWT's are.
@@ -260,6 +276,16 @@ mod properties {
         for alg in ["HS384", "HS512", "RS256", "EdDSA"] {
             assert!(codec.decode(&resigned(alg)).is_err(), "{alg}");
         }
+    }
+
+    #[test]
+    fn the_expiry_of_a_checked_token_is_its_exp() {
+        let codec = codec();
+        let token = valid_token(&codec);
+        let exp = codec.decode(&token).unwrap().exp;
+        assert_eq!(codec.expiry_of_checked(&token).unwrap(), exp);
+        assert!(codec.expiry_of_checked("a.b.c").is_err());
+        assert!(codec.expiry_of_checked("no dots").is_err());
     }
 
     /// Once a token is in the cache of verified tokens, any other text (here each payload
