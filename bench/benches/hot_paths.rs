@@ -21,9 +21,11 @@ use tokio::runtime::Runtime;
 
 const ALGORITHMS: [&str; 4] = ["HS256", "EdDSA", "ES256", "RS256"];
 
-fn codec_for(algorithm: &str, dir: &std::path::Path) -> TokenCodec {
+/// A codec for `algorithm`, with the cache of verified tokens of `cache_bytes`.
+fn codec_for(algorithm: &str, dir: &std::path::Path, cache_bytes: usize) -> TokenCodec {
     let mut jwt = Settings::defaults().jwt;
     jwt.algorithm = algorithm.parse().unwrap();
+    jwt.verified_cache_bytes = cache_bytes;
     if algorithm != "HS256" {
         let pair = generate_key_pair(algorithm.parse().unwrap(), 2048).unwrap();
         let path = dir.join(format!("{algorithm}.pem"));
@@ -60,13 +62,19 @@ fn sign_and_verify(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let claims = access_claims();
     for algorithm in ALGORITHMS {
-        let codec = codec_for(algorithm, dir.path());
+        // The full check (a token's first verify), then a token verified before.
+        let codec = codec_for(algorithm, dir.path(), 0);
         let token = codec.sign(&claims).unwrap();
         c.bench_function(&format!("sign {algorithm}"), |b| {
             b.iter(|| codec.sign(&claims).unwrap())
         });
         c.bench_function(&format!("verify {algorithm}"), |b| {
             b.iter(|| codec.decode(&token).unwrap())
+        });
+        let cached = codec_for(algorithm, dir.path(), 1 << 20);
+        let token = cached.sign(&claims).unwrap();
+        c.bench_function(&format!("verify {algorithm}, cached"), |b| {
+            b.iter(|| cached.decode(&token).unwrap())
         });
     }
 }
