@@ -97,9 +97,8 @@ impl RefreshFlow {
         presented: &Presented,
     ) -> Result<Refreshed, AuthError> {
         let claims = &presented.claims;
-        let mut sid_text = [0; 36];
-        let sid = claims.sid.encode(&mut sid_text);
-        let entries = self.store.entries(token_keys(claims, sid)).await?;
+        let sid = claims.sid.text();
+        let entries = self.store.entries(token_keys(claims, sid.as_str())).await?;
         ensure_session_live(claims, &entries)?;
         if entries.jti == Some(JtiState::Revoked) {
             return Err(TokenError::Blacklisted.into());
@@ -129,8 +128,7 @@ impl RefreshFlow {
             iat: successor.iat,
             exp: successor.exp,
         };
-        let mut sid_text = [0; 36];
-        let sid = claims.sid.encode(&mut sid_text);
+        let sid = claims.sid.text();
         // The access token is signed (and its size checked) before the store step too.
         let mut ready = match self.active_users.cached(claims)? {
             Some(known) => Some(self.ready(presented, known, now.secs())?),
@@ -138,7 +136,7 @@ impl RefreshFlow {
         };
         for _ in 0..ROTATION_ATTEMPTS {
             let rotation = Rotation {
-                token: token_keys(claims, sid),
+                token: token_keys(claims, sid.as_str()),
                 session_started: claims.sid.started(),
                 user_version: ready.as_ref().map_or(ExpectedVersion::Unknown, |ready| {
                     ExpectedVersion::Is(ready.version.as_deref())
@@ -227,9 +225,8 @@ impl RefreshFlow {
         {
             return self.reused(claims).await;
         }
-        let mut sid_text = [0; 36];
-        let sid = claims.sid.encode(&mut sid_text);
-        let entries = self.store.entries(token_keys(claims, sid)).await?;
+        let sid = claims.sid.text();
+        let entries = self.store.entries(token_keys(claims, sid.as_str())).await?;
         ensure_session_live(claims, &entries)?;
         let user = self
             .active_users

@@ -74,7 +74,7 @@ impl VerifyFlow {
     async fn ensure_not_revoked(&self, claims: &Claims) -> Result<RevocationEntries, AuthError> {
         let entries = self
             .store
-            .entries(token_keys(claims, claims.sid.encode(&mut [0; 36])))
+            .entries(token_keys(claims, claims.sid.text().as_str()))
             .await?;
         ensure_session_live(claims, &entries)?;
         if entries.jti.is_some() {

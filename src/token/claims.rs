@@ -67,10 +67,21 @@ impl SessionId {
         self.0
     }
 
-    /// Its text (as `Display` writes it) in `buffer`, without the formatting machinery: the
+    /// Its text (as `Display` writes it) on the stack, without the formatting machinery: the
     /// store's keys for every verify and refresh are built from it.
-    pub fn encode(self, buffer: &mut [u8; uuid::fmt::Hyphenated::LENGTH]) -> &str {
-        self.0.hyphenated().encode_lower(buffer)
+    pub fn text(self) -> SessionText {
+        let mut text = [0; uuid::fmt::Hyphenated::LENGTH];
+        self.0.hyphenated().encode_lower(&mut text);
+        SessionText(text)
+    }
+}
+
+/// A session id's text ([`SessionId::text`]).
+pub struct SessionText([u8; uuid::fmt::Hyphenated::LENGTH]);
+
+impl SessionText {
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).expect("hex digits and hyphens")
     }
 }
 
@@ -289,7 +300,7 @@ mod tests {
         let sid = SessionId::start(UnixMillis(1_700_000_123_456));
         assert_eq!(sid.started(), UnixMillis(1_700_000_123_456));
         assert_eq!(SessionId::parse(&sid.to_string()), Some(sid));
-        assert_eq!(sid.encode(&mut [0; 36]), sid.to_string());
+        assert_eq!(sid.text().as_str(), sid.to_string());
     }
 
     #[test]

@@ -13,7 +13,8 @@ use jwtd_test_support::{
 on_every_store!(
     obtain_answers_exactly_a_token_pair,
     verify_accepts_access_and_refresh,
-    blacklist_logs_the_session_out
+    blacklist_logs_the_session_out,
+    a_token_verified_before_is_refused_once_revoked_or_expired
 );
 
 async fn obtain_answers_exactly_a_token_pair(backend: Backend) {
@@ -57,6 +58,33 @@ async fn blacklist_logs_the_session_out(backend: Backend) {
     // The user's other session is untouched.
     expect_status(app.verify(&other_access).await, StatusCode::OK).await;
     expect_status(app.refresh(&other_refresh).await, StatusCode::OK).await;
+}
+
+/// Each instance keeps the access tokens it has checked (`jwt.verified_cache_bytes`); a
+/// token verified before, at this instance and at another, is still refused the moment its
+/// session is revoked (anywhere), and once it expires.
+async fn a_token_verified_before_is_refused_once_revoked_or_expired(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let sibling = app.spawn_sibling().await;
+    let user = app.create_user().await;
+    let (access, refresh) = app.login(&user).await;
+    let (other_access, _) = app.login(&user).await;
+    for instance in [&app, &sibling] {
+        for token in [&access, &other_access] {
+            expect_status(instance.verify(token).await, StatusCode::OK).await;
+            expect_status(instance.verify(token).await, StatusCode::OK).await;
+        }
+    }
+    expect_status(app.blacklist(&refresh).await, StatusCode::OK).await;
+    for instance in [&app, &sibling] {
+        expect_token_error(instance.verify(&access).await, "Token is blacklisted").await;
+        expect_status(instance.verify(&other_access).await, StatusCode::OK).await;
+    }
+    // Valid through its `exp` second (5 minutes), expired after it, on each instance's clock.
+    for instance in [&app, &sibling] {
+        instance.clock.advance(Duration::from_secs(301));
+        expect_token_error(instance.verify(&other_access).await, "Token is expired").await;
+    }
 }
 
 #[tokio::test]
