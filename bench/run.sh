@@ -88,7 +88,8 @@ jwtd_env() {
         echo "JWTD__JWT__ALGORITHM=EdDSA"
         echo "JWTD__JWT__PRIVATE_KEY_FILE=$EDDSA_KEY"
     fi
-    # A scenario's own settings (verify-uncached turns the cache of verified tokens off).
+    # A scenario's own settings (verify-no-lease turns the revocation lease off, verify-uncached
+    # that and the cache of verified tokens).
     if [[ -n ${SCENARIO_ENV:-} ]]; then echo "$SCENARIO_ENV"; fi
 }
 
@@ -169,7 +170,7 @@ wrk_scenario() {
     local config=$1 scenario=$2 body
     case $scenario in
         health) wrk_load "$scenario $config" /health/live ;;
-        verify | verify-256 | verify-uncached)
+        verify | verify-256 | verify-no-lease | verify-uncached)
             body="{\"token\":\"$(access_token)\"}"
             wrk_load "$scenario $config" /api/token/verify/ "$body"
             ;;
@@ -196,11 +197,14 @@ measure() {
     local config=$1 scenario=$2 row
     if [[ $GENERATOR == wrk ]]; then
         [[ -n $BASELINE_BEFORE ]] || { measure_baseline && BASELINE_BEFORE=$REFERENCE; }
-        if [[ $scenario == verify-uncached ]]; then
-            SCENARIO_ENV=JWTD__JWT__VERIFIED_CACHE_BYTES=0 start_jwtd "$config"
-        else
-            start_jwtd "$config"
-        fi
+        case $scenario in
+            verify-no-lease) SCENARIO_ENV="JWTD__REVOCATION__LEASE=0s" start_jwtd "$config" ;;
+            verify-uncached)
+                SCENARIO_ENV="JWTD__JWT__VERIFIED_CACHE_BYTES=0 JWTD__REVOCATION__LEASE=0s" \
+                    start_jwtd "$config"
+                ;;
+            *) start_jwtd "$config" ;;
+        esac
         row=$(wrk_scenario "$config" "$scenario")
         measure_baseline
         row=$(with baseline_rps "$row" "[$BASELINE_BEFORE, $REFERENCE]")
@@ -256,7 +260,7 @@ selected() { # selected LIST ITEM: is ITEM in LIST (or LIST empty)?
 # verify-under-obtain right after verify: it is compared with verify alone; cookie-refresh
 # right after refresh, and verify-with-feed right after verify (wrk), likewise.
 LOAD_SCENARIOS=(verify verify-under-obtain me refresh cookie-refresh obtain obtain-under-registration)
-WRK_SCENARIOS=(health verify verify-with-feed verify-uncached)
+WRK_SCENARIOS=(health verify verify-with-feed verify-no-lease verify-uncached)
 for GENERATOR in load wrk; do
     selected "${ONLY_GENERATORS:-}" "$GENERATOR" || continue
     BASELINE_BEFORE=

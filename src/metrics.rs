@@ -69,6 +69,11 @@ struct GrantLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AnsweredLabels {
+    answered: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabels {
     reason: &'static str,
 }
@@ -86,6 +91,7 @@ pub struct Metrics {
     reuse_detected: Counter,
     access_tokens_too_large: Counter,
     store_errors: Family<OperationLabels, Counter>,
+    revocation_lookups: Family<AnsweredLabels, Counter>,
     email: EmailMetrics,
 }
 
@@ -122,6 +128,7 @@ impl Metrics {
             reuse_detected: Counter::default(),
             access_tokens_too_large: Counter::default(),
             store_errors: Family::default(),
+            revocation_lookups: Family::default(),
             email: EmailMetrics::default(),
         };
         metrics.register();
@@ -175,6 +182,12 @@ impl Metrics {
             "Requests refused with 503 because the database or Redis failed, by operation",
             self.store_errors.clone(),
         );
+        registry.register(
+            "revocation_lookups",
+            "Verifies' revocation lookups, by where they were answered: lease (reused under this \
+             instance's revocation lease) or store",
+            self.revocation_lookups.clone(),
+        );
         self.register_email();
     }
 
@@ -220,6 +233,16 @@ impl Metrics {
         self.store_errors
             .get_or_create(&OperationLabels { operation })
             .inc();
+    }
+
+    /// The counters of revocation lookups answered under a lease, and by the store.
+    pub fn revocation_lookup_counters(&self) -> (Counter, Counter) {
+        let counter = |answered| {
+            self.revocation_lookups
+                .get_or_create(&AnsweredLabels { answered })
+                .clone()
+        };
+        (counter("lease"), counter("store"))
     }
 
     pub fn issued(&self, grant: Grant) {

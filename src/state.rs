@@ -106,6 +106,7 @@ impl AppState {
             throttle: throttle.clone(),
             clock: clock.clone(),
             metrics: metrics.clone(),
+            revocation_lease: settings.revocation.lease,
         };
         let flows = Flows::new(deps, &settings.jwt);
         let tokens = LinkTokens::new(

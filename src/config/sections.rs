@@ -80,6 +80,9 @@ pub struct RevocationSettings {
     pub store: RevocationBackend,
     #[serde(deserialize_with = "human_duration")]
     pub purge_interval: Duration,
+    /// See `store::leases`.
+    #[serde(deserialize_with = "human_duration")]
+    pub lease: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -22,6 +22,7 @@ pub mod verify;
 pub(crate) mod testing;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 pub use active_users::ActiveUsers;
 pub use client_credentials::{ClientCredentialsFlow, ClientToken};
@@ -38,6 +39,7 @@ use crate::outage::Outage;
 use crate::password::{PasswordError, Passwords};
 use crate::store::RevocationStore;
 use crate::store::groups::GroupRepository;
+use crate::store::leases::LeasedLookups;
 use crate::store::revocation::{RevocationEntries, TokenKeys};
 use crate::store::sessions::SessionRepository;
 use crate::store::users::UserRepository;
@@ -120,6 +122,8 @@ pub struct FlowDeps {
     pub throttle: Arc<LoginThrottle>,
     pub clock: SharedClock,
     pub metrics: Arc<Metrics>,
+    /// How long an instance may reuse a revocation lookup (`revocation.lease`; zero: never).
+    pub revocation_lease: Duration,
 }
 
 /// Every flow, wired together once.
@@ -146,6 +150,7 @@ impl Flows {
             throttle,
             clock,
             metrics,
+            revocation_lease,
         } = deps;
         let minter = Arc::new(Minter::new(
             codec.clone(),
@@ -163,6 +168,7 @@ impl Flows {
         ));
         let verify = Arc::new(VerifyFlow {
             codec,
+            leased: LeasedLookups::new(&store, revocation_lease, &metrics),
             store: store.clone(),
             users: users.clone(),
             active_users: active_users.clone(),

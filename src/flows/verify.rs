@@ -9,6 +9,7 @@ use super::active_users::ActiveUsers;
 use super::{AuthError, ensure_session_live, token_keys};
 use crate::accounts::User;
 use crate::store::RevocationStore;
+use crate::store::leases::LeasedLookups;
 use crate::store::revocation::RevocationEntries;
 use crate::store::users::UserRepository;
 use crate::token::{Claims, TokenCodec, TokenError, TokenType};
@@ -16,6 +17,8 @@ use crate::token::{Claims, TokenCodec, TokenError, TokenType};
 pub struct VerifyFlow {
     pub(super) codec: Arc<TokenCodec>,
     pub(super) store: Arc<dyn RevocationStore>,
+    /// Lookups reused under a lease, where the store keeps a revision and a lease is set.
+    pub(super) leased: Option<Arc<LeasedLookups>>,
     pub(super) users: UserRepository,
     pub(super) active_users: Arc<ActiveUsers>,
 }
@@ -72,10 +75,12 @@ impl VerifyFlow {
     /// One store round trip: neither the token (blacklisted or spent), nor its session, nor
     /// its user's sessions are revoked. The entries read, for the user's version.
     async fn ensure_not_revoked(&self, claims: &Claims) -> Result<RevocationEntries, AuthError> {
-        let entries = self
-            .store
-            .entries(token_keys(claims, claims.sid.text().as_str()))
-            .await?;
+        let sid = claims.sid.text();
+        let keys = token_keys(claims, sid.as_str());
+        let entries = match &self.leased {
+            Some(leased) => leased.entries(&*self.store, keys).await?,
+            None => self.store.entries(keys).await?,
+        };
         ensure_session_live(claims, &entries)?;
         if entries.jti.is_some() {
             return Err(TokenError::Blacklisted.into());

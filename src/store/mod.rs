@@ -7,6 +7,7 @@ pub mod db;
 pub mod entities;
 pub mod feed;
 pub mod groups;
+pub mod leases;
 pub mod lookups;
 pub mod outbox;
 pub mod redis;

@@ -175,6 +175,18 @@ pub trait RevocationStore: Send + Sync + 'static {
     ) -> Result<(), Outage>;
 
     async fn ping(&self) -> Result<(), Outage>;
+
+    /// Whether this store keeps a revision, bumped with every write that can revoke a token or
+    /// change a user, for leased lookups ([`crate::store::leases`]).
+    fn keeps_revision(&self) -> bool {
+        false
+    }
+
+    /// Registers an instance's `lease` (every write then waits out the longest registered)
+    /// and answers the revision; `None` while the registration is not yet stored.
+    async fn revision(&self, _lease: Duration) -> Result<Option<u64>, Outage> {
+        Ok(None)
+    }
 }
 
 pub(crate) const REVOKED: &str = "r";

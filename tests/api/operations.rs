@@ -13,14 +13,6 @@ use jwtd::store::sessions::LoginContext;
 
 use jwtd_test_support::{Backend, PASSWORD, TestApp, expect_error, expect_status};
 
-/// The value of the sample `name` (with its labels, exactly as rendered) in `/metrics`.
-async fn metric(app: &TestApp, sample: &str) -> f64 {
-    let text = app.get("/metrics").await.text().await.unwrap();
-    text.lines()
-        .find_map(|line| line.strip_prefix(sample)?.strip_prefix(' '))
-        .map_or(0.0, |value| value.parse().unwrap())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_requests_tokens_failures_and_reuse() {
     let app = TestApp::spawn(Backend::Sqlite).await;
@@ -71,7 +63,7 @@ async fn metrics_count_requests_tokens_failures_and_reuse() {
             2.0,
         ),
     ] {
-        assert_eq!(metric(&app, sample).await, expected, "{sample}");
+        assert_eq!(app.metric(sample).await, expected, "{sample}");
     }
     // Probing random paths adds no series of its own.
     app.get("/wp-admin/setup.php").await;

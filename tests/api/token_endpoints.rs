@@ -1,6 +1,8 @@
 //! SimpleJWT compatibility: exact success bodies, claim set, JSON and form, trailing slashes.
 
-use std::time::Duration;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::json;
@@ -14,7 +16,8 @@ on_every_store!(
     obtain_answers_exactly_a_token_pair,
     verify_accepts_access_and_refresh,
     blacklist_logs_the_session_out,
-    a_token_verified_before_is_refused_once_revoked_or_expired
+    a_token_verified_before_is_refused_once_revoked_or_expired,
+    verifies_sent_after_a_revocation_returns_are_refused_at_every_instance
 );
 
 async fn obtain_answers_exactly_a_token_pair(backend: Backend) {
@@ -84,6 +87,70 @@ async fn a_token_verified_before_is_refused_once_revoked_or_expired(backend: Bac
     for instance in [&app, &sibling] {
         instance.clock.advance(Duration::from_secs(301));
         expect_token_error(instance.verify(&other_access).await, "Token is expired").await;
+    }
+}
+
+const LEASE_HITS: &str = r#"jwtd_revocation_lookups_total{answered="lease"}"#;
+
+/// Verifies at two instances, two at a time each, both reusing lookups under their revocation
+/// leases; the session is revoked at one of them. Every verify sent after the revocation
+/// returned is refused, at either instance.
+async fn verifies_sent_after_a_revocation_returns_are_refused_at_every_instance(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let sibling = app.spawn_sibling().await;
+    let (access, refresh) = app.login(&app.create_user().await).await;
+    let revocation = Revocation::default();
+    let load = |instance| verify_until_well_after(instance, &access, &revocation);
+    let revoke = async {
+        // Once both instances answer from their leases.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while app.metric(LEASE_HITS).await < 20.0 || sibling.metric(LEASE_HITS).await < 20.0 {
+            assert!(Instant::now() < deadline, "no answers from a lease");
+            tokio::task::yield_now().await;
+        }
+        expect_status(app.blacklist(&refresh).await, StatusCode::OK).await;
+        *revocation.returned.lock().unwrap() = Some(Instant::now());
+    };
+    let ((), a, b, c, d) = tokio::join!(
+        revoke,
+        load(&app),
+        load(&app),
+        load(&sibling),
+        load(&sibling)
+    );
+    for accepted_after in [a, b, c, d] {
+        assert!(accepted_after.is_empty(), "{accepted_after:?}");
+    }
+}
+
+#[derive(Default)]
+struct Revocation {
+    /// When the revocation's answer arrived.
+    returned: Mutex<Option<Instant>>,
+    /// Verifies sent after that, at every instance.
+    verifies_after: AtomicUsize,
+}
+
+/// Verifies `token` at `instance` one after another until 400 verifies (of all loads) were
+/// sent after the revocation returned; the statuses of those that were not refused.
+async fn verify_until_well_after(
+    instance: &TestApp,
+    token: &str,
+    revocation: &Revocation,
+) -> Vec<StatusCode> {
+    let mut accepted_after = Vec::new();
+    loop {
+        let sent = Instant::now();
+        let status = instance.verify(token).await.status();
+        let returned = *revocation.returned.lock().unwrap();
+        if returned.is_some_and(|at| sent > at) {
+            if status != StatusCode::UNAUTHORIZED {
+                accepted_after.push(status);
+            }
+            if revocation.verifies_after.fetch_add(1, Ordering::SeqCst) >= 400 {
+                return accepted_after;
+            }
+        }
     }
 }
 

@@ -20,6 +20,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::feed::{FeedEntry, FeedKind};
+use super::leases;
 use super::lookups::{LookupStats, Lookups, ReadEntries};
 use super::revocation::{
     ExpectedVersion, JtiState, REVOKED, RevocationEntries, RevocationStore, Rotation,
@@ -32,7 +33,12 @@ use crate::outage::Outage;
 use connection::{Connection, Redis};
 use feed::RedisFeed;
 pub use persistence::VolatileRedis;
-use scripts::{MOVE_CUTOFF_FORWARD, ROTATE};
+use scripts::{LONGEST_LEASE, MOVE_CUTOFF_FORWARD, POLL_REVISION, ROTATE};
+
+/// The revision every write that can revoke a token bumps, and the leases registered
+/// (`store::leases`). No user's hash tag: a single server only.
+const REVISION_KEY: &str = "~revision";
+const LEASES_KEY: &str = "~leases";
 
 static ROTATE_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(ROTATE));
 
@@ -119,9 +125,28 @@ impl RedisRevocationStore {
                 .ignore()
                 .add_command(publish)
                 .ignore();
-            pipe.query_async::<()>(&mut connection).await?;
+            self.bump_revision_in(&mut pipe, connection).await?;
         }
         self.feed.signal().bump();
+        Ok(())
+    }
+
+    /// Runs `pipe` (a `MULTI` holding a write) with the revision's bump, then waits out the
+    /// longest lease registered (`store::leases`). Single server only.
+    async fn bump_revision_in(
+        &self,
+        pipe: &mut redis::Pipeline,
+        mut connection: Connection,
+    ) -> Result<(), Outage> {
+        pipe.cmd("INCR")
+            .arg(self.key(REVISION_KEY.into()))
+            .ignore()
+            .cmd("EVAL")
+            .arg(LONGEST_LEASE)
+            .arg(1)
+            .arg(self.key(LEASES_KEY.into()));
+        let (longest,): (u64,) = pipe.query_async(&mut connection).await?;
+        leases::outlast(longest).await;
         Ok(())
     }
 
@@ -201,12 +226,6 @@ impl RedisRevocationStore {
             .saturating_since(self.clock.now().secs())
             .as_secs()
             .max(1)
-    }
-
-    async fn set_with_ttl(&self, key: String, value: &str, until: UnixSecs) -> Result<(), Outage> {
-        let cmd = self.set_command(key, value, until);
-        let mut connection = self.connection().await?;
-        Ok(cmd.query_async::<()>(&mut connection).await?)
     }
 
     fn set_command(&self, key: String, value: &str, until: UnixSecs) -> redis::Cmd {
@@ -323,8 +342,31 @@ impl RevocationStore for RedisRevocationStore {
         version: &str,
         until: UnixSecs,
     ) -> Result<(), Outage> {
-        self.set_with_ttl(user_version_key(user_id), version, until)
-            .await
+        let set = self.set_command(user_version_key(user_id), version, until);
+        let mut connection = self.connection().await?;
+        if self.redis.is_cluster() {
+            return Ok(set.query_async::<()>(&mut connection).await?);
+        }
+        let mut pipe = redis::pipe();
+        pipe.atomic().add_command(set).ignore();
+        self.bump_revision_in(&mut pipe, connection).await
+    }
+
+    fn keeps_revision(&self) -> bool {
+        !self.redis.is_cluster()
+    }
+
+    async fn revision(&self, lease: Duration) -> Result<Option<u64>, Outage> {
+        let registration = leases::registration_lifetime(lease);
+        let cmd = redis::cmd("EVAL")
+            .arg(POLL_REVISION)
+            .arg(2)
+            .arg(self.key(REVISION_KEY.into()))
+            .arg(self.key(LEASES_KEY.into()))
+            .arg(u64::try_from(lease.as_millis()).unwrap_or(u64::MAX))
+            .arg(u64::try_from(registration.as_millis()).unwrap_or(u64::MAX))
+            .to_owned();
+        Ok(Some(self.idempotent(&cmd).await?))
     }
 
     async fn ping(&self) -> Result<(), Outage> {

@@ -91,3 +91,28 @@ if within_grace then return {'grace', stored} end
 redis.call('SET', KEYS[5], ARGV[4], 'EX', ARGV[5])
 return {'rotated'}
 ";
+
+/// A poll for leased lookups (`store::leases`). KEYS[1] the revision, KEYS[2] the registered
+/// leases (a sorted set: each lease length in ms, scored by when its registration ends, in ms
+/// of Redis's clock); ARGV[1] the caller's lease (ms), ARGV[2] how long its registration lasts
+/// (ms). Registers the lease (never shortening a registration), drops ended ones, and answers
+/// the revision.
+pub(super) const POLL_REVISION: &str = r"
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. now)
+redis.call('ZADD', KEYS[2], 'GT', now + tonumber(ARGV[2]), ARGV[1])
+return tonumber(redis.call('GET', KEYS[1]) or '0')
+";
+
+/// After a write that bumped the revision, in the same `MULTI`: the longest lease registered
+/// and not ended (ms), which the writer waits out. KEYS[1] the registered leases.
+pub(super) const LONGEST_LEASE: &str = r"
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local longest = 0
+for _, lease in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf')) do
+  longest = math.max(longest, tonumber(lease) or 0)
+end
+return longest
+";
