@@ -92,6 +92,7 @@ pub struct Metrics {
     access_tokens_too_large: Counter,
     store_errors: Family<OperationLabels, Counter>,
     revocation_lookups: Family<AnsweredLabels, Counter>,
+    revocation_lease_held: Gauge,
     email: EmailMetrics,
 }
 
@@ -129,6 +130,7 @@ impl Metrics {
             access_tokens_too_large: Counter::default(),
             store_errors: Family::default(),
             revocation_lookups: Family::default(),
+            revocation_lease_held: Gauge::default(),
             email: EmailMetrics::default(),
         };
         metrics.register();
@@ -188,6 +190,11 @@ impl Metrics {
              instance's revocation lease) or store",
             self.revocation_lookups.clone(),
         );
+        registry.register(
+            "revocation_lease_held",
+            "1 while this instance's last poll of the revocation store granted it a lease",
+            self.revocation_lease_held.clone(),
+        );
         self.register_email();
     }
 
@@ -235,14 +242,16 @@ impl Metrics {
             .inc();
     }
 
-    /// The counters of revocation lookups answered under a lease, and by the store.
-    pub fn revocation_lookup_counters(&self) -> (Counter, Counter) {
+    /// The counters of verifies' revocation lookups answered under a lease and by the store,
+    /// and the gauge of whether a lease is held.
+    pub fn revocation_lease_metrics(&self) -> (Counter, Counter, Gauge) {
         let counter = |answered| {
             self.revocation_lookups
                 .get_or_create(&AnsweredLabels { answered })
                 .clone()
         };
-        (counter("lease"), counter("store"))
+        let held = self.revocation_lease_held.clone();
+        (counter("lease"), counter("store"), held)
     }
 
     pub fn issued(&self, grant: Grant) {

@@ -222,8 +222,9 @@ async fn stores(
         crate::store::feed::retention(settings.jwt.session_lifetime, settings.jwt.leeway);
     Ok(match settings.revocation.store {
         RevocationBackend::Database => {
-            let store =
-                SqlRevocationStore::new(db.clone(), clock.clone()).with_feed_retention(retention);
+            let store = SqlRevocationStore::new(db.clone(), clock.clone())
+                .with_feed_retention(retention)
+                .with_lease(settings.revocation.lease);
             store
                 .clone()
                 .spawn_purger(settings.revocation.purge_interval);
@@ -235,7 +236,8 @@ async fn stores(
         }
         RevocationBackend::Redis => {
             let store = RedisRevocationStore::new(&settings.redis, clock.clone())?
-                .with_feed_retention(retention);
+                .with_feed_retention(retention)
+                .with_lease(settings.revocation.lease);
             let store = Arc::new(store);
             store
                 .check_persistence(&settings.redis, settings.is_production())

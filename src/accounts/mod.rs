@@ -27,6 +27,7 @@ use crate::email::Mails;
 use crate::flows::{ActiveUsers, AuthError, RevocationFlow};
 use crate::outage::Outage;
 use crate::password::{PasswordError, Passwords, Verified};
+use crate::store::leases;
 use crate::store::users::{
     AdminChange, Credentials, NewUser, ProfileChange, Taken, UserFilter, UserRepository,
     WriteUserError,
@@ -329,11 +330,14 @@ impl AccountService {
         self.user(id).await?;
         let deactivating = change.is_active == Some(false);
         let updated = self.users.admin_update(id, change).await?;
-        self.active_users.user_changed(id).await;
-        if deactivating {
-            self.revocation.revoke_all_of_user(id).await?;
-        }
-        Ok(updated)
+        leases::waiting_once(async {
+            self.active_users.user_changed(id).await;
+            if deactivating {
+                self.revocation.revoke_all_of_user(id).await?;
+            }
+            Ok(updated)
+        })
+        .await
     }
 
     /// Deletes a user, then revokes every token of theirs (a token of a user who no longer
@@ -342,8 +346,11 @@ impl AccountService {
         if !self.users.delete(id).await? {
             return Err(AccountError::NotFound);
         }
-        self.active_users.user_changed(id).await;
-        self.revocation.revoke_all_of_user(id).await?;
+        leases::waiting_once(async {
+            self.active_users.user_changed(id).await;
+            self.revocation.revoke_all_of_user(id).await
+        })
+        .await?;
         Ok(())
     }
 

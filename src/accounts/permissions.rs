@@ -24,8 +24,8 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use futures_util::{StreamExt, stream};
 use serde_json::{Map, Value};
-use tokio::task::JoinSet;
 use uuid::Uuid;
 
 use super::{AccountError, FieldErrors, User};
@@ -33,6 +33,7 @@ use crate::config::JwtSettings;
 use crate::flows::{ActiveUsers, RevocationFlow};
 use crate::outage::Outage;
 use crate::store::groups::{GroupRepository, WriteGrantsError, WriteGroupError};
+use crate::store::leases;
 use crate::store::users::UserRepository;
 
 /// The largest `app_metadata`, as compact JSON.
@@ -376,46 +377,34 @@ impl GrantService {
 
 /// Moves each user's version and, if `revoke`, revokes their sessions, [`FAN_OUT`] users at a
 /// time; every user is done before it returns, even when one of them failed (the first error).
+/// The writes wait out the revocation leases once, together ([`leases::waiting_once`]), not
+/// once per user.
 async fn publish_all(
     users: Vec<Uuid>,
     active_users: Arc<ActiveUsers>,
     revocation: Arc<RevocationFlow>,
     revoke: bool,
 ) -> Result<(), AccountError> {
-    let mut tasks = JoinSet::new();
-    let mut first_error = None;
-    for user_id in users {
-        if tasks.len() >= FAN_OUT {
-            keep_first_error(&mut first_error, tasks.join_next().await);
-        }
-        let (active_users, revocation) = (Arc::clone(&active_users), Arc::clone(&revocation));
-        tasks.spawn(async move {
+    let publish = |user_id| {
+        let (active_users, revocation) = (&active_users, &revocation);
+        async move {
             active_users.publish_change(user_id).await?;
             if revoke {
                 revocation.revoke_all_of_user(user_id).await?;
             }
-            Ok(())
-        });
-    }
-    while let Some(joined) = tasks.join_next().await {
-        keep_first_error(&mut first_error, Some(joined));
-    }
-    first_error.map_or(Ok(()), Err)
+            Ok::<(), AccountError>(())
+        }
+    };
+    let all = stream::iter(users).map(publish).buffer_unordered(FAN_OUT);
+    let results: Vec<_> = leases::waiting_once(all.collect()).await;
+    results
+        .into_iter()
+        .find_map(Result::err)
+        .map_or(Ok(()), Err)
 }
 
 /// Users whose version and revocation entries are written at once after a group edit.
 const FAN_OUT: usize = 16;
-
-type Published = Result<Result<(), AccountError>, tokio::task::JoinError>;
-
-fn keep_first_error(first: &mut Option<AccountError>, joined: Option<Published>) {
-    let error = match joined {
-        Some(Ok(Err(err))) => err,
-        Some(Err(panicked)) => Outage::internal(panicked).into(),
-        _ => return,
-    };
-    first.get_or_insert(error);
-}
 
 /// The change's name and permissions, validated, with every problem named.
 fn validated(

@@ -1,5 +1,7 @@
 //! Settings that would run but be wrong are refused at load; in production, weak keys too.
 
+use std::time::Duration;
+
 use secrecy::ExposeSecret;
 
 use super::{ConfigError, DEVELOPMENT_SIGNING_KEY, ExtraClaim, Settings};
@@ -11,6 +13,11 @@ const MIN_ACCESS_TOKEN_BYTES: usize = 1024;
 /// A base64 key has far more (`openssl rand -base64 32`: about 32 of its 44); a hex key has
 /// at most 16, and a quarter of `openssl rand -hex 32` keys lack one of them.
 const MIN_DISTINCT_KEY_BYTES: usize = 16;
+
+/// `revocation.lease`, when on: a poll a fifth of it apart must mean something, and every
+/// revocation waits it out.
+const MIN_LEASE: Duration = Duration::from_millis(1);
+const MAX_LEASE: Duration = Duration::from_secs(10);
 
 impl Settings {
     /// Rejects settings that would run but be wrong; in production, weak keys too.
@@ -58,6 +65,13 @@ impl Settings {
                     "jwt claim name {name:?} clashes with another claim"
                 ));
             }
+        }
+        let lease = self.revocation.lease;
+        if !lease.is_zero() && !(MIN_LEASE..=MAX_LEASE).contains(&lease) {
+            return invalid(format!(
+                "revocation.lease must be 0s (off) or between {MIN_LEASE:?} and {MAX_LEASE:?}: \
+                 every revocation waits it out"
+            ));
         }
         self.email.validate()?;
         if self.is_production() {
@@ -187,6 +201,21 @@ mod tests {
         }
         // The same settings start in development, on the development key.
         assert!(load_with(Some("Development"), &[]).is_ok());
+    }
+
+    #[test]
+    fn a_revocation_lease_is_off_or_between_a_millisecond_and_ten_seconds() {
+        for lease in ["0s", "1ms", "50ms", "10s"] {
+            let loaded = load_with(None, &[("JWTD__REVOCATION__LEASE", lease)]);
+            assert!(loaded.is_ok(), "{lease}: {loaded:?}");
+        }
+        for lease in ["500us", "11s"] {
+            let err = production_error("development", &[("JWTD__REVOCATION__LEASE", lease)]);
+            assert!(
+                err.contains("revocation.lease must be 0s (off)"),
+                "{lease}: {err}"
+            );
+        }
     }
 
     #[test]

@@ -1,80 +1,122 @@
-//! Revocation answers held for a short lease, so a token verified again skips the store and
-//! revocation stays immediate.
+//! Revocation answers reused for a short lease, so a token verified again skips the store,
+//! and revocation stays immediate.
 //!
 //! Every write that can revoke a token (or change a user) bumps the store's *revision* in the
-//! same atomic step, and then waits out the longest lease any instance holds before it returns.
-//! An instance asks for the revision every fifth of its lease (`revocation.lease`); an answer
-//! lets it use its cached lookups stamped with that revision until its lease, counted from
-//! when it *asked*, ends. So a cached answer outlives a revocation only while the revocation
-//! has not returned:
+//! same atomic step, and then waits out the longest lease registered before it returns. An
+//! instance registers its lease (`revocation.lease`) in the store and asks for the revision
+//! every fifth of it; an answer lets it reuse the lookups made since the revision it saw last
+//! until a lease after it *asked*. So a reused answer outlives a revocation only while the
+//! revocation has not returned:
 //!
-//! - an answer stamped `r` is used only while the instance's newest revision is `r`, and its
-//!   lease comes from a poll that the store answered before any bump past `r`;
-//! - that poll was asked before the bump, so the lease ends before the bump plus a lease;
-//! - the revocation returns only after the bump plus the longest lease registered, and each
-//!   instance registers its lease before its first poll that grants one.
+//! - an answer is reused only while every poll since it was read saw one revision `r`, under a
+//!   lease from a poll that the store answered before any bump past `r`;
+//! - that poll was asked before the bump, so its lease ends less than a lease after the bump;
+//! - the revocation returns a lease (the longest registered) after the bump. An instance
+//!   registers before its first poll that grants a lease, and a registration lasts an hour by
+//!   the store's one clock, renewed every half hour by the instance's monotonic clock: it
+//!   outlives every lease granted under it.
 //!
-//! (Answers carry a local generation that moves on whenever the revision seen changes, so a
-//! store whose revision starts again from 0 never revives an older answer.)
+//! Answers are stamped with a local generation, not the revision itself: it moves on whenever
+//! the revision seen changes and whenever a lease is granted after a failed poll, so a store
+//! whose revision went back (a restored or failed-over Redis) does not revive older answers.
 //!
-//! Nothing else is trusted: no message has to arrive, no clocks have to agree (only the rate of
-//! each machine's monotonic clock), and a store that stops answering ends every lease within
-//! one, after which lookups go to the store again (and fail closed with 503 while it is down).
-//! Chubby's and memcache's leases rest on the same argument. The price is on the write side:
-//! a revocation (logout, blacklist, password change, …) takes a lease longer.
+//! Nothing else is trusted: no message has to arrive, and no two clocks have to agree (only the
+//! rates of the monotonic clocks, and the store's clock not jumping by half an hour). A store
+//! that stops answering ends every lease within one, after which lookups go to the store again
+//! (and fail closed with 503 while it is down). These are Gray and Cheriton's leases (1989),
+//! held by the readers of a single value. The price is on the write side: a revocation (logout,
+//! blacklist, password change, …) takes a lease longer, and many written together wait once
+//! ([`waiting_once`]).
 //!
-//! Any revision bump drops every instance's answers at its next poll: leases pay off for the
-//! tokens verified again and again within a few milliseconds (a client's burst of calls, a
-//! resource server behind a gateway), and cost one lookup per token per revocation otherwise.
+//! Any bump drops every instance's answers at its next poll: leases pay off for tokens verified
+//! again and again within milliseconds (a client's burst of calls, a resource server behind a
+//! gateway), and cost one lookup per token per revocation otherwise.
 
+use std::cell::Cell;
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Once, PoisonError, RwLock, Weak};
 use std::time::Duration;
 
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
 use tokio::time::Instant;
 
 use super::RevocationStore;
 use super::revocation::{RevocationEntries, TokenKeys};
 use crate::metrics::Metrics;
+use crate::outage::Outage;
 
 /// Answers kept at most, over all shards: about 300 bytes each.
 const MAX_ANSWERS: usize = 16 * 1024;
 
+/// One per hex digit: a `jti` is a random UUID in lowercase hex.
 const SHARDS: usize = 16;
 
 /// How often an instance asks for the revision, in parts of its lease: a lease is renewed
 /// several times before it ends, so one slow poll does not end it.
 const POLLS_PER_LEASE: u32 = 5;
 
-/// A registration outlives the lease it covers by this much at least (and by a second): a
-/// writer must see every lease that may still be in use.
-const REGISTRATION_LEASES: u32 = 4;
+/// A poll that takes longer is given up (a later answer would grant little or nothing).
+const MIN_POLL_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// How long a store should keep a registration of `lease` (see [`RevocationStore::revision`]).
-pub(crate) fn registration_lifetime(lease: Duration) -> Duration {
-    lease * REGISTRATION_LEASES + Duration::from_secs(1)
+/// How long a registration lasts, by the store's clock; an instance renews its own when half
+/// of it has passed by its monotonic clock. Long, because it costs nothing but writers waiting
+/// a lease no instance holds any more, for at most this long after the last one stopped.
+pub(crate) const REGISTRATION: Duration = Duration::from_secs(3600);
+
+/// A lease in whole milliseconds, rounded up (as registered, and waited out).
+pub(crate) fn millis(lease: Duration) -> u64 {
+    u64::try_from(lease.as_micros().div_ceil(1000)).unwrap_or(u64::MAX)
 }
 
-/// Waits out a lease of `lease_ms` (the longest registered), after a write that bumped the
-/// revision: no instance uses an answer from before the write once this returns.
-pub(crate) async fn outlast(lease_ms: u64) {
-    if lease_ms > 0 {
-        // A millisecond more for the timer's and the clocks' rounding.
-        tokio::time::sleep(Duration::from_millis(lease_ms + 1)).await;
+tokio::task_local! {
+    /// The longest lease the writes of a [`waiting_once`] scope left to wait out.
+    static DEFERRED: Cell<Duration>;
+}
+
+/// After a write that bumped the revision (or may have): waits out the longest lease
+/// registered (`registered_ms`), and at least the writer's own (`own`), so that no instance
+/// reuses an answer from before the write once this returns. Within [`waiting_once`], leaves
+/// the wait to the end of the scope.
+pub(crate) async fn outlast(registered_ms: u64, own: Duration) {
+    let registered = Duration::from_millis(registered_ms);
+    // A millisecond more for the timer's and the clocks' rounding.
+    let wait = registered.max(own).saturating_add(Duration::from_millis(1));
+    if registered_ms == 0 && own.is_zero() {
+        return;
+    }
+    let deferred = DEFERRED.try_with(|longest| longest.set(longest.get().max(wait)));
+    if deferred.is_err() {
+        tokio::time::sleep(wait).await;
     }
 }
 
-/// The revision this instance may use, and until when.
+/// Runs `work`, whose writes each return without waiting out the leases, and then waits out
+/// the longest of them once: for operations that revoke many tokens at once (a permission
+/// taken from a group's members) or several entries of one user (a password change). Waits
+/// even when `work` failed halfway: what it wrote must not be reused either.
+pub async fn waiting_once<F: Future>(work: F) -> F::Output {
+    let (output, longest) = DEFERRED
+        .scope(Cell::new(Duration::ZERO), async {
+            let output = work.await;
+            (output, DEFERRED.with(Cell::get))
+        })
+        .await;
+    if !longest.is_zero() {
+        tokio::time::sleep(longest).await;
+    }
+    output
+}
+
+/// The generation this instance may reuse answers of, and until when.
 struct Lease {
     length: Duration,
     start: Instant,
-    /// The store's revision at the last poll (written by the one polling task only).
+    /// The store's revision at the last poll that answered (written by the one polling task).
     store_revision: AtomicU64,
-    /// What answers are stamped with: one more each time the store's revision is seen to
-    /// change, so a stamp never comes back even if the store's revision does (a flushed Redis
-    /// starts again from 0).
+    /// What answers are stamped with (see the module's documentation); 0 before any lease.
     generation: AtomicU64,
     /// Nanoseconds after `start`; 0 while no poll granted a lease.
     valid_until: AtomicU64,
@@ -104,11 +146,11 @@ impl Lease {
         (self.nanos_since_start(now) < until).then_some(generation)
     }
 
-    /// The store answered `revision` to a poll asked at `asked`.
-    fn renew(&self, revision: u64, asked: Instant) {
-        if self.store_revision.swap(revision, Ordering::SeqCst) != revision
-            || self.generation.load(Ordering::SeqCst) == 0
-        {
+    /// The store answered `revision` to a poll asked at `asked`; `after_failure` when the
+    /// poll before it did not answer.
+    fn renew(&self, revision: u64, asked: Instant, after_failure: bool) {
+        let changed = self.store_revision.swap(revision, Ordering::SeqCst) != revision;
+        if changed || after_failure || self.generation.load(Ordering::SeqCst) == 0 {
             self.generation.fetch_add(1, Ordering::SeqCst);
         }
         // A tenth off, for the machines' clocks running at slightly different rates.
@@ -177,21 +219,29 @@ impl Answers {
         shard.insert(token.jti.into(), answer);
     }
 
+    /// By the `jti`'s last hex digit (any other last character: shard 0).
     fn shard(&self, jti: &str) -> &RwLock<Shard> {
-        // A jti is random (a UUID): its last bytes spread evenly.
-        let last = jti.as_bytes().last().copied().unwrap_or(0);
-        &self.shards[usize::from(last) % SHARDS]
+        let last = jti.chars().next_back().and_then(|c| c.to_digit(16));
+        &self.shards[last.unwrap_or(0) as usize % SHARDS]
     }
+}
+
+/// How the lookups of verifies were answered (`jwtd_revocation_lookups_total`), and whether
+/// this instance holds a lease (`jwtd_revocation_lease_held`).
+struct LeaseMetrics {
+    from_lease: Counter,
+    from_store: Counter,
+    held: Gauge,
 }
 
 /// Lookups answered from a lease where one is held, from the store otherwise.
 pub struct LeasedLookups {
+    /// The store polled; [`LeasedLookups::entries`] is given the same one.
     store: Weak<dyn RevocationStore>,
     lease: Arc<Lease>,
     polling: Once,
     answers: Answers,
-    /// Lookups answered under the lease, and by the store (`jwtd_revocation_lookups_total`).
-    counters: (Counter, Counter),
+    metrics: LeaseMetrics,
 }
 
 impl LeasedLookups {
@@ -204,27 +254,35 @@ impl LeasedLookups {
         metrics: &Metrics,
     ) -> Option<Arc<LeasedLookups>> {
         (!lease.is_zero() && store.keeps_revision()).then(|| {
+            let (from_lease, from_store, held) = metrics.revocation_lease_metrics();
             Arc::new(LeasedLookups {
                 store: Arc::downgrade(store),
                 lease: Arc::new(Lease::new(lease)),
                 polling: Once::new(),
                 answers: Answers::new(),
-                counters: metrics.revocation_lookup_counters(),
+                metrics: LeaseMetrics {
+                    from_lease,
+                    from_store,
+                    held,
+                },
             })
         })
     }
 
-    /// The token's entries: as answered before under the current lease, or read now.
+    /// The token's entries: as answered before under the current lease, or read now from
+    /// `store` (the one given to [`LeasedLookups::new`]).
     pub async fn entries(
         &self,
         store: &dyn RevocationStore,
         token: TokenKeys<'_>,
-    ) -> Result<RevocationEntries, crate::outage::Outage> {
+    ) -> Result<RevocationEntries, Outage> {
         self.polling.call_once(|| {
-            tokio::spawn(keep_renewing(
+            let polling = keep_renewing(
                 self.store.clone(),
                 Arc::downgrade(&self.lease),
-            ));
+                self.metrics.held.clone(),
+            );
+            tokio::spawn(polling);
         });
         // The generation before the read: an answer read after a bump is stamped older than
         // it could be, and is dropped at the next poll (never the other way round).
@@ -232,10 +290,10 @@ impl LeasedLookups {
         if let Some(generation) = generation
             && let Some(entries) = self.answers.get(token, generation)
         {
-            self.counters.0.inc();
+            self.metrics.from_lease.inc();
             return Ok(entries);
         }
-        self.counters.1.inc();
+        self.metrics.from_store.inc();
         let entries = store.entries(token).await?;
         if let Some(generation) = generation {
             self.answers.insert(token, generation, entries.clone());
@@ -245,34 +303,40 @@ impl LeasedLookups {
 }
 
 /// Asks the store for its revision every fifth of the lease until the store or the lease is
-/// dropped. A failed or slow poll renews nothing, so the lease runs out by itself.
-async fn keep_renewing(store: Weak<dyn RevocationStore>, lease: Weak<Lease>) {
+/// dropped. A poll that fails or takes too long renews nothing, so the lease runs out by
+/// itself; the next one that answers starts a new generation.
+async fn keep_renewing(store: Weak<dyn RevocationStore>, lease: Weak<Lease>, held: Gauge) {
     let mut failing = false;
     loop {
         let (Some(store), Some(lease)) = (store.upgrade(), lease.upgrade()) else {
             return;
         };
         let asked = Instant::now();
-        let polled = tokio::time::timeout(lease.length, store.revision(lease.length)).await;
-        match polled {
+        let timeout = lease.length.max(MIN_POLL_TIMEOUT);
+        match tokio::time::timeout(timeout, store.poll_revision(lease.length)).await {
             Ok(Ok(Some(revision))) => {
-                lease.renew(revision, asked);
+                lease.renew(revision, asked, failing);
+                held.set(1);
                 if std::mem::take(&mut failing) {
-                    tracing::info!("revocation lease renewed again");
+                    tracing::info!("the revocation lease is renewed again");
                 }
             }
-            Ok(Ok(None)) => {} // registered just now: the next poll grants the lease
-            Ok(Err(err)) if !failing => {
-                failing = true;
-                tracing::warn!(error = %err, "cannot renew the revocation lease; every verify asks the store");
+            // Registered just now: the next poll grants the lease.
+            Ok(Ok(None)) => {}
+            Ok(Err(err)) => {
+                if !std::mem::replace(&mut failing, true) {
+                    tracing::warn!(error = %err, "cannot renew the revocation lease; every verify asks the store");
+                }
+                held.set(0);
             }
-            Err(_) if !failing => {
-                failing = true;
-                tracing::warn!(
-                    "the revocation lease's poll timed out; every verify asks the store"
-                );
+            Err(_) => {
+                if !std::mem::replace(&mut failing, true) {
+                    tracing::warn!(
+                        "the revocation lease's poll timed out; every verify asks the store"
+                    );
+                }
+                held.set(0);
             }
-            _ => {}
         }
         let every = lease.length / POLLS_PER_LEASE;
         drop((store, lease));
@@ -311,7 +375,7 @@ mod tests {
     }
 
     fn answered(metrics: &Metrics) -> (u64, u64) {
-        let (lease, store) = metrics.revocation_lookup_counters();
+        let (lease, store, _) = metrics.revocation_lease_metrics();
         (lease.get(), store.get())
     }
 
@@ -347,14 +411,35 @@ mod tests {
         let store = &harness.state.revocation_store;
         let long = Duration::from_millis(300);
         let mut polls = 0;
-        while store.revision(long).await.unwrap().is_none() {
+        while store.poll_revision(long).await.unwrap().is_none() {
             polls += 1;
             assert!(polls < 3, "the registration is stored by the first poll");
         }
-        store.revision(LEASE).await.unwrap();
+        store.poll_revision(LEASE).await.unwrap();
         let started = Instant::now();
         let until = UnixSecs(i64::from(u32::MAX));
         store.revoke_token("u1", "j1", until).await.unwrap();
+        assert!(started.elapsed() >= long, "{:?}", started.elapsed());
+    }
+
+    /// Writes within `waiting_once` return at once; the scope waits out the longest lease
+    /// once, at its end.
+    #[tokio::test]
+    async fn writes_together_wait_out_the_lease_once() {
+        let harness = Harness::new().await;
+        let store = &harness.state.revocation_store;
+        let long = Duration::from_millis(300);
+        while store.poll_revision(long).await.unwrap().is_none() {}
+        let until = UnixSecs(i64::from(u32::MAX));
+        let started = Instant::now();
+        let writes = waiting_once(async {
+            for jti in ["j1", "j2", "j3"] {
+                store.revoke_token("u1", jti, until).await.unwrap();
+            }
+            started.elapsed()
+        });
+        let written_after = writes.await;
+        assert!(written_after < long, "{written_after:?}");
         assert!(started.elapsed() >= long, "{:?}", started.elapsed());
     }
 
@@ -363,13 +448,13 @@ mod tests {
         let lease = Lease::new(LEASE);
         let asked = Instant::now() + Duration::from_millis(10);
         assert_eq!(lease.current_at(asked), None);
-        lease.renew(7, asked);
+        lease.renew(7, asked, false);
         // Counted from when the poll was asked, less a tenth.
         let ms = |n| asked + Duration::from_millis(n);
         assert_eq!(lease.current_at(ms(0)), Some(1));
         assert_eq!(lease.current_at(ms(44)), Some(1));
         assert_eq!(lease.current_at(ms(45)), None);
-        lease.renew(7, ms(40));
+        lease.renew(7, ms(40), false);
         assert_eq!(lease.current_at(ms(84)), Some(1));
     }
 
@@ -382,10 +467,13 @@ mod tests {
         let asked = Instant::now();
         let mut generations = Vec::new();
         for revision in [0, 0, 5, 0, 5] {
-            lease.renew(revision, asked);
+            lease.renew(revision, asked, false);
             generations.push(lease.current_at(asked).unwrap());
         }
         assert_eq!(generations, [1, 1, 2, 3, 4]);
+        // And after a poll that did not answer, even with the same revision.
+        lease.renew(5, asked, true);
+        assert_eq!(lease.current_at(asked), Some(5));
     }
 
     #[test]

@@ -182,9 +182,10 @@ pub trait RevocationStore: Send + Sync + 'static {
         false
     }
 
-    /// Registers an instance's `lease` (every write then waits out the longest registered)
-    /// and answers the revision; `None` while the registration is not yet stored.
-    async fn revision(&self, _lease: Duration) -> Result<Option<u64>, Outage> {
+    /// A poll of an instance holding leases of `lease` (`store::leases`): registers the lease
+    /// (every write then waits out the longest registered) or keeps it registered, and answers
+    /// the revision; `None` when this poll (re)stored the registration and the next answers.
+    async fn poll_revision(&self, _lease: Duration) -> Result<Option<u64>, Outage> {
         Ok(None)
     }
 }

@@ -4,8 +4,8 @@
 //! in the same database, are in `counters`.
 
 use std::collections::HashMap;
-use std::sync::OnceLock;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
@@ -17,7 +17,6 @@ use sea_orm::{
 use super::entities::revocation::{ActiveModel, Column, Entity};
 use super::entities::throttle_counter as counter;
 use super::feed::{FeedEntry, FeedKind};
-use super::leases;
 use super::lookups::{LookupStats, Lookups, ReadEntries};
 use super::revocation::{
     JtiState, REVOKED, RevocationEntries, RevocationStore, Rotation, RotationOutcome,
@@ -29,6 +28,7 @@ use crate::clock::{SharedClock, UnixMillis, UnixSecs};
 use crate::outage::Outage;
 
 mod counters;
+mod leases;
 
 /// Reads and compare-and-sets one rotation may take: a lost race is decided by the next read
 /// (the winner's record), so more than two means the record is changing under heavy reuse.
@@ -40,6 +40,10 @@ pub struct SqlRevocationStore {
     clock: SharedClock,
     lookups: Lookups,
     feed: SqlFeed,
+    /// This instance's `revocation.lease`: its writes wait at least that long.
+    lease: Duration,
+    /// When this instance last stored the registration of a lease (ms), by its monotonic clock.
+    registered: Arc<Mutex<HashMap<u64, Instant>>>,
 }
 
 impl SqlRevocationStore {
@@ -60,7 +64,15 @@ impl SqlRevocationStore {
             clock,
             lookups,
             feed,
+            lease: Duration::ZERO,
+            registered: Arc::default(),
         }
+    }
+
+    /// The instance's `revocation.lease`, which its own writes wait out at least.
+    pub fn with_lease(mut self, lease: Duration) -> SqlRevocationStore {
+        self.lease = lease;
+        self
     }
 
     /// How long the feed keeps entries (`store::feed::retention`; 30 days unless set).
@@ -91,18 +103,6 @@ impl SqlRevocationStore {
         sql_feed::publish(&txn, &entry, self.clock.now()).await?;
         self.commit_bumped(txn).await?;
         self.feed.signal.bump();
-        Ok(())
-    }
-
-    /// Bumps the revision in `txn` (holding a write), reads the longest lease registered,
-    /// commits, and waits that lease out (`store::leases`). The bump locks the revision's row
-    /// until the commit, and registrations take the same lock: a registration this read misses
-    /// commits after the bump, so the poll that follows it reads the new revision.
-    async fn commit_bumped(&self, txn: DatabaseTransaction) -> Result<(), Outage> {
-        bump_revision(&txn).await?;
-        let longest = longest_lease(&txn).await?;
-        txn.commit().await?;
-        leases::outlast(longest).await;
         Ok(())
     }
 
@@ -229,54 +229,6 @@ impl SqlEntries {
                 .sql
         })
     }
-}
-
-/// The revision every write that can revoke a token bumps, and the prefix of the leases'
-/// registrations (`~lease:<ms>`, valued the end of the registration in unix ms of the system
-/// clock). Never purged (they expire in the year 292277026596); no token's key starts with `~`.
-const REVISION_KEY: &str = "~revision";
-const LEASE_KEY_PREFIX: &str = "~lease:";
-
-/// How long a lease's registration lasts: long, so that polls seldom write (a write on SQLite
-/// takes the database's one write lock), and so that the instances' system clocks may differ
-/// by up to half of it.
-const REGISTRATION_MS: u64 = 60_000;
-
-fn lease_key(lease_ms: u64) -> String {
-    format!("{LEASE_KEY_PREFIX}{lease_ms}")
-}
-
-fn system_millis() -> u64 {
-    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-    since_epoch.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
-/// Adds one to the revision (creating it at 1), holding its row's lock to the commit.
-async fn bump_revision(txn: &DatabaseTransaction) -> Result<(), Outage> {
-    let stored = Expr::col((Entity, Column::Value)).cast_as("BIGINT");
-    let on_conflict = OnConflict::column(Column::Key)
-        .value(Column::Value, stored.add(1).cast_as("TEXT"))
-        .to_owned();
-    Entity::insert(entry(REVISION_KEY.into(), "1".into(), UnixSecs(i64::MAX)))
-        .on_conflict(on_conflict)
-        .exec_without_returning(txn)
-        .await?;
-    Ok(())
-}
-
-/// The longest lease (ms) whose registration has not ended.
-async fn longest_lease(txn: &DatabaseTransaction) -> Result<u64, Outage> {
-    let now = system_millis();
-    let registrations = Entity::find()
-        .filter(Column::Key.starts_with(LEASE_KEY_PREFIX))
-        .all(txn)
-        .await?;
-    Ok(registrations
-        .iter()
-        .filter(|row| row.value.parse::<u64>().is_ok_and(|until| until >= now))
-        .filter_map(|row| row.key[LEASE_KEY_PREFIX.len()..].parse::<u64>().ok())
-        .max()
-        .unwrap_or(0))
 }
 
 async fn upsert(
@@ -440,32 +392,8 @@ impl RevocationStore for SqlRevocationStore {
         true
     }
 
-    /// One read of the revision and of this lease's registration; a registration that ends
-    /// within half its lifetime is renewed instead (with the revision's lock), and the next
-    /// poll answers.
-    async fn revision(&self, lease: Duration) -> Result<Option<u64>, Outage> {
-        let lease_ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX);
-        let registration = lease_key(lease_ms);
-        let rows = Entity::find()
-            .filter(Column::Key.is_in([REVISION_KEY, registration.as_str()]))
-            .all(&self.db)
-            .await?;
-        let value_of = |key: &str| rows.iter().find(|row| row.key == key).map(|row| &row.value);
-        let registered_until = value_of(&registration).and_then(|v| v.parse::<u64>().ok());
-        let now = system_millis();
-        if registered_until.is_some_and(|until| until >= now + REGISTRATION_MS / 2) {
-            return match value_of(REVISION_KEY).map(|v| v.parse::<u64>()) {
-                None => Ok(Some(0)),
-                Some(Ok(revision)) => Ok(Some(revision)),
-                Some(Err(_)) => Err(Outage::internal("the revocation revision is not a number")),
-            };
-        }
-        let txn = self.db.begin().await?;
-        bump_revision(&txn).await?;
-        let until = (now + REGISTRATION_MS).to_string();
-        upsert(&txn, registration, until, UnixSecs(i64::MAX)).await?;
-        txn.commit().await?;
-        Ok(None)
+    async fn poll_revision(&self, lease: Duration) -> Result<Option<u64>, Outage> {
+        self.poll_lease(lease).await
     }
 
     async fn ping(&self) -> Result<(), Outage> {

@@ -11,6 +11,7 @@ use jwtd_test_support::{
 };
 
 const UNAVAILABLE: &str = "Service temporarily unavailable, try again later.";
+const LEASE_HITS: &str = r#"jwtd_revocation_lookups_total{answered="lease"}"#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_down_is_503_then_recovers_without_a_restart() {
@@ -21,6 +22,13 @@ async fn redis_down_is_503_then_recovers_without_a_restart() {
     let (access, refresh) = app.login(&user).await;
     let (revoked_access, revoked_refresh) = app.login(&user).await;
     expect_status(app.blacklist(&revoked_refresh).await, StatusCode::OK).await;
+    // Verified until it is answered under the instance's revocation lease.
+    let (leased_access, _) = app.login(&user).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while app.metric(LEASE_HITS).await < 1.0 {
+        assert!(Instant::now() < deadline, "no lease within 10 s");
+        expect_status(app.verify(&leased_access).await, StatusCode::OK).await;
+    }
 
     redis.stop();
     for response in [
@@ -32,6 +40,15 @@ async fn redis_down_is_503_then_recovers_without_a_restart() {
         expect_unavailable(response).await;
     }
     expect_not_ready(&app, "revocation_store").await;
+    // The lease is not renewed, so it ends within itself (50 ms): then 503 like the rest.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while app.verify(&leased_access).await.status() == StatusCode::OK {
+        assert!(
+            Instant::now() < deadline,
+            "still answered from a lease 2 s after"
+        );
+    }
+    expect_unavailable(app.verify(&leased_access).await).await;
 
     redis.restart();
     wait_for_recovery(&app, &access).await;

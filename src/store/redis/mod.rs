@@ -49,6 +49,8 @@ pub struct RedisRevocationStore {
     /// cannot `MGET` keys of different users (their hash tags put them in different slots).
     lookups: Option<Lookups>,
     feed: RedisFeed,
+    /// This instance's `revocation.lease`: its writes wait at least that long.
+    lease: Duration,
 }
 
 /// What the lookup readers read with: one `MGET`.
@@ -89,7 +91,14 @@ impl RedisRevocationStore {
             clock,
             lookups,
             feed,
+            lease: Duration::ZERO,
         })
+    }
+
+    /// The instance's `revocation.lease`, which its own writes wait out at least.
+    pub fn with_lease(mut self, lease: Duration) -> RedisRevocationStore {
+        self.lease = lease;
+        self
     }
 
     /// How long the feed keeps entries (`store::feed::retention`; 30 days unless set).
@@ -132,7 +141,9 @@ impl RedisRevocationStore {
     }
 
     /// Runs `pipe` (a `MULTI` holding a write) with the revision's bump, then waits out the
-    /// longest lease registered (`store::leases`). Single server only.
+    /// longest lease registered (`store::leases`). Single server only. A `MULTI` that failed
+    /// may still have been applied (Redis does not roll back, and an answer can be lost): that
+    /// waits out this instance's own lease before it fails.
     async fn bump_revision_in(
         &self,
         pipe: &mut redis::Pipeline,
@@ -145,8 +156,10 @@ impl RedisRevocationStore {
             .arg(LONGEST_LEASE)
             .arg(1)
             .arg(self.key(LEASES_KEY.into()));
-        let (longest,): (u64,) = pipe.query_async(&mut connection).await?;
-        leases::outlast(longest).await;
+        let answer = pipe.query_async::<(u64,)>(&mut connection).await;
+        let longest = answer.as_ref().map_or(0, |(longest,)| *longest);
+        leases::outlast(longest, self.lease).await;
+        answer?;
         Ok(())
     }
 
@@ -356,15 +369,16 @@ impl RevocationStore for RedisRevocationStore {
         !self.redis.is_cluster()
     }
 
-    async fn revision(&self, lease: Duration) -> Result<Option<u64>, Outage> {
-        let registration = leases::registration_lifetime(lease);
+    /// One script: registers the lease for [`leases::REGISTRATION`] by Redis's clock and
+    /// reads the revision.
+    async fn poll_revision(&self, lease: Duration) -> Result<Option<u64>, Outage> {
         let cmd = redis::cmd("EVAL")
             .arg(POLL_REVISION)
             .arg(2)
             .arg(self.key(REVISION_KEY.into()))
             .arg(self.key(LEASES_KEY.into()))
-            .arg(u64::try_from(lease.as_millis()).unwrap_or(u64::MAX))
-            .arg(u64::try_from(registration.as_millis()).unwrap_or(u64::MAX))
+            .arg(leases::millis(lease))
+            .arg(leases::millis(leases::REGISTRATION))
             .to_owned();
         Ok(Some(self.idempotent(&cmd).await?))
     }
