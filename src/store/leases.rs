@@ -35,8 +35,8 @@
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Once, PoisonError, RwLock, Weak};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock, Weak};
 use std::time::Duration;
 
 use prometheus_client::metrics::counter::Counter;
@@ -60,6 +60,10 @@ const POLLS_PER_LEASE: u32 = 5;
 
 /// A poll that takes longer is given up (a later answer would grant little or nothing).
 const MIN_POLL_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Polling stops after this many leases without a lookup (an idle instance does not poll the
+/// store a hundred times a second); the next lookup starts it again.
+const IDLE_LEASES: u32 = 20;
 
 /// How long a registration lasts, by the store's clock; an instance renews its own when half
 /// of it has passed by its monotonic clock. Long, because it costs nothing but writers waiting
@@ -120,6 +124,9 @@ struct Lease {
     generation: AtomicU64,
     /// Nanoseconds after `start`; 0 while no poll granted a lease.
     valid_until: AtomicU64,
+    /// When a lookup last asked for the lease, in nanoseconds after `start`, to a fifth of a
+    /// lease: polling stops while nobody asks.
+    last_asked: AtomicU64,
 }
 
 impl Lease {
@@ -130,12 +137,31 @@ impl Lease {
             store_revision: AtomicU64::new(0),
             generation: AtomicU64::new(0),
             valid_until: AtomicU64::new(0),
+            last_asked: AtomicU64::new(0),
         }
     }
 
-    /// The generation to stamp and accept answers with, while the lease lasts.
+    /// The generation to stamp and accept answers with, while the lease lasts; notes that a
+    /// lookup asked.
     fn current(&self) -> Option<u64> {
-        self.current_at(Instant::now())
+        let now = Instant::now();
+        let nanos = self.nanos_since_start(now);
+        // Written once a tick at most, so lookups on every core seldom write the same line.
+        if nanos.saturating_sub(self.last_asked.load(Ordering::Relaxed)) > self.tick_nanos() {
+            self.last_asked.store(nanos, Ordering::Relaxed);
+        }
+        self.current_at(now)
+    }
+
+    /// Whether no lookup asked for [`IDLE_LEASES`] leases.
+    fn idle(&self) -> bool {
+        let since = self.nanos_since_start(Instant::now());
+        let idle_for = since.saturating_sub(self.last_asked.load(Ordering::Relaxed));
+        idle_for > self.tick_nanos() * u64::from(POLLS_PER_LEASE * IDLE_LEASES)
+    }
+
+    fn tick_nanos(&self) -> u64 {
+        u64::try_from((self.length / POLLS_PER_LEASE).as_nanos()).unwrap_or(u64::MAX)
     }
 
     fn current_at(&self, now: Instant) -> Option<u64> {
@@ -146,11 +172,12 @@ impl Lease {
         (self.nanos_since_start(now) < until).then_some(generation)
     }
 
-    /// The store answered `revision` to a poll asked at `asked`; `after_failure` when the
-    /// poll before it did not answer.
-    fn renew(&self, revision: u64, asked: Instant, after_failure: bool) {
+    /// The store answered `revision` to a poll asked at `asked`. A new generation when the
+    /// revision changed, or if `new_generation` (polling has just started, or the poll before
+    /// did not answer: bumps may have been lost in between).
+    fn renew(&self, revision: u64, asked: Instant, new_generation: bool) {
         let changed = self.store_revision.swap(revision, Ordering::SeqCst) != revision;
-        if changed || after_failure || self.generation.load(Ordering::SeqCst) == 0 {
+        if changed || new_generation {
             self.generation.fetch_add(1, Ordering::SeqCst);
         }
         // A tenth off, for the machines' clocks running at slightly different rates.
@@ -239,15 +266,16 @@ pub struct LeasedLookups {
     /// The store polled; [`LeasedLookups::entries`] is given the same one.
     store: Weak<dyn RevocationStore>,
     lease: Arc<Lease>,
-    polling: Once,
+    /// Whether a task polls now; a lookup that finds none starts one.
+    polling: Arc<AtomicBool>,
     answers: Answers,
     metrics: LeaseMetrics,
 }
 
 impl LeasedLookups {
     /// `None` when `lease` is zero or the store keeps no revision. Polling starts with the
-    /// first lookup (so a command-line run registers no lease), on the current tokio runtime,
-    /// and lasts as long as both the store and the returned value.
+    /// first lookup (so a command-line run registers no lease), on the current tokio runtime;
+    /// it lasts while lookups come and both the store and the returned value live.
     pub fn new(
         store: &Arc<dyn RevocationStore>,
         lease: Duration,
@@ -258,7 +286,7 @@ impl LeasedLookups {
             Arc::new(LeasedLookups {
                 store: Arc::downgrade(store),
                 lease: Arc::new(Lease::new(lease)),
-                polling: Once::new(),
+                polling: Arc::default(),
                 answers: Answers::new(),
                 metrics: LeaseMetrics {
                     from_lease,
@@ -276,14 +304,15 @@ impl LeasedLookups {
         store: &dyn RevocationStore,
         token: TokenKeys<'_>,
     ) -> Result<RevocationEntries, Outage> {
-        self.polling.call_once(|| {
+        if !self.polling.load(Ordering::Relaxed) && !self.polling.swap(true, Ordering::SeqCst) {
             let polling = keep_renewing(
                 self.store.clone(),
                 Arc::downgrade(&self.lease),
+                self.polling.clone(),
                 self.metrics.held.clone(),
             );
             tokio::spawn(polling);
-        });
+        }
         // The generation before the read: an answer read after a bump is stamped older than
         // it could be, and is dropped at the next poll (never the other way round).
         let generation = self.lease.current();
@@ -303,40 +332,51 @@ impl LeasedLookups {
 }
 
 /// Asks the store for its revision every fifth of the lease until the store or the lease is
-/// dropped. A poll that fails or takes too long renews nothing, so the lease runs out by
-/// itself; the next one that answers starts a new generation.
-async fn keep_renewing(store: Weak<dyn RevocationStore>, lease: Weak<Lease>, held: Gauge) {
+/// dropped, or no lookup came for [`IDLE_LEASES`] leases. A poll that fails or takes too long
+/// renews nothing, so the lease runs out by itself; the next one that answers starts a new
+/// generation, as does the first (polling may have stopped for a while).
+async fn keep_renewing(
+    store: Weak<dyn RevocationStore>,
+    lease: Weak<Lease>,
+    polling: Arc<AtomicBool>,
+    held: Gauge,
+) {
+    let mut new_generation = true;
     let mut failing = false;
     loop {
         let (Some(store), Some(lease)) = (store.upgrade(), lease.upgrade()) else {
             return;
         };
+        if lease.idle() {
+            held.set(0);
+            polling.store(false, Ordering::SeqCst);
+            return;
+        }
         let asked = Instant::now();
         let timeout = lease.length.max(MIN_POLL_TIMEOUT);
-        match tokio::time::timeout(timeout, store.poll_revision(lease.length)).await {
+        let failure = match tokio::time::timeout(timeout, store.poll_revision(lease.length)).await {
             Ok(Ok(Some(revision))) => {
-                lease.renew(revision, asked, failing);
+                lease.renew(revision, asked, std::mem::take(&mut new_generation));
                 held.set(1);
-                if std::mem::take(&mut failing) {
-                    tracing::info!("the revocation lease is renewed again");
-                }
+                None
             }
             // Registered just now: the next poll grants the lease.
-            Ok(Ok(None)) => {}
-            Ok(Err(err)) => {
-                if !std::mem::replace(&mut failing, true) {
-                    tracing::warn!(error = %err, "cannot renew the revocation lease; every verify asks the store");
-                }
+            Ok(Ok(None)) => None,
+            Ok(Err(err)) => Some(err.to_string()),
+            Err(_) => Some("the poll timed out".to_owned()),
+        };
+        match failure {
+            Some(why) => {
                 held.set(0);
-            }
-            Err(_) => {
+                new_generation = true;
                 if !std::mem::replace(&mut failing, true) {
-                    tracing::warn!(
-                        "the revocation lease's poll timed out; every verify asks the store"
-                    );
+                    tracing::warn!(error = %why, "cannot renew the revocation lease; every verify asks the store");
                 }
-                held.set(0);
             }
+            None if std::mem::take(&mut failing) => {
+                tracing::info!("the revocation lease can be renewed again");
+            }
+            None => {}
         }
         let every = lease.length / POLLS_PER_LEASE;
         drop((store, lease));
@@ -448,7 +488,7 @@ mod tests {
         let lease = Lease::new(LEASE);
         let asked = Instant::now() + Duration::from_millis(10);
         assert_eq!(lease.current_at(asked), None);
-        lease.renew(7, asked, false);
+        lease.renew(7, asked, true);
         // Counted from when the poll was asked, less a tenth.
         let ms = |n| asked + Duration::from_millis(n);
         assert_eq!(lease.current_at(ms(0)), Some(1));
@@ -466,14 +506,42 @@ mod tests {
         let lease = Lease::new(LEASE);
         let asked = Instant::now();
         let mut generations = Vec::new();
-        for revision in [0, 0, 5, 0, 5] {
-            lease.renew(revision, asked, false);
+        for (i, revision) in [0, 0, 5, 0, 5].into_iter().enumerate() {
+            lease.renew(revision, asked, i == 0);
             generations.push(lease.current_at(asked).unwrap());
         }
         assert_eq!(generations, [1, 1, 2, 3, 4]);
         // And after a poll that did not answer, even with the same revision.
         lease.renew(5, asked, true);
         assert_eq!(lease.current_at(asked), Some(5));
+    }
+
+    /// Polling stops once no lookup came for a while, and the next lookup starts it again.
+    #[tokio::test]
+    async fn polling_stops_while_idle_and_starts_again_with_a_lookup() {
+        let harness = Harness::new().await;
+        let store = harness.state.revocation_store.clone();
+        let metrics = Metrics::new();
+        let lease = Duration::from_millis(5);
+        let leased = LeasedLookups::new(&store, lease, &metrics).unwrap();
+        let until_polling_is = |wanted: bool| {
+            let polling = leased.polling.clone();
+            async move {
+                for _ in 0..400 {
+                    if polling.load(Ordering::SeqCst) == wanted {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                panic!("polling never became {wanted}");
+            }
+        };
+        leased.entries(&*store, token()).await.unwrap();
+        assert!(leased.polling.load(Ordering::SeqCst));
+        until_polling_is(false).await;
+        assert_eq!(leased.lease.current_at(Instant::now()), None);
+        leased.entries(&*store, token()).await.unwrap();
+        assert!(leased.polling.load(Ordering::SeqCst));
     }
 
     #[test]
