@@ -1,8 +1,14 @@
 //! The SQL store's side of revocation leases (`store::leases`): the revision every revocation
-//! bumps and the instances' registrations, two rows of the `revocations` table.
+//! bumps and the instances' registrations, rows of the `revocations` table.
+//!
+//! The revision is the sum of [`REVISION_SHARDS`] counters, each write bumping one of them in
+//! turn: a bump holds its row's lock to the commit, and with one row every revocation on
+//! PostgreSQL would queue behind the one before it (500 at once took over the pool's 3 s). A
+//! registration bumps them all, so it is ordered with every writer.
 
 use std::collections::HashMap;
-use std::sync::{MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{LazyLock, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
@@ -24,7 +30,8 @@ impl SqlRevocationStore {
     /// commits after the bump, so the poll that follows it reads the new revision. A commit
     /// whose answer is lost may have happened: that waits too.
     pub(super) async fn commit_bumped(&self, txn: DatabaseTransaction) -> Result<(), Outage> {
-        bump_revision(&txn).await?;
+        let shard = NEXT_SHARD.fetch_add(1, Ordering::Relaxed) % REVISION_SHARDS;
+        bump_revision(&txn, shard).await?;
         let longest = Registrations::read(&txn)
             .await?
             .longest(database_millis(&txn).await?);
@@ -33,12 +40,15 @@ impl SqlRevocationStore {
         Ok(committed?)
     }
 
-    /// Stores this instance's registration of `lease_ms` for [`store_leases::REGISTRATION`] by the
-    /// database's clock, under the revision's lock (see [`SqlRevocationStore::commit_bumped`]).
+    /// Stores this instance's registration of `lease_ms` for [`store_leases::REGISTRATION`] by
+    /// the database's clock, under every revision counter's lock, taken in order (see
+    /// [`SqlRevocationStore::commit_bumped`]).
     async fn register(&self, lease_ms: u64) -> Result<(), Outage> {
         let started = Instant::now();
         let txn = self.db.begin().await?;
-        bump_revision(&txn).await?;
+        for shard in 0..REVISION_SHARDS {
+            bump_revision(&txn, shard).await?;
+        }
         let now = database_millis(&txn).await?;
         let mut registrations = Registrations::read(&txn).await?;
         registrations.0.retain(|_, until| *until >= now);
@@ -73,13 +83,14 @@ impl SqlRevocationStore {
     /// gone), and then the next poll answers.
     pub(super) async fn poll_lease(&self, lease: Duration) -> Result<Option<u64>, Outage> {
         let lease_ms = store_leases::millis(lease);
+        let keys = REVISION_KEYS.iter().map(String::as_str).chain([LEASES_KEY]);
         let rows = Entity::find()
-            .filter(Column::Key.is_in([REVISION_KEY, LEASES_KEY]))
+            .filter(Column::Key.is_in(keys))
             .all(&self.db)
             .await?;
-        let value_of = |key: &str| rows.iter().find(|row| row.key == key).map(|row| &row.value);
-        let stored = value_of(LEASES_KEY)
-            .is_some_and(|value| Registrations::decode(value).0.contains_key(&lease_ms));
+        let stored = rows.iter().any(|row| {
+            row.key == LEASES_KEY && Registrations::decode(&row.value).0.contains_key(&lease_ms)
+        });
         let recent = self
             .registrations()
             .get(&lease_ms)
@@ -88,19 +99,31 @@ impl SqlRevocationStore {
             self.register(lease_ms).await?;
             return Ok(None);
         }
-        match value_of(REVISION_KEY).map(|value| value.parse::<u64>()) {
-            None => Ok(Some(0)),
-            Some(Ok(revision)) => Ok(Some(revision)),
-            Some(Err(_)) => Err(Outage::internal("the revocation revision is not a number")),
-        }
+        let counters = rows.iter().filter(|row| row.key.starts_with(REVISION_PREFIX));
+        let revision = counters.map(|row| row.value.parse::<u64>()).sum::<Result<u64, _>>();
+        revision
+            .map(Some)
+            .map_err(|_| Outage::internal("a revocation revision counter is not a number"))
     }
 }
 
 /// The revision every write that can revoke a token bumps, and the registered leases
 /// ([`Registrations`]). Never purged (they expire in the year 292277026596); no token's key
 /// starts with `~`.
-const REVISION_KEY: &str = "~revision";
+const REVISION_PREFIX: &str = "~revision:";
 const LEASES_KEY: &str = "~leases";
+
+/// Counters the revision is spread over (see the module's documentation).
+const REVISION_SHARDS: usize = 16;
+
+static REVISION_KEYS: LazyLock<Vec<String>> = LazyLock::new(|| {
+    (0..REVISION_SHARDS)
+        .map(|shard| format!("{REVISION_PREFIX}{shard}"))
+        .collect()
+});
+
+/// The counter this process bumps next: concurrent writes take different rows.
+static NEXT_SHARD: AtomicUsize = AtomicUsize::new(0);
 
 /// The leases registered (ms), each with when its registration ends (unix ms of the database's
 /// clock), stored as `50=1767225600000;200=…` in one row: read by its key, so no `LIKE` and
@@ -160,13 +183,14 @@ async fn database_millis(db: &impl ConnectionTrait) -> Result<u64, Outage> {
     Ok(u64::try_from(millis).unwrap_or(0))
 }
 
-/// Adds one to the revision (creating it at 1), holding its row's lock to the commit.
-async fn bump_revision(txn: &DatabaseTransaction) -> Result<(), Outage> {
+/// Adds one to a revision counter (creating it at 1), holding its row's lock to the commit.
+async fn bump_revision(txn: &DatabaseTransaction, shard: usize) -> Result<(), Outage> {
     let stored = Expr::col((Entity, Column::Value)).cast_as("BIGINT");
     let on_conflict = OnConflict::column(Column::Key)
         .value(Column::Value, stored.add(1).cast_as("TEXT"))
         .to_owned();
-    Entity::insert(entry(REVISION_KEY.into(), "1".into(), UnixSecs(i64::MAX)))
+    let key = REVISION_KEYS[shard].clone();
+    Entity::insert(entry(key, "1".into(), UnixSecs(i64::MAX)))
         .on_conflict(on_conflict)
         .exec_without_returning(txn)
         .await?;
