@@ -99,8 +99,12 @@ impl SqlRevocationStore {
             self.register(lease_ms).await?;
             return Ok(None);
         }
-        let counters = rows.iter().filter(|row| row.key.starts_with(REVISION_PREFIX));
-        let revision = counters.map(|row| row.value.parse::<u64>()).sum::<Result<u64, _>>();
+        let counters = rows
+            .iter()
+            .filter(|row| row.key.starts_with(REVISION_PREFIX));
+        let revision = counters
+            .map(|row| row.value.parse::<u64>())
+            .sum::<Result<u64, _>>();
         revision
             .map(Some)
             .map_err(|_| Outage::internal("a revocation revision counter is not a number"))
