@@ -33,37 +33,28 @@
 //! gateway), and cost one lookup per token per revocation otherwise.
 
 use std::cell::Cell;
-use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock, Weak};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use tokio::time::Instant;
 
+mod answers;
+mod lease;
+
+use answers::Answers;
+use lease::{Lease, POLLS_PER_LEASE};
+
 use super::RevocationStore;
 use super::revocation::{RevocationEntries, TokenKeys};
 use crate::metrics::Metrics;
 use crate::outage::Outage;
 
-/// Answers kept at most, over all shards: about 300 bytes each.
-const MAX_ANSWERS: usize = 16 * 1024;
-
-/// One per hex digit: a `jti` is a random UUID in lowercase hex.
-const SHARDS: usize = 16;
-
-/// How often an instance asks for the revision, in parts of its lease: a lease is renewed
-/// several times before it ends, so one slow poll does not end it.
-const POLLS_PER_LEASE: u32 = 5;
-
 /// A poll that takes longer is given up (a later answer would grant little or nothing).
 const MIN_POLL_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// Polling stops after this many leases without a lookup (an idle instance does not poll the
-/// store a hundred times a second); the next lookup starts it again.
-const IDLE_LEASES: u32 = 20;
 
 /// How long a registration lasts, by the store's clock; an instance renews its own when half
 /// of it has passed by its monotonic clock. Long, because it costs nothing but writers waiting
@@ -85,12 +76,12 @@ tokio::task_local! {
 /// reuses an answer from before the write once this returns. Within [`waiting_once`], leaves
 /// the wait to the end of the scope.
 pub(crate) async fn outlast(registered_ms: u64, own: Duration) {
-    let registered = Duration::from_millis(registered_ms);
-    // A millisecond more for the timer's and the clocks' rounding.
-    let wait = registered.max(own).saturating_add(Duration::from_millis(1));
-    if registered_ms == 0 && own.is_zero() {
+    let longest = Duration::from_millis(registered_ms).max(own);
+    if longest.is_zero() {
         return;
     }
+    // A millisecond more for the timer's and the clocks' rounding.
+    let wait = longest.saturating_add(Duration::from_millis(1));
     let deferred = DEFERRED.try_with(|longest| longest.set(longest.get().max(wait)));
     if deferred.is_err() {
         tokio::time::sleep(wait).await;
@@ -112,145 +103,6 @@ pub async fn waiting_once<F: Future>(work: F) -> F::Output {
         tokio::time::sleep(longest).await;
     }
     output
-}
-
-/// The generation this instance may reuse answers of, and until when.
-struct Lease {
-    length: Duration,
-    start: Instant,
-    /// The store's revision at the last poll that answered (written by the one polling task).
-    store_revision: AtomicU64,
-    /// What answers are stamped with (see the module's documentation); 0 before any lease.
-    generation: AtomicU64,
-    /// Nanoseconds after `start`; 0 while no poll granted a lease.
-    valid_until: AtomicU64,
-    /// When a lookup last asked for the lease, in nanoseconds after `start`, to a fifth of a
-    /// lease: polling stops while nobody asks.
-    last_asked: AtomicU64,
-}
-
-impl Lease {
-    fn new(length: Duration) -> Lease {
-        Lease {
-            length,
-            start: Instant::now(),
-            store_revision: AtomicU64::new(0),
-            generation: AtomicU64::new(0),
-            valid_until: AtomicU64::new(0),
-            last_asked: AtomicU64::new(0),
-        }
-    }
-
-    /// The generation to stamp and accept answers with, while the lease lasts; notes that a
-    /// lookup asked.
-    fn current(&self) -> Option<u64> {
-        let now = Instant::now();
-        let nanos = self.nanos_since_start(now);
-        // Written once a tick at most, so lookups on every core seldom write the same line.
-        if nanos.saturating_sub(self.last_asked.load(Ordering::Relaxed)) > self.tick_nanos() {
-            self.last_asked.store(nanos, Ordering::Relaxed);
-        }
-        self.current_at(now)
-    }
-
-    /// Whether no lookup asked for [`IDLE_LEASES`] leases.
-    fn idle(&self) -> bool {
-        let since = self.nanos_since_start(Instant::now());
-        let idle_for = since.saturating_sub(self.last_asked.load(Ordering::Relaxed));
-        idle_for > self.tick_nanos() * u64::from(POLLS_PER_LEASE * IDLE_LEASES)
-    }
-
-    fn tick_nanos(&self) -> u64 {
-        u64::try_from((self.length / POLLS_PER_LEASE).as_nanos()).unwrap_or(u64::MAX)
-    }
-
-    fn current_at(&self, now: Instant) -> Option<u64> {
-        // The end first: a poll stores its generation before the end it grants (`renew`), so
-        // an end seen here comes with its generation or a newer one.
-        let until = self.valid_until.load(Ordering::SeqCst);
-        let generation = self.generation.load(Ordering::SeqCst);
-        (self.nanos_since_start(now) < until).then_some(generation)
-    }
-
-    /// The store answered `revision` to a poll asked at `asked`. A new generation when the
-    /// revision changed, or if `new_generation` (polling has just started, or the poll before
-    /// did not answer: bumps may have been lost in between).
-    fn renew(&self, revision: u64, asked: Instant, new_generation: bool) {
-        let changed = self.store_revision.swap(revision, Ordering::SeqCst) != revision;
-        if changed || new_generation {
-            self.generation.fetch_add(1, Ordering::SeqCst);
-        }
-        // A tenth off, for the machines' clocks running at slightly different rates.
-        let until = self.nanos_since_start(asked + self.length - self.length / 10);
-        self.valid_until.store(until, Ordering::SeqCst);
-    }
-
-    fn nanos_since_start(&self, at: Instant) -> u64 {
-        u64::try_from(at.saturating_duration_since(self.start).as_nanos()).unwrap_or(u64::MAX)
-    }
-}
-
-/// One token's answer, as read under `generation`.
-struct Answer {
-    generation: u64,
-    user_id: Box<str>,
-    sid: Box<str>,
-    entries: RevocationEntries,
-}
-
-/// The answers, by `jti`.
-struct Answers {
-    shards: Box<[RwLock<Shard>]>,
-}
-
-type Shard = HashMap<Box<str>, Arc<Answer>>;
-
-impl Answers {
-    fn new() -> Answers {
-        Answers {
-            shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
-        }
-    }
-
-    fn get(&self, token: TokenKeys<'_>, generation: u64) -> Option<RevocationEntries> {
-        let shard = self
-            .shard(token.jti)
-            .read()
-            .unwrap_or_else(PoisonError::into_inner);
-        let answer = shard.get(token.jti)?;
-        let same = answer.generation == generation
-            && *answer.user_id == *token.user_id
-            && *answer.sid == *token.sid;
-        same.then(|| answer.entries.clone())
-    }
-
-    fn insert(&self, token: TokenKeys<'_>, generation: u64, entries: RevocationEntries) {
-        let answer = Arc::new(Answer {
-            generation,
-            user_id: token.user_id.into(),
-            sid: token.sid.into(),
-            entries,
-        });
-        let mut shard = self
-            .shard(token.jti)
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
-        if shard.len() >= MAX_ANSWERS / SHARDS {
-            // Answers of an older generation are of no use any more; if that frees nothing, the
-            // tokens verified recently will come back soon enough.
-            shard.retain(|_, answer| answer.generation == generation);
-            if shard.len() >= MAX_ANSWERS / SHARDS {
-                shard.clear();
-            }
-        }
-        shard.insert(token.jti.into(), answer);
-    }
-
-    /// By the `jti`'s last hex digit (any other last character: shard 0).
-    fn shard(&self, jti: &str) -> &RwLock<Shard> {
-        let last = jti.chars().next_back().and_then(|c| c.to_digit(16));
-        &self.shards[last.unwrap_or(0) as usize % SHARDS]
-    }
 }
 
 /// How the lookups of verifies were answered (`jwtd_revocation_lookups_total`), and whether
@@ -332,7 +184,7 @@ impl LeasedLookups {
 }
 
 /// Asks the store for its revision every fifth of the lease until the store or the lease is
-/// dropped, or no lookup came for [`IDLE_LEASES`] leases. A poll that fails or takes too long
+/// dropped, or no lookup came for twenty leases (`lease::IDLE_LEASES`). A poll that fails or takes too long
 /// renews nothing, so the lease runs out by itself; the next one that answers starts a new
 /// generation, as does the first (polling may have stopped for a while).
 async fn keep_renewing(
@@ -483,39 +335,6 @@ mod tests {
         assert!(started.elapsed() >= long, "{:?}", started.elapsed());
     }
 
-    #[test]
-    fn a_lease_ends_a_lease_after_the_poll_that_granted_it() {
-        let lease = Lease::new(LEASE);
-        let asked = Instant::now() + Duration::from_millis(10);
-        assert_eq!(lease.current_at(asked), None);
-        lease.renew(7, asked, true);
-        // Counted from when the poll was asked, less a tenth.
-        let ms = |n| asked + Duration::from_millis(n);
-        assert_eq!(lease.current_at(ms(0)), Some(1));
-        assert_eq!(lease.current_at(ms(44)), Some(1));
-        assert_eq!(lease.current_at(ms(45)), None);
-        lease.renew(7, ms(40), false);
-        assert_eq!(lease.current_at(ms(84)), Some(1));
-    }
-
-    /// Answers are stamped with a generation that moves on whenever the store's revision
-    /// changes, even back to an earlier value: a store that lost its data (a flushed Redis
-    /// counting from 0 again) never revives answers from before.
-    #[test]
-    fn a_revision_seen_again_is_a_new_generation() {
-        let lease = Lease::new(LEASE);
-        let asked = Instant::now();
-        let mut generations = Vec::new();
-        for (i, revision) in [0, 0, 5, 0, 5].into_iter().enumerate() {
-            lease.renew(revision, asked, i == 0);
-            generations.push(lease.current_at(asked).unwrap());
-        }
-        assert_eq!(generations, [1, 1, 2, 3, 4]);
-        // And after a poll that did not answer, even with the same revision.
-        lease.renew(5, asked, true);
-        assert_eq!(lease.current_at(asked), Some(5));
-    }
-
     /// Polling stops once no lookup came for a while, and the next lookup starts it again.
     #[tokio::test]
     async fn polling_stops_while_idle_and_starts_again_with_a_lookup() {
@@ -542,38 +361,5 @@ mod tests {
         assert_eq!(leased.lease.current_at(Instant::now()), None);
         leased.entries(&*store, token()).await.unwrap();
         assert!(leased.polling.load(Ordering::SeqCst));
-    }
-
-    #[test]
-    fn an_answer_is_reused_only_under_its_revision_and_for_its_own_token() {
-        let answers = Answers::new();
-        let revoked = RevocationEntries {
-            session_revoked: true,
-            ..RevocationEntries::default()
-        };
-        answers.insert(token(), 3, revoked.clone());
-        assert_eq!(answers.get(token(), 3), Some(revoked));
-        assert_eq!(answers.get(token(), 4), None);
-        let other_session = TokenKeys {
-            sid: "s2",
-            ..token()
-        };
-        assert_eq!(answers.get(other_session, 3), None);
-    }
-
-    #[test]
-    fn the_answers_stay_within_their_bound() {
-        let answers = Answers::new();
-        for i in 0..3 * MAX_ANSWERS {
-            let jti = format!("{i:032x}");
-            let token = TokenKeys {
-                jti: &jti,
-                ..token()
-            };
-            answers.insert(token, 1, RevocationEntries::default());
-        }
-        let held: usize = answers.shards.iter().map(|s| s.read().unwrap().len()).sum();
-        assert!(held <= MAX_ANSWERS, "{held}");
-        assert!(held > 0);
     }
 }
