@@ -72,7 +72,8 @@ impl VerifyFlow {
         }
     }
 
-    /// One store round trip: neither the token (blacklisted or spent), nor its session, nor
+    /// One store round trip (none while this instance's revocation lease lets it reuse the
+    /// token's last answer): neither the token (blacklisted or spent), nor its session, nor
     /// its user's sessions are revoked. The entries read, for the user's version.
     async fn ensure_not_revoked(&self, claims: &Claims) -> Result<RevocationEntries, AuthError> {
         let sid = claims.sid.text();
