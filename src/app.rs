@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Settings;
 use crate::http;
+use crate::http::idle::IdleClosingAcceptor;
 use crate::state::{AppState, StartupError};
 
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -54,8 +55,7 @@ impl Listener {
         idle_timeout: Duration,
         stopped: impl Future<Output = ()> + Send,
     ) -> std::io::Result<()> {
-        Server::new_with_acceptor(self.acceptor)
-            .idle_timeout(idle_timeout)
+        Server::new_with_acceptor(IdleClosingAcceptor::new(self.acceptor, idle_timeout))
             .run_with_graceful_shutdown(endpoint, stopped, Some(SHUTDOWN_GRACE))
             .await
     }

@@ -14,6 +14,7 @@ pub mod error;
 pub mod front_door;
 pub mod groups;
 pub mod health;
+pub mod idle;
 pub mod limits;
 pub mod oauth;
 pub mod observe;
