@@ -8,14 +8,15 @@ use std::time::Duration;
 use poem::Request;
 use poem::http::{HeaderValue, header};
 use poem_openapi::param::Header;
-use poem_openapi::payload::Json;
 use poem_openapi::registry::{MetaHeader, MetaResponses, Registry};
 use poem_openapi::types::Type;
 use poem_openapi::{ApiResponse, Object, OpenApi};
+use serde::Serialize;
 
 use super::ApiTags;
 use super::body::JsonBody;
 use super::client_address::TrustedProxies;
+use super::direct_json::{DirectJson, SizedJson, object_overhead};
 use super::error::{ApiError, ErrorCode};
 use super::schemas::NoContent;
 use super::token::{ObtainRequest, login_context};
@@ -31,7 +32,7 @@ const NO_STORE: &str = "no-store";
 
 /// The page's side of a session: the access token for its memory, when it expires, and the
 /// CSRF value to send back as `X-CSRF-Token`.
-#[derive(Debug, Object)]
+#[derive(Debug, Object, Serialize)]
 pub struct CookieTokenBody {
     pub access: String,
     /// Seconds since the epoch, like `exp`: refresh before this.
@@ -40,12 +41,20 @@ pub struct CookieTokenBody {
     pub csrf: String,
 }
 
+impl SizedJson for CookieTokenBody {
+    fn json_len(&self) -> usize {
+        let strings = self.access.len() + self.csrf.len();
+        // The integer's digits, at most 20, where the overhead counted two quotes.
+        strings + 20 + object_overhead(&["access", "access_expires_at", "csrf"])
+    }
+}
+
 #[derive(ApiResponse)]
 pub enum CookieTokenResponse {
     /// The access token; the refresh and CSRF cookies are set.
     #[oai(status = 200)]
     Ok(
-        Json<CookieTokenBody>,
+        DirectJson<CookieTokenBody>,
         #[oai(header = "Cache-Control")] String,
     ),
 }
@@ -262,7 +271,7 @@ impl CookieApi {
             csrf,
         };
         Ok(WithCookies {
-            answer: CookieTokenResponse::Ok(Json(body), NO_STORE.into()),
+            answer: CookieTokenResponse::Ok(DirectJson(body), NO_STORE.into()),
             cookies,
         })
     }

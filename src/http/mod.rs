@@ -8,6 +8,7 @@ pub mod client_address;
 pub mod client_auth;
 pub mod cookies;
 pub mod cors;
+pub mod direct_json;
 pub mod discovery;
 pub mod email;
 pub mod error;

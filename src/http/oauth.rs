@@ -6,11 +6,13 @@ use std::sync::Arc;
 use poem::Request;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
+use serde::Serialize;
 
 use super::ApiTags;
 use super::body::{Fields, FromFields, OAuthParams};
 use super::client_address::TrustedProxies;
 use super::client_auth::ClientBasic;
+use super::direct_json::{DirectJson, SizedJson, object_overhead};
 use super::error::OAuthApiError;
 use super::token::login_context;
 use crate::oauth::{OAuthError, OAuthService, TokenGrant};
@@ -139,7 +141,7 @@ impl TokenParams {
 }
 
 /// RFC 6749 §5.1.
-#[derive(Debug, Object)]
+#[derive(Debug, Object, Serialize)]
 pub struct TokenResponseBody {
     pub access_token: String,
     /// Always `Bearer`.
@@ -148,9 +150,26 @@ pub struct TokenResponseBody {
     pub expires_in: i64,
     /// Absent for `client_credentials`, and for `refresh_token` when rotation is off.
     #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
     /// The scopes granted, space-separated.
     pub scope: String,
+}
+
+impl SizedJson for TokenResponseBody {
+    fn json_len(&self) -> usize {
+        let refresh = self.refresh_token.as_ref().map_or(0, String::len);
+        let strings = self.access_token.len() + self.token_type.len() + refresh + self.scope.len();
+        let keys = [
+            "access_token",
+            "token_type",
+            "expires_in",
+            "refresh_token",
+            "scope",
+        ];
+        // expires_in's digits, at most 20, where the overhead counted two quotes.
+        strings + 20 + object_overhead(&keys)
+    }
 }
 
 #[derive(ApiResponse)]
@@ -158,7 +177,7 @@ pub enum TokenResponse {
     /// The tokens.
     #[oai(status = 200)]
     Ok(
-        Json<TokenResponseBody>,
+        DirectJson<TokenResponseBody>,
         #[oai(header = "Cache-Control")] String,
         #[oai(header = "Pragma")] String,
     ),
@@ -289,7 +308,7 @@ impl OAuthApi {
             scope: issued.scope,
         };
         Ok(TokenResponse::Ok(
-            Json(body),
+            DirectJson(body),
             NO_STORE.into(),
             NO_CACHE.into(),
         ))

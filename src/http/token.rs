@@ -6,11 +6,13 @@ use poem::Request;
 use poem_openapi::payload::Json;
 use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Object, OpenApi};
+use serde::Serialize;
 
 use super::ApiTags;
 use super::auth::BearerAuth;
 use super::body::{Fields, FromFields, JsonOrForm};
 use super::client_address::TrustedProxies;
+use super::direct_json::{DirectJson, SizedJson, object_overhead};
 use super::error::ApiError;
 use super::schemas::{EmptyBody, NoContent};
 use crate::accounts::MAX_USERNAME_CHARS;
@@ -95,32 +97,52 @@ impl FromFields for VerifyRequest {
 }
 
 /// A new session's tokens.
-#[derive(Debug, Object)]
+#[derive(Debug, Object, Serialize)]
 pub struct TokenPairBody {
     pub access: String,
     pub refresh: String,
 }
 
+impl SizedJson for TokenPairBody {
+    fn json_len(&self) -> usize {
+        self.access.len() + self.refresh.len() + object_overhead(&["access", "refresh"])
+    }
+}
+
 /// A fresh access token; with rotation on, also the refresh token that replaces the one sent.
-#[derive(Debug, Object)]
+#[derive(Debug, Object, Serialize)]
 pub struct RefreshBody {
     pub access: String,
     #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub refresh: Option<String>,
+}
+
+impl SizedJson for RefreshBody {
+    fn json_len(&self) -> usize {
+        let refresh = self.refresh.as_ref().map_or(0, String::len);
+        self.access.len() + refresh + object_overhead(&["access", "refresh"])
+    }
 }
 
 #[derive(ApiResponse)]
 pub enum TokenPairResponse {
     /// The token pair.
     #[oai(status = 200)]
-    Ok(Json<TokenPairBody>, #[oai(header = "Cache-Control")] String),
+    Ok(
+        DirectJson<TokenPairBody>,
+        #[oai(header = "Cache-Control")] String,
+    ),
 }
 
 #[derive(ApiResponse)]
 pub enum RefreshResponse {
     /// The new token(s).
     #[oai(status = 200)]
-    Ok(Json<RefreshBody>, #[oai(header = "Cache-Control")] String),
+    Ok(
+        DirectJson<RefreshBody>,
+        #[oai(header = "Cache-Control")] String,
+    ),
 }
 
 #[derive(ApiResponse)]
@@ -166,7 +188,7 @@ impl TokenApi {
             access: pair.access,
             refresh: pair.refresh,
         };
-        Ok(TokenPairResponse::Ok(Json(body), NO_STORE.into()))
+        Ok(TokenPairResponse::Ok(DirectJson(body), NO_STORE.into()))
     }
 
     /// Exchange a refresh token for a new access token (and, with rotation, a new refresh token).
@@ -181,7 +203,7 @@ impl TokenApi {
             access: refreshed.access,
             refresh: refreshed.refresh,
         };
-        Ok(RefreshResponse::Ok(Json(body), NO_STORE.into()))
+        Ok(RefreshResponse::Ok(DirectJson(body), NO_STORE.into()))
     }
 
     /// Check that a token (access or refresh) is genuine, unexpired and not revoked.
