@@ -4,7 +4,6 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::TokenError;
 use crate::clock::{UnixMillis, UnixSecs};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -21,7 +20,7 @@ impl TokenType {
         }
     }
 
-    fn parse(text: &str) -> Option<TokenType> {
+    pub(super) fn parse(text: &str) -> Option<TokenType> {
         match text {
             "access" => Some(TokenType::Access),
             "refresh" => Some(TokenType::Refresh),
@@ -139,67 +138,6 @@ impl ClaimNames {
             names: self,
         }
     }
-
-    /// Reads a verified payload. Every contract claim must be present with its JSON type;
-    /// anything else is an invalid token, never a panic.
-    pub fn read(&self, mut payload: Map<String, Value>) -> Result<Claims, TokenError> {
-        let mut take = |name: &str| payload.remove(name).ok_or(TokenError::Invalid);
-        let token_type =
-            TokenType::parse(as_str(&take(&self.token_type)?)?).ok_or(TokenError::Invalid)?;
-        let exp = UnixSecs(as_int(&take("exp")?)?);
-        let iat = UnixSecs(as_int(&take("iat")?)?);
-        let jti = into_string(take("jti")?)?;
-        let sub = into_string(take("sub")?)?;
-        let sid = SessionId::parse(as_str(&take("sid")?)?).ok_or(TokenError::Invalid)?;
-        let iss = payload.remove("iss").map(into_string).transpose()?;
-        let scope = payload.remove("scope").map(into_string).transpose()?;
-        let client_id = payload.remove("client_id").map(into_string).transpose()?;
-        let user_id = payload.remove(&self.user_id).map(into_string).transpose()?;
-        // Without a user claim, the token must be a client's own: `sub` is its `client_id`.
-        let subject_is_client = user_id.is_none();
-        let consistent = match &user_id {
-            Some(user_id) => *user_id == sub,
-            None => client_id.as_deref() == Some(sub.as_str()),
-        };
-        if !consistent || jti.is_empty() || sub.is_empty() {
-            return Err(TokenError::Invalid);
-        }
-        Ok(Claims {
-            token_type,
-            exp,
-            iat,
-            jti,
-            user_id: sub,
-            subject_is_client,
-            sid,
-            iss,
-            // `aud` may be a string or a list (RFC 7519 §4.1.3): the codec checks it.
-            aud: None,
-            // Informational extras: nothing in jwtd decides on them.
-            username: None,
-            is_staff: None,
-            groups: None,
-            perms: None,
-            metadata: Map::new(),
-            scope,
-            client_id,
-        })
-    }
-}
-
-fn as_str(value: &Value) -> Result<&str, TokenError> {
-    value.as_str().ok_or(TokenError::Invalid)
-}
-
-fn into_string(value: Value) -> Result<String, TokenError> {
-    match value {
-        Value::String(text) => Ok(text),
-        _ => Err(TokenError::Invalid),
-    }
-}
-
-fn as_int(value: &Value) -> Result<i64, TokenError> {
-    value.as_i64().ok_or(TokenError::Invalid)
 }
 
 pub struct WireClaims<'a> {

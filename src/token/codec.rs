@@ -6,7 +6,7 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::decode_header;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::TokenError;
 use super::claims::{ClaimNames, Claims, TokenType};
@@ -146,13 +146,10 @@ impl TokenCodec {
         if !key.verifies(signature, signed.as_bytes()) {
             return Err(TokenError::Invalid);
         }
-        let mut claims: Map<String, Value> = URL_SAFE_NO_PAD
+        let json = URL_SAFE_NO_PAD
             .decode(payload)
-            .ok()
-            .and_then(|json| serde_json::from_slice(&json).ok())
-            .ok_or(TokenError::Invalid)?;
-        let audience = claims.remove("aud");
-        let claims = self.names.read(claims)?;
+            .map_err(|_| TokenError::Invalid)?;
+        let (claims, audience) = self.names.read(&json)?;
         self.check_issuer_and_audience(&claims, audience.as_ref())?;
         Ok(claims)
     }

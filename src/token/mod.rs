@@ -5,6 +5,7 @@ pub mod claims;
 pub mod codec;
 pub mod keygen;
 pub mod keys;
+mod payload;
 pub mod scope;
 pub mod signing;
 pub mod verified;
