@@ -192,24 +192,34 @@ pub trait RevocationStore: Send + Sync + 'static {
 
 pub(crate) const REVOKED: &str = "r";
 
+/// What follows the user's hash tag in each kind of key: a token (by jti), a session (by sid),
+/// the user's revoke-all cutoff, the user's version, a session's rotation record (by sid).
+pub(crate) mod kind {
+    pub const JTI: &str = ":j:";
+    pub const SESSION: &str = ":s:";
+    pub const USER: &str = ":u";
+    pub const USER_VERSION: &str = ":v";
+    pub const ROTATION: &str = ":r:";
+}
+
 pub(crate) fn jti_key(user_id: &str, jti: &str) -> String {
-    key(user_id, ":j:", jti)
+    key(user_id, kind::JTI, jti)
 }
 
 pub(crate) fn session_key(user_id: &str, sid: &str) -> String {
-    key(user_id, ":s:", sid)
+    key(user_id, kind::SESSION, sid)
 }
 
 pub(crate) fn user_key(user_id: &str) -> String {
-    key(user_id, ":u", "")
+    key(user_id, kind::USER, "")
 }
 
 pub(crate) fn user_version_key(user_id: &str) -> String {
-    key(user_id, ":v", "")
+    key(user_id, kind::USER_VERSION, "")
 }
 
 pub(crate) fn rotation_key(user_id: &str, sid: &str) -> String {
-    key(user_id, ":r:", sid)
+    key(user_id, kind::ROTATION, sid)
 }
 
 /// `{user_id}<kind><id>`: the user in braces, Redis Cluster's hash tag, so all of one user's

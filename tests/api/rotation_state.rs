@@ -81,6 +81,25 @@ async fn on_a_redis_cluster_sessions_leave_one_entry_each() {
 }
 
 /// Keys matching `pattern` on one Redis server.
+/// Redis forgets its scripts on a restart or `SCRIPT FLUSH`: a rotation then loads its own again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_after_redis_forgot_its_scripts_loads_it_again() {
+    let app = TestApp::spawn(Backend::Redis).await;
+    let user = app.create_user().await;
+    let (_, refresh) = app.login(&user).await;
+    let client = redis::Client::open(app.state.settings.redis.url.expose_secret()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    let body = expect_status(app.refresh(&refresh).await, StatusCode::OK).await;
+    // The rotation was stored: its successor is the session's current token.
+    let successor = string_field(&body, "refresh");
+    expect_status(app.refresh(&successor).await, StatusCode::OK).await;
+}
+
 async fn count_keys(url: &str, pattern: &str) -> usize {
     let client = redis::Client::open(url).unwrap();
     let mut connection = client.get_multiplexed_async_connection().await.unwrap();

@@ -6,7 +6,7 @@ use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo};
-use redis::{Cmd, Pipeline, RedisFuture, Value};
+use redis::{Cmd, ErrorKind, Pipeline, RedisFuture, ServerErrorKind, Value};
 use secrecy::ExposeSecret;
 use tokio::sync::OnceCell;
 
@@ -177,5 +177,22 @@ impl Redis {
             }
             result => Ok(result?),
         }
+    }
+}
+
+/// Runs `evalsha` (an `EVALSHA` of `script`'s hash, with its keys and arguments), loading the
+/// script first when Redis does not hold it (a restart, `SCRIPT FLUSH`), as
+/// `ScriptInvocation::invoke_async` does, which first copies every key and argument once more.
+pub(super) async fn run_script<T: redis::FromRedisValue>(
+    script: &redis::Script,
+    evalsha: &Cmd,
+    connection: &mut Connection,
+) -> redis::RedisResult<T> {
+    match evalsha.query_async(connection).await {
+        Err(err) if err.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+            script.prepare_invoke().load_async(connection).await?;
+            evalsha.query_async(connection).await
+        }
+        answer => answer,
     }
 }

@@ -10,6 +10,7 @@
 mod connection;
 mod counters;
 mod feed;
+mod keys;
 mod persistence;
 mod scripts;
 
@@ -24,14 +25,15 @@ use super::leases;
 use super::lookups::{LookupStats, Lookups, ReadEntries};
 use super::revocation::{
     ExpectedVersion, JtiState, REVOKED, RevocationEntries, RevocationStore, Rotation,
-    RotationOutcome, RotationRecord, TokenKeys, jti_key, parse_jti_state, parse_user_before,
-    rotation_key, session_key, user_key, user_version_key,
+    RotationOutcome, RotationRecord, TokenKeys, jti_key, kind, parse_jti_state, parse_user_before,
+    session_key, user_key, user_version_key,
 };
 use crate::clock::{SharedClock, UnixMillis, UnixSecs};
 use crate::config::RedisSettings;
 use crate::outage::Outage;
-use connection::{Connection, Redis};
+use connection::{Connection, Redis, run_script};
 use feed::RedisFeed;
+use keys::UserKey;
 pub use persistence::VolatileRedis;
 use scripts::{LONGEST_LEASE, MOVE_CUTOFF_FORWARD, POLL_REVISION, ROTATE};
 
@@ -330,13 +332,21 @@ impl RevocationStore for RedisRevocationStore {
     /// it, reuse).
     async fn rotate(&self, rotation: &Rotation<'_>) -> Result<RotationOutcome, Outage> {
         let token = rotation.token;
-        let mut invocation = ROTATE_SCRIPT.prepare_invoke();
-        invocation
-            .key(self.key(session_key(token.user_id, token.sid)))
-            .key(self.key(user_key(token.user_id)))
-            .key(self.key(user_version_key(token.user_id)))
-            .key(self.key(jti_key(token.user_id, token.jti)))
-            .key(self.key(rotation_key(token.user_id, token.sid)))
+        let key = |kind, id| UserKey {
+            prefix: &self.redis.prefix,
+            user_id: token.user_id,
+            kind,
+            id,
+        };
+        let mut evalsha = redis::cmd("EVALSHA");
+        evalsha
+            .arg(ROTATE_SCRIPT.get_hash())
+            .arg(5)
+            .arg(key(kind::SESSION, token.sid))
+            .arg(key(kind::USER, ""))
+            .arg(key(kind::USER_VERSION, ""))
+            .arg(key(kind::JTI, token.jti))
+            .arg(key(kind::ROTATION, token.sid))
             .arg(rotation.session_started.0)
             .arg(expected_version_arg(rotation.user_version))
             .arg(token.jti)
@@ -345,7 +355,8 @@ impl RevocationStore for RedisRevocationStore {
             .arg(rotation.now.0)
             .arg(u64::try_from(rotation.grace.as_millis()).unwrap_or(u64::MAX));
         let mut connection = self.connection().await?;
-        let answer: Vec<Option<String>> = invocation.invoke_async(&mut connection).await?;
+        let answer: Vec<Option<String>> =
+            run_script(&ROTATE_SCRIPT, &evalsha, &mut connection).await?;
         rotation_outcome(answer)
     }
 
