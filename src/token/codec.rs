@@ -5,11 +5,11 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::decode_header;
 use serde_json::Value;
 
 use super::TokenError;
 use super::claims::{ClaimNames, Claims, TokenType};
+use super::header::JoseHeader;
 use super::keys::KeySet;
 use super::verified::VerifiedTokens;
 use crate::clock::{SharedClock, UnixSecs};
@@ -129,16 +129,11 @@ impl TokenCodec {
         else {
             return Err(TokenError::Invalid);
         };
-        let header = decode_header(token).map_err(|_| TokenError::Invalid)?;
-        if header
-            .typ
-            .as_deref()
-            .is_some_and(|typ| !typ.eq_ignore_ascii_case("JWT"))
-        {
-            return Err(TokenError::Invalid);
-        }
-        let kid = header.kid.as_deref().ok_or(TokenError::Invalid)?;
-        let key = self.keys.verifying(kid).ok_or(TokenError::Invalid)?;
+        let header = JoseHeader::read(encoded_header)?;
+        let key = self
+            .keys
+            .verifying(&header.kid)
+            .ok_or(TokenError::Invalid)?;
         if header.alg != key.algorithm {
             return Err(TokenError::Invalid);
         }

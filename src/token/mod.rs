@@ -3,6 +3,7 @@
 
 pub mod claims;
 pub mod codec;
+mod header;
 pub mod keygen;
 pub mod keys;
 mod payload;

@@ -132,7 +132,7 @@ impl<'de> Visitor<'de> for PayloadVisitor<'_> {
 }
 
 /// A JSON string, borrowed from the payload unless it holds escapes.
-struct Text<'de>(Cow<'de, str>);
+pub(super) struct Text<'de>(pub Cow<'de, str>);
 
 impl<'de> Deserialize<'de> for Text<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
