@@ -3,28 +3,36 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
+use serde::Serialize;
 
 use super::ApiTags;
+use super::direct_json::{DirectJson, SizedJson, object_overhead};
 use crate::outage::{Outage, chain};
 use crate::store::Readiness;
 
 /// `status` is `ok` or `unavailable`; `checks` names each dependency's state.
-#[derive(Debug, Object)]
+#[derive(Debug, Object, Serialize)]
 pub struct HealthBody {
     pub status: String,
     pub checks: BTreeMap<String, String>,
+}
+
+impl SizedJson for HealthBody {
+    fn json_len(&self) -> usize {
+        let checks: usize = self.checks.iter().map(|(k, v)| k.len() + v.len() + 6).sum();
+        self.status.len() + checks + 2 + object_overhead(&["status", "checks"])
+    }
 }
 
 #[derive(ApiResponse)]
 pub enum ReadyResponse {
     /// Every dependency answers.
     #[oai(status = 200)]
-    Ready(Json<HealthBody>),
+    Ready(DirectJson<HealthBody>),
     /// A dependency does not answer; see `checks`.
     #[oai(status = 503)]
-    NotReady(Json<HealthBody>),
+    NotReady(DirectJson<HealthBody>),
 }
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -43,8 +51,8 @@ impl HealthApi {
 impl HealthApi {
     /// Liveness: the process is up and serving HTTP.
     #[oai(path = "/health/live", method = "get", operation_id = "health_live")]
-    async fn live(&self) -> Json<HealthBody> {
-        Json(HealthBody {
+    async fn live(&self) -> DirectJson<HealthBody> {
+        DirectJson(HealthBody {
             status: "ok".into(),
             checks: BTreeMap::new(),
         })
@@ -62,12 +70,12 @@ impl HealthApi {
             ("revocation_store".to_owned(), revocation.to_owned()),
         ]);
         if checks.values().all(|state| state == "ok") {
-            ReadyResponse::Ready(Json(HealthBody {
+            ReadyResponse::Ready(DirectJson(HealthBody {
                 status: "ok".into(),
                 checks,
             }))
         } else {
-            ReadyResponse::NotReady(Json(HealthBody {
+            ReadyResponse::NotReady(DirectJson(HealthBody {
                 status: "unavailable".into(),
                 checks,
             }))
