@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Settings;
 use crate::http;
-use crate::http::idle::IdleClosingAcceptor;
+use crate::http::idle::{IdleClosingAcceptor, IdleLimits};
 use crate::state::{AppState, StartupError};
 
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -52,10 +52,10 @@ impl Listener {
     async fn serve(
         self,
         endpoint: impl Endpoint + 'static,
-        idle_timeout: Duration,
+        idle: IdleLimits,
         stopped: impl Future<Output = ()> + Send,
     ) -> std::io::Result<()> {
-        Server::new_with_acceptor(IdleClosingAcceptor::new(self.acceptor, idle_timeout))
+        Server::new_with_acceptor(IdleClosingAcceptor::new(self.acceptor, idle))
             .run_with_graceful_shutdown(endpoint, stopped, Some(SHUTDOWN_GRACE))
             .await
     }
@@ -108,7 +108,7 @@ impl App {
     /// Serves until `shutdown` completes, then lets in-flight requests finish on every listener.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> std::io::Result<()> {
         tracing::info!(port = self.api.port, "jwtd listening");
-        let idle_timeout = self.state.settings.server.idle_timeout;
+        let idle = IdleLimits::from_settings(&self.state.settings.server);
         // Both listeners stop together: dropping `stop` wakes every `stopped()`.
         let (stop, stopped) = watch::channel(());
         let stopped = move || {
@@ -123,14 +123,14 @@ impl App {
             Ok(())
         };
         let api_routes = http::routes(self.state.clone());
-        let api = self.api.serve(api_routes, idle_timeout, stopped());
+        let api = self.api.serve(api_routes, idle, stopped());
         let metrics = async {
             let Some(listener) = self.metrics else {
                 return Ok(());
             };
             tracing::info!(port = listener.port, "jwtd serving /metrics");
             let routes = http::metrics_routes(self.state.clone()).map_to_response();
-            listener.serve(routes, idle_timeout, stopped()).await
+            listener.serve(routes, idle, stopped()).await
         };
         // The outbox sender and the email requests run while the listeners do.
         let email = async {

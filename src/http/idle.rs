@@ -6,6 +6,11 @@
 //! its lock) for each I/O call, a few per request. Here each connection only notes when it was
 //! last active; its one deadline is re-armed when it fires, once per idle period, and an expired
 //! connection reads as closed, so hyper ends it the way it ends one the client closed.
+//!
+//! Never while a request on it may still be answered: hyper drops a request whose connection
+//! ends, answer and all, where poem's watchdog shut the connection down gracefully. Every
+//! request is answered (or refused, 408) within `server.request_timeout` of its last byte, so
+//! a connection stays open that long after its last read, whatever `server.idle_timeout` says.
 
 use std::io::{IoSlice, Result as IoResult};
 use std::pin::Pin;
@@ -18,15 +23,36 @@ use poem::web::{LocalAddr, RemoteAddr};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
+use crate::config::ServerSettings;
+
+/// When a connection counts as idle.
+#[derive(Debug, Clone, Copy)]
+pub struct IdleLimits {
+    /// `server.idle_timeout`: no traffic in either direction for this long.
+    pub idle: Duration,
+    /// How long after its last read a request on the connection may still be answered:
+    /// `server.request_timeout`, and a second to write the answer.
+    pub answering: Duration,
+}
+
+impl IdleLimits {
+    pub fn from_settings(server: &ServerSettings) -> IdleLimits {
+        IdleLimits {
+            idle: server.idle_timeout,
+            answering: server.request_timeout + Duration::from_secs(1),
+        }
+    }
+}
+
 /// Wraps every connection `inner` accepts in an [`IdleClosing`].
 pub struct IdleClosingAcceptor<A> {
     inner: A,
-    timeout: Duration,
+    limits: IdleLimits,
 }
 
 impl<A> IdleClosingAcceptor<A> {
-    pub fn new(inner: A, timeout: Duration) -> Self {
-        IdleClosingAcceptor { inner, timeout }
+    pub fn new(inner: A, limits: IdleLimits) -> Self {
+        IdleClosingAcceptor { inner, limits }
     }
 }
 
@@ -39,32 +65,50 @@ impl<A: Acceptor> Acceptor for IdleClosingAcceptor<A> {
 
     async fn accept(&mut self) -> IoResult<(Self::Io, LocalAddr, RemoteAddr, Scheme)> {
         let (io, local, remote, scheme) = self.inner.accept().await?;
-        Ok((IdleClosing::new(io, self.timeout), local, remote, scheme))
+        Ok((IdleClosing::new(io, self.limits), local, remote, scheme))
     }
 }
 
 /// A connection that reads as closed (end of stream) once it has been idle for its timeout.
 pub struct IdleClosing<Io> {
     inner: Io,
-    timeout: Duration,
+    limits: IdleLimits,
     last_active: Instant,
-    /// Fires no earlier than `last_active + timeout`; only moved when it fires.
+    /// None before the first byte: no request can be waiting for its answer yet.
+    last_read: Option<Instant>,
+    /// Fires no earlier than [`IdleClosing::closes_at`]; only moved when it fires.
     deadline: Pin<Box<Sleep>>,
 }
 
 impl<Io> IdleClosing<Io> {
-    fn new(inner: Io, timeout: Duration) -> Self {
+    fn new(inner: Io, limits: IdleLimits) -> Self {
         let now = Instant::now();
         IdleClosing {
             inner,
-            timeout,
+            limits,
             last_active: now,
-            deadline: Box::pin(tokio::time::sleep_until(now + timeout)),
+            last_read: None,
+            deadline: Box::pin(tokio::time::sleep_until(now + limits.idle)),
         }
     }
 
-    fn active(&mut self) {
+    fn note_read(&mut self) {
+        let now = Instant::now();
+        self.last_active = now;
+        self.last_read = Some(now);
+    }
+
+    fn note_written(&mut self) {
         self.last_active = Instant::now();
+    }
+
+    /// Idle for `server.idle_timeout`, and past the time any request read may be answered.
+    fn closes_at(&self) -> Instant {
+        let idle_until = self.last_active + self.limits.idle;
+        match self.last_read {
+            Some(read) => idle_until.max(read + self.limits.answering),
+            None => idle_until,
+        }
     }
 
     /// Whether the connection has been idle for its timeout; otherwise the deadline is armed
@@ -74,12 +118,12 @@ impl<Io> IdleClosing<Io> {
             if self.deadline.as_mut().poll(cx).is_pending() {
                 return false;
             }
-            let idle_until = self.last_active + self.timeout;
-            if idle_until <= Instant::now() {
+            let closes_at = self.closes_at();
+            if closes_at <= Instant::now() {
                 return true;
             }
             // Traffic since the deadline was set: it moves to the new end of the idle period.
-            self.deadline.as_mut().reset(idle_until);
+            self.deadline.as_mut().reset(closes_at);
         }
     }
 }
@@ -93,7 +137,7 @@ impl<Io: AsyncRead + Unpin> AsyncRead for IdleClosing<Io> {
         let this = self.get_mut();
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
             Poll::Ready(read) => {
-                this.active();
+                this.note_read();
                 Poll::Ready(read)
             }
             // Nothing read and nothing filled: the end of the stream, as hyper sees it.
@@ -107,7 +151,7 @@ impl<Io: AsyncWrite + Unpin> AsyncWrite for IdleClosing<Io> {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<IoResult<usize>> {
         let this = self.get_mut();
         let written = ready!(Pin::new(&mut this.inner).poll_write(cx, buf));
-        this.active();
+        this.note_written();
         Poll::Ready(written)
     }
 
@@ -118,7 +162,7 @@ impl<Io: AsyncWrite + Unpin> AsyncWrite for IdleClosing<Io> {
     ) -> Poll<IoResult<usize>> {
         let this = self.get_mut();
         let written = ready!(Pin::new(&mut this.inner).poll_write_vectored(cx, bufs));
-        this.active();
+        this.note_written();
         Poll::Ready(written)
     }
 
@@ -142,11 +186,15 @@ mod tests {
     use super::*;
 
     const TIMEOUT: Duration = Duration::from_secs(75);
+    const LIMITS: IdleLimits = IdleLimits {
+        idle: TIMEOUT,
+        answering: Duration::from_secs(31),
+    };
 
     #[tokio::test(start_paused = true)]
     async fn a_silent_connection_reads_as_closed_after_the_timeout() {
         let (server, _client) = duplex(64);
-        let mut server = IdleClosing::new(server, TIMEOUT);
+        let mut server = IdleClosing::new(server, LIMITS);
         let started = Instant::now();
         let mut buf = [0; 8];
         assert_eq!(server.read(&mut buf).await.unwrap(), 0);
@@ -156,7 +204,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn traffic_in_either_direction_moves_the_end_of_the_idle_period() {
         let (server, mut client) = duplex(64);
-        let mut server = IdleClosing::new(server, TIMEOUT);
+        let mut server = IdleClosing::new(server, LIMITS);
         let started = Instant::now();
         let mut buf = [0; 8];
         tokio::time::advance(Duration::from_secs(50)).await;
@@ -167,5 +215,24 @@ mod tests {
         // Idle since the write at 100 s: closed at 175 s, not at 75 s or 125 s.
         assert_eq!(server.read(&mut buf).await.unwrap(), 0);
         assert_eq!(started.elapsed(), Duration::from_secs(175));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_that_may_still_be_answered_keeps_its_connection_past_a_short_idle_timeout() {
+        let limits = IdleLimits {
+            idle: Duration::from_secs(10),
+            answering: Duration::from_secs(31),
+        };
+        let (server, mut client) = duplex(64);
+        let mut server = IdleClosing::new(server, limits);
+        let started = Instant::now();
+        let mut buf = [0; 8];
+        client.write_all(b"GET").await.unwrap();
+        assert_eq!(server.read(&mut buf).await.unwrap(), 3);
+        tokio::time::advance(Duration::from_secs(5)).await;
+        server.write_all(b"HTTP").await.unwrap();
+        // Idle from 5 s, but a request read at 0 s may be answered until 31 s.
+        assert_eq!(server.read(&mut buf).await.unwrap(), 0);
+        assert_eq!(started.elapsed(), Duration::from_secs(31));
     }
 }

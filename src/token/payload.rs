@@ -19,8 +19,9 @@ use crate::clock::UnixSecs;
 impl ClaimNames {
     /// Reads a verified payload, and its `aud` as written (a string or a list, RFC 7519
     /// §4.1.3), which the codec checks. Every contract claim must be present with its JSON
-    /// type; anything else is an invalid token, never a panic. As in a JSON object read into a
-    /// map, a claim written twice counts once, as written last.
+    /// type; anything else is an invalid token, never a panic. A claim written twice must have
+    /// its type each time and counts as written last. Claims nothing reads are skipped without
+    /// being checked: the payload is one jwtd signed.
     pub fn read(&self, json: &[u8]) -> Result<(Claims, Option<Value>), TokenError> {
         let mut reader = serde_json::Deserializer::from_slice(json);
         let fields = reader

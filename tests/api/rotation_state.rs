@@ -80,7 +80,6 @@ async fn on_a_redis_cluster_sessions_leave_one_entry_each() {
     assert_eq!(entries, SESSIONS, "one rotation record per session");
 }
 
-/// Keys matching `pattern` on one Redis server.
 /// Redis forgets its scripts on a restart or `SCRIPT FLUSH`: a rotation then loads its own again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotation_after_redis_forgot_its_scripts_loads_it_again() {
@@ -100,6 +99,7 @@ async fn a_rotation_after_redis_forgot_its_scripts_loads_it_again() {
     expect_status(app.refresh(&successor).await, StatusCode::OK).await;
 }
 
+/// Keys matching `pattern` on one Redis server.
 async fn count_keys(url: &str, pattern: &str) -> usize {
     let client = redis::Client::open(url).unwrap();
     let mut connection = client.get_multiplexed_async_connection().await.unwrap();
