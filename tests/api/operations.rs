@@ -186,6 +186,38 @@ async fn a_silent_connection_is_closed_after_the_idle_timeout() {
     assert_eq!(answer, "");
 }
 
+/// A request on its way is not idle: a body that pauses for longer than the idle timeout still
+/// gets its answer (the request timeout bounds such a client). The pause is real time, on the
+/// wire, which is what the idle timeout watches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_paused_longer_than_the_idle_timeout_is_still_answered() {
+    let app = TestApp::spawn_with(Backend::Sqlite, |settings| {
+        settings.server.idle_timeout = Duration::from_millis(200);
+    })
+    .await;
+    let body = r#"{"token":"not-a-token"}"#;
+    let (first, rest) = body.split_at(10);
+    let mut stream = TcpStream::connect(("127.0.0.1", port_of(&app)))
+        .await
+        .unwrap();
+    let head = format!(
+        "POST /api/token/verify/ HTTP/1.1\r\nHost: jwtd\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{first}",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    stream.write_all(rest.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer))
+        .await
+        .expect("the server answers and closes")
+        .unwrap();
+    let answer = String::from_utf8(answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer:?}");
+    assert!(answer.contains("token_not_valid"), "{answer}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_stops_accepting_finishes_the_request_in_flight_and_closes_the_pool() {
     let dir = tempfile::tempdir().unwrap();
