@@ -20,6 +20,8 @@ pub struct HealthBody {
 
 impl SizedJson for HealthBody {
     fn json_len(&self) -> usize {
+        // Each check is a `"name":"state",` of its own, inside braces where the overhead
+        // counted two quotes.
         let checks: usize = self.checks.iter().map(|(k, v)| k.len() + v.len() + 6).sum();
         self.status.len() + checks + 2 + object_overhead(&["status", "checks"])
     }

@@ -11,10 +11,10 @@ use std::str::FromStr;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::Algorithm;
-use serde::de::{Deserializer, Error, IgnoredAny, MapAccess, Visitor};
+use serde::de::{Error, IgnoredAny, MapAccess, Visitor};
 
 use super::TokenError;
-use super::payload::Text;
+use super::payload::{Text, read_object};
 
 pub(super) struct JoseHeader {
     pub alg: Algorithm,
@@ -28,11 +28,7 @@ impl JoseHeader {
         let json = URL_SAFE_NO_PAD
             .decode(encoded)
             .map_err(|_| TokenError::Invalid)?;
-        let mut reader = serde_json::Deserializer::from_slice(&json);
-        reader
-            .deserialize_map(HeaderVisitor)
-            .and_then(|header| reader.end().map(|()| header))
-            .map_err(|_| TokenError::Invalid)
+        read_object(&json, HeaderVisitor)
     }
 }
 

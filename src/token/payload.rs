@@ -23,13 +23,22 @@ impl ClaimNames {
     /// its type each time and counts as written last. Claims nothing reads are skipped without
     /// being checked: the payload is one jwtd signed.
     pub fn read(&self, json: &[u8]) -> Result<(Claims, Option<Value>), TokenError> {
-        let mut reader = serde_json::Deserializer::from_slice(json);
-        let fields = reader
-            .deserialize_map(PayloadVisitor { names: self })
-            .and_then(|fields| reader.end().map(|()| fields))
-            .map_err(|_| TokenError::Invalid)?;
-        fields.into_claims()
+        read_object(json, PayloadVisitor { names: self })?.into_claims()
     }
+}
+
+/// The JSON object `json` as `visitor` reads it, with nothing after it; anything else is an
+/// invalid token.
+pub(super) fn read_object<'de, V: Visitor<'de>>(
+    json: &'de [u8],
+    visitor: V,
+) -> Result<V::Value, TokenError> {
+    let mut reader = serde_json::Deserializer::from_slice(json);
+    let value = reader
+        .deserialize_map(visitor)
+        .map_err(|_| TokenError::Invalid)?;
+    reader.end().map_err(|_| TokenError::Invalid)?;
+    Ok(value)
 }
 
 /// The claims read, as they came.
