@@ -3,7 +3,8 @@
 //! compare-and-set of the session's record. Every key of a user carries the user's hash tag (`{<user id>}`), so each request's
 //! keys live in one cluster slot and its pipeline is one round trip to one node.
 //!
-//! Here the store's commands; the connection (one server or a cluster) is in `connection`, the
+//! Here the store's commands; the connection (one server or a cluster) is in `connection`, a
+//! user's keys written into a command in `keys`, the batched lookups' `MGET` in `lookups`, the
 //! throttling counters in `counters`, the revocation feed's stream in `feed`, the Lua scripts in
 //! `scripts`, the start-up check of Redis's own persistence in `persistence`.
 
@@ -11,10 +12,10 @@ mod connection;
 mod counters;
 mod feed;
 mod keys;
+mod lookups;
 mod persistence;
 mod scripts;
 
-use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
@@ -22,7 +23,7 @@ use async_trait::async_trait;
 
 use super::feed::{FeedEntry, FeedKind};
 use super::leases;
-use super::lookups::{LookupStats, Lookups, ReadEntries};
+use super::lookups::{LookupStats, Lookups};
 use super::revocation::{
     ExpectedVersion, JtiState, REVOKED, RevocationEntries, RevocationStore, Rotation,
     RotationOutcome, RotationRecord, TokenKeys, jti_key, kind, parse_jti_state, parse_user_before,
@@ -34,6 +35,7 @@ use crate::outage::Outage;
 use connection::{Connection, Redis, run_script};
 use feed::RedisFeed;
 use keys::UserKey;
+use lookups::RedisEntries;
 pub use persistence::VolatileRedis;
 use scripts::{LONGEST_LEASE, MOVE_CUTOFF_FORWARD, POLL_REVISION, ROTATE};
 
@@ -53,33 +55,6 @@ pub struct RedisRevocationStore {
     feed: RedisFeed,
     /// This instance's `revocation.lease`: its writes wait at least that long.
     lease: Duration,
-}
-
-/// What the lookup readers read with: one `MGET`.
-struct RedisEntries(Arc<Redis>);
-
-#[async_trait]
-impl ReadEntries for RedisEntries {
-    async fn read_entries(&self, keys: &[&str]) -> Result<HashMap<String, String>, Outage> {
-        let mut cmd = redis::cmd("MGET");
-        // The command copies each argument: one buffer serves every key (`format!` per key
-        // cost more than the rest of building the command).
-        let mut prefixed = String::new();
-        for key in keys {
-            prefixed.clear();
-            prefixed.push_str(&self.0.prefix);
-            prefixed.push_str(key);
-            cmd.arg(prefixed.as_str());
-        }
-        let values: Vec<Option<String>> = self.0.idempotent(&cmd).await?;
-        if values.len() != keys.len() {
-            return Err(unexpected_answer("MGET", values.len()));
-        }
-        let found = keys.iter().zip(values);
-        Ok(found
-            .filter_map(|(key, value)| Some(((*key).to_owned(), value?)))
-            .collect())
-    }
 }
 
 impl RedisRevocationStore {
@@ -447,6 +422,6 @@ fn expected_version_arg(expected: ExpectedVersion<'_>) -> String {
     }
 }
 
-fn unexpected_answer(command: &str, values: usize) -> Outage {
+pub(super) fn unexpected_answer(command: &str, values: usize) -> Outage {
     Outage::internal(format!("{command} answered {values} values"))
 }
